@@ -1,0 +1,3 @@
+from ps019.cli import main
+
+main()

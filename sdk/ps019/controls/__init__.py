@@ -1,0 +1,1 @@
+"""Controls: one module per control, grouped by area (``gate``, ``iam``, ``identity``, ``evidence``)."""

@@ -1,0 +1,85 @@
+"""What a control is: stable metadata in one place plus a pure check function.
+
+A resource control::
+
+    CONTROL = Control(
+        id="PS019-IAM-001",
+        title="IAM identity policies grant least privilege",
+        clause="PS-019 §3 managed identities with least privilege",
+        severity=Severity.HIGH,
+        level=Level.MANDATORY,
+        rationale="...",
+        remediation="...",
+        resource_types=("aws:iam/policy:Policy", ...),
+        check=check,                  # (ResourceView, RunContext, params) -> Iterable[Violation]
+    )
+
+A stack control sets ``scope="stack"`` and its check receives the tuple of all resources (outputs) instead of one.
+``params`` are the control's configured properties (``--policy-pack-config``) merged over ``defaults``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+
+from ps019.model import Level, ResourceView, Severity, Violation
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Facts about the current engine pass, gathered once by the adapter (the edges did the I/O)."""
+
+    organization: str
+    project: str
+    stack: str
+    dry_run: bool
+    tier: str = "unknown"  # production | staging | development | unknown (see ps019.gate.classify)
+    tier_source: str = "default"
+    stack_config: Mapping[str, str] = field(default_factory=dict)
+    stack_tags: Mapping[str, str] = field(default_factory=dict)
+    now: datetime | None = None
+    # Filled by the edges and consumed by controls; each is a plain object from its own package:
+    gate: Any = None  # ps019.gate decision for this run (computed once)
+    deploy_identity: Any = None  # ps019.aws identity facts (STS caller, its policies' analysis)
+    settings: Any = None  # ps019.pack.settings.Settings
+
+    @property
+    def stack_ref(self) -> str:
+        return f"{self.organization}/{self.project}/{self.stack}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.tier == "production"
+
+
+ResourceCheck = Callable[[ResourceView, RunContext, Mapping[str, Any]], Iterable[Violation]]
+StackCheck = Callable[[Sequence[ResourceView], RunContext, Mapping[str, Any]], Iterable[Violation]]
+
+
+@dataclass(frozen=True)
+class Control:
+    id: str
+    title: str
+    clause: str
+    severity: Severity
+    level: Level
+    rationale: str
+    remediation: str
+    check: Callable[..., Iterable[Violation]]
+    scope: Literal["resource", "stack"] = "resource"
+    # None = every resource type (including pulumi:pulumi:Stack and providers).
+    resource_types: tuple[str, ...] | None = None
+    # JSON Schema "properties" for the control's config (validated by the engine before Configure) and their defaults.
+    config_schema: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def applies_to(self, resource_type: str) -> bool:
+        return self.resource_types is None or resource_type in self.resource_types
+
+    def params(self, configured: Mapping[str, Any] | None) -> dict[str, Any]:
+        merged = dict(self.defaults)
+        if configured:
+            merged.update({k: v for k, v in configured.items() if k != "enforcementLevel"})
+        return merged
