@@ -1,0 +1,1 @@
+"""Controls about the pack itself (its configuration)."""

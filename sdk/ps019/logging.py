@@ -1,0 +1,55 @@
+"""structlog configuration: human output on a terminal, JSON lines otherwise. Configuration lives here, apart
+from the code that logs. The pack process never logs to stdout (the engine reads the port from it)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+_SECRET_HINTS = ("secret", "password", "token", "private_key", "credential", "access_key")
+
+
+def drop_secret_fields(_logger: Any, _name: str, event: dict) -> dict:
+    """Never let a field whose name says it is secret reach a log line."""
+    for key in list(event):
+        if any(h in key.lower() for h in _SECRET_HINTS):
+            event[key] = "[secret]"
+    return event
+
+
+def configure(stream: TextIO | None = None, json_lines: bool | None = None, level: str = "info") -> None:
+    stream = stream or sys.stderr
+    if json_lines is None:
+        json_lines = not stream.isatty()
+    renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            drop_secret_fields,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def configure_pack_logging(settings: Any) -> None:
+    """The pack's decision log goes where the pack config (``ps019-settings.log.file``) or ``PS019_LOG_FILE`` says;
+    by default to stderr, which the engine shows as diagnostics — never stdout."""
+    target = (getattr(settings, "log", {}) or {}).get("file") or os.environ.get("PS019_LOG_FILE")
+    level = (getattr(settings, "log", {}) or {}).get("level") or os.environ.get("PS019_LOG_LEVEL", "warning")
+    if target:
+        try:
+            stream = open(target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the pack
+            configure(stream=stream, json_lines=True, level=level)
+            return
+        except OSError:
+            pass
+    configure(stream=sys.stderr, json_lines=True, level=level)

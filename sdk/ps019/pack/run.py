@@ -1,0 +1,104 @@
+"""One engine pass (a preview or an update) as the pack sees it.
+
+The engine starts a fresh pack process for each pass, so per-process state would do; the stand-in reuses processes
+across passes, so a run also restarts on every ConfigureStack/Configure. The run gathers facts once (the edges in
+``ps019.pack.facts``), keeps every diagnostic, and hands the record to the evidence store at the end of the pass — or at
+the moment an update is blocked, since the engine then never calls AnalyzeStack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import structlog
+
+from ps019.controls.base import RunContext
+from ps019.model import Diagnostic, Level, ResourceView
+
+log = structlog.get_logger("ps019.pack")
+
+
+class Run:
+    def __init__(self, pack_name: str, pack_version: str, settings: Any, stack_tags: Mapping[str, str],
+                 levels: Mapping[str, Level], environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.pack_name = pack_name
+        self.pack_version = pack_version
+        self.settings = settings
+        self.levels = dict(levels)
+        self.environ = dict(env)
+        self.organization = env.get("PULUMI_ORGANIZATION") or "organization"
+        self.project = env.get("PULUMI_PROJECT", "project")
+        self.stack = env.get("PULUMI_STACK", "stack")
+        self.dry_run = env.get("PULUMI_DRY_RUN", "false") == "true"
+        self.stack_config = _config_env(env)
+        self.stack_tags = dict(stack_tags)
+        self.started_at = datetime.now(timezone.utc)
+        self.resources: list[ResourceView] = []
+        self.diagnostics: list[Diagnostic] = []
+        self.blocked_at: str | None = None
+        self.evidence: Any = None  # EmitResult of the record written for this run
+        self._ctx: RunContext | None = None
+        self._facts: Any = None
+        self._lock = threading.RLock()
+
+    @property
+    def stack_ref(self) -> str:
+        return f"{self.organization}/{self.project}/{self.stack}"
+
+    def context(self) -> RunContext:
+        """Facts for controls, gathered once per run (the gate decision is made here, on first use)."""
+        with self._lock:
+            if self._ctx is None:
+                from ps019.pack import facts
+
+                self._facts = facts.gather(self)
+                self._ctx = self._facts.context
+            return self._ctx
+
+    def finish_resource(self, view: ResourceView, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        from ps019.pack import facts
+
+        with self._lock:
+            diagnostics = facts.post_process(self, self._facts, view, diagnostics)
+            self.resources.append(view)
+            self.diagnostics.extend(diagnostics)
+            if not self.dry_run and self.blocked_at is None and any(d.level is Level.MANDATORY for d in diagnostics):
+                # The engine stops this update here and will not call AnalyzeStack: record the block now.
+                self.blocked_at = view.urn
+                self.evidence = facts.emit_record(self, self._facts, kind="blocked", outputs=None)
+            return diagnostics
+
+    def finish_stack(self, outputs: tuple[ResourceView, ...], diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        from ps019.pack import facts
+
+        with self._lock:
+            diagnostics = facts.post_process_stack(self, self._facts, outputs, diagnostics)
+            self.diagnostics.extend(diagnostics)
+            self.evidence = facts.emit_record(self, self._facts, kind="preview" if self.dry_run else "update",
+                                              outputs=outputs)
+            return diagnostics + facts.evidence_diagnostics(self, self._facts)
+
+    def root_urn(self, views: tuple[ResourceView, ...]) -> str:
+        for v in views:
+            if v.type == "pulumi:pulumi:Stack":
+                return v.urn
+        for v in self.resources:
+            if v.type == "pulumi:pulumi:Stack":
+                return v.urn
+        return f"urn:pulumi:{self.stack}::{self.project}::pulumi:pulumi:Stack::{self.project}-{self.stack}"
+
+
+def _config_env(env: Mapping[str, str]) -> dict[str, str]:
+    raw = env.get("PULUMI_CONFIG")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()} if isinstance(value, dict) else {}

@@ -1,0 +1,190 @@
+"""The pulumi-policy adapter: the engine's Analyzer calls in, ps019 controls over plain data out.
+
+pulumi_policy's own servicer answers GetPluginInfo, GetAnalyzerInfo, Configure and ConfigureStack, so the engine sees
+one policy per control (ID, description, level, severity, config schema) and applies ``--policy-pack-config`` as
+usual. Analyze, AnalyzeStack and Remediate are ours: the properties are converted once per resource and every
+applicable control runs over the same ``ResourceView``; levels, exceptions and break-glass waivers are applied in one
+place; the run's results are kept for the evidence record.
+
+Nothing here may raise into gRPC: an internal failure becomes a mandatory ``PS019-PACK-000`` violation naming the
+problem, so the engine fails closed with a readable message instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any, Iterable, Mapping
+
+import structlog
+from pulumi.runtime import proto
+from pulumi_policy import policy as pp
+
+from ps019.controls.base import Control
+from ps019.model import Diagnostic, Level, ResourceView, Severity, Violation
+from ps019.pack import convert
+from ps019.pack.run import Run
+from ps019.pack.settings import SETTINGS_POLICY, Settings
+
+log = structlog.get_logger("ps019.pack")
+
+INTERNAL_ERROR_ID = "PS019-PACK-000"
+
+_LEVEL_TO_PROTO = {
+    Level.ADVISORY: proto.ADVISORY,
+    Level.MANDATORY: proto.MANDATORY,
+    Level.REMEDIATE: proto.MANDATORY,  # ps019 never remediates; the engine treats remediate as mandatory anyway
+    Level.DISABLED: proto.DISABLED,
+}
+_SEVERITY_TO_PROTO = {
+    Severity.LOW: proto.POLICY_SEVERITY_LOW,
+    Severity.MEDIUM: proto.POLICY_SEVERITY_MEDIUM,
+    Severity.HIGH: proto.POLICY_SEVERITY_HIGH,
+    Severity.CRITICAL: proto.POLICY_SEVERITY_CRITICAL,
+}
+_PP_LEVEL = {
+    pp.EnforcementLevel.ADVISORY: Level.ADVISORY,
+    pp.EnforcementLevel.MANDATORY: Level.MANDATORY,
+    pp.EnforcementLevel.DISABLED: Level.DISABLED,
+    pp.EnforcementLevel.REMEDIATE: Level.MANDATORY,
+}
+
+
+class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module docstring and pyproject pin
+    def __init__(self, pack_name: str, pack_version: str, controls: tuple[Control, ...],
+                 policies: list[pp.Policy], **kwargs: Any) -> None:
+        super().__init__(pack_name, pack_version, policies, pp.EnforcementLevel.ADVISORY, **kwargs)
+        self.pack_name = pack_name
+        self.pack_version = pack_version
+        self.controls = controls
+        self._policy_by_name = {p.name: p for p in policies}
+        self._lock = threading.RLock()
+        self._stack_tags: dict[str, str] = {}
+        self._configured = False
+        self._run: Run | None = None
+        self._apply_config()
+
+    # --- configuration -------------------------------------------------------------------------------------------
+
+    def Configure(self, request, context):  # noqa: N802 - gRPC method name
+        response = super().Configure(request, context)
+        with self._lock:
+            self._apply_config()
+            self._run = None  # a new Configure starts a new run (the stand-in reuses processes across runs)
+        return response
+
+    def ConfigureStack(self, request, context):  # noqa: N802
+        response = super().ConfigureStack(request, context)
+        with self._lock:
+            self._stack_tags = dict(request.tags)
+            self._run = None
+        return response
+
+    def _apply_config(self) -> None:
+        """Resolve each control's level and params once per Configure, not once per resource."""
+        resource: dict[str | None, list[tuple[Control, Level, dict]]] = {}
+        stack: list[tuple[Control, Level, dict]] = []
+        levels: dict[str, Level] = {}
+        for control in self.controls:
+            level = _PP_LEVEL[self._get_enforcement_level(self._policy_by_name[control.id])]
+            levels[control.id] = level
+            if level is Level.DISABLED:
+                continue
+            entry = (control, level, control.params(self._get_policy_config(control.id)))
+            if control.scope == "stack":
+                stack.append(entry)
+            else:
+                for t in control.resource_types or (None,):
+                    resource.setdefault(t, []).append(entry)
+        self._resource_controls = resource
+        self._stack_controls = stack
+        self.levels = levels
+        self.settings = Settings(raw=self._get_policy_config(SETTINGS_POLICY) or {})
+
+    def _current_run(self) -> Run:
+        with self._lock:
+            if self._run is None:
+                self._run = Run(self.pack_name, self.pack_version, self.settings, dict(self._stack_tags), self.levels)
+            return self._run
+
+    # --- analysis ------------------------------------------------------------------------------------------------
+
+    def Remediate(self, request, context):  # noqa: N802
+        return proto.RemediateResponse()  # ps019 controls never rewrite resources
+
+    def Analyze(self, request, context):  # noqa: N802
+        response = proto.AnalyzeResponse()
+        try:
+            run = self._current_run()
+            view = convert.request_view(request)
+            ctx = run.context()
+            controls = self._resource_controls.get(view.type, []) + self._resource_controls.get(None, [])
+            diagnostics = [d for c, level, params in controls for d in self._run_control(c, level, params, view, ctx)]
+            diagnostics = run.finish_resource(view, diagnostics)
+        except Exception as exc:  # never a traceback into the engine
+            diagnostics = [_internal_error(getattr(request, "urn", ""), getattr(request, "type", ""), exc)]
+            log.error("analyze_failed", urn=request.urn, error=_describe(exc))
+        _add(response, diagnostics, self.pack_name, self.pack_version, self._policy_by_name, resource_scope=True)
+        return response
+
+    def AnalyzeStack(self, request, context):  # noqa: N802
+        response = proto.AnalyzeResponse()
+        try:
+            run = self._current_run()
+            views = tuple(convert.request_view(r) for r in request.resources)
+            ctx = run.context()
+            root = run.root_urn(views)
+            diagnostics = []
+            for control, level, params in self._stack_controls:
+                diagnostics.extend(self._run_control(control, level, params, views, ctx, default_urn=root))
+            diagnostics = run.finish_stack(views, diagnostics)
+        except Exception as exc:
+            diagnostics = [_internal_error("", "pulumi:pulumi:Stack", exc)]
+            log.error("analyze_stack_failed", error=_describe(exc))
+        _add(response, diagnostics, self.pack_name, self.pack_version, self._policy_by_name, resource_scope=False)
+        return response
+
+    def _run_control(self, control: Control, level: Level, params: Mapping[str, Any], subject: Any, ctx: Any,
+                     default_urn: str | None = None) -> Iterable[Diagnostic]:
+        urn = default_urn if default_urn is not None else subject.urn
+        rtype = "pulumi:pulumi:Stack" if default_urn is not None else subject.type
+        try:
+            violations = list(control.check(subject, ctx, params) or ())
+        except Exception as exc:
+            # A control that cannot decide fails closed at its own level, and says why.
+            log.error("control_failed", control=control.id, urn=urn, error=_describe(exc))
+            violations = [Violation(f"{control.id} could not evaluate this resource ({_describe(exc)}); "
+                                    "treating it as a violation. Please report this as a ps019 bug.")]
+        for v in violations:
+            v_level = Level.ADVISORY if v.details.get("unverifiable") or v.details.get("advisory") else level
+            yield Diagnostic(control_id=control.id, level=v_level, severity=control.severity, urn=v.urn or urn,
+                             message=v.message, resource_type=rtype)
+
+
+def _internal_error(urn: str, rtype: str, exc: BaseException) -> Diagnostic:
+    return Diagnostic(control_id=INTERNAL_ERROR_ID, level=Level.MANDATORY, severity=Severity.CRITICAL, urn=urn,
+                      message=f"ps019 internal error, failing closed: {_describe(exc)}", resource_type=rtype)
+
+
+def _describe(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _add(response: Any, diagnostics: Iterable[Diagnostic], pack: str, version: str,
+         policies: Mapping[str, pp.Policy], resource_scope: bool) -> None:
+    for d in diagnostics:
+        policy = policies.get(d.control_id)
+        description = policy.description if policy is not None else d.control_id
+        response.diagnostics.append(proto.AnalyzeDiagnostic(
+            policyName=d.control_id,
+            policyPackName=pack,
+            policyPackVersion=version,
+            description=description,
+            message=f"{description}\n{d.message}",
+            # The engine attributes Analyze diagnostics to the analyzed resource; keep the urn for stack results.
+            urn="" if resource_scope else d.urn,
+            enforcementLevel=_LEVEL_TO_PROTO[d.level],
+            severity=_SEVERITY_TO_PROTO.get(d.severity, proto.POLICY_SEVERITY_UNSPECIFIED),
+        ))
