@@ -36,6 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
 
 from ps019.errors import InputError
 
@@ -53,7 +54,7 @@ class TrustedKey(BaseModel):
     """One entry of ``trusted_keys`` in the gate settings: a public key the security team trusts, whose identity
     it is, and which roles its signatures may claim."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
     public_key: str = Field(description="base64 of the 32 raw Ed25519 public-key bytes, or a PEM PUBLIC KEY block")
     identity: str = Field(min_length=1, description="who holds the private key, e.g. alice@example.com")
