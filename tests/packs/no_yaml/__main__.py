@@ -1,0 +1,1 @@
+raise RuntimeError("exits-at-start pack refuses to serve")
