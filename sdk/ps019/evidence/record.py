@@ -1,0 +1,321 @@
+"""The evidence record: one per preview, update, blocked attempt and governance event.
+
+A record is plain, versioned data (pydantic v2). The store assigns the chain fields (``sequence``, ``prev_hash``,
+``hash``) when it appends; everything else is filled by the emitter. Secret values never belong here: resource inputs
+are kept only as a SHA-256 digest of the *redacted* property bag (secrets replaced by ``[secret]``), see
+:func:`inputs_digest`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Mapping, Union
+
+import rfc8785
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+
+from ps019.model import redact
+
+SCHEMA_VERSION = "1.0"
+GOVERNANCE_CHAIN = "ps019/governance/-"  # chain key for governance events not tied to one stack
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware (UTC)")
+    return value.astimezone(timezone.utc)
+
+
+def format_utc(value: datetime) -> str:
+    """Fixed-width UTC form, so that stored timestamps sort and compare as strings."""
+    return _to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc), PlainSerializer(format_utc, return_type=str, when_used="json")]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RecordKind(str, enum.Enum):
+    PREVIEW = "preview"
+    UPDATE = "update"
+    BLOCKED = "blocked"
+    APPROVAL = "approval"
+    BREAK_GLASS_OPEN = "break_glass_open"
+    BREAK_GLASS_CLOSE = "break_glass_close"
+    BREAK_GLASS_REVIEW = "break_glass_review"
+    EXCEPTION = "exception"
+    VERIFICATION = "verification"
+
+    @property
+    def is_deployment(self) -> bool:
+        return self in (RecordKind.PREVIEW, RecordKind.UPDATE, RecordKind.BLOCKED)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=False)
+
+
+class Identity(_Model):
+    """Who deployed (or approved, or operated a grant) and how that was established."""
+
+    id: str = Field(description="STS ARN, CI OIDC subject, or local user name")
+    kind: Literal["aws-sts", "ci-oidc", "ci-env", "local-user", "signing-key", "unknown"] = "unknown"
+    verified: bool = False
+    verified_by: str | None = Field(None, description="how it was verified, e.g. 'sts:GetCallerIdentity'")
+    account: str | None = None
+    role: str | None = None
+
+
+class CiRun(_Model):
+    provider: str = Field(description="github-actions, gitlab-ci, buildkite, jenkins, local, ...")
+    run_url: str | None = None
+    run_id: str | None = None
+    ref: str | None = None
+    commit: str | None = None
+    workflow: str | None = None
+
+
+class PolicyPackRef(_Model):
+    name: str
+    version: str
+    code_digest: str | None = Field(None, description="sha256 over the pack's code")
+
+
+class Artifact(_Model):
+    git_commit: str | None = None
+    source_digest: str | None = Field(None, description="sha256 of the program's source tree")
+    policy_pack: PolicyPackRef | None = None
+    iam_data_version: str | None = None
+    update_plan_digest: str | None = Field(None, description="sha256 of the `pulumi preview --save-plan` file")
+
+
+class ResourceChange(_Model):
+    urn: str
+    type: str
+    op: str | None = Field(None, description="create | update | replace | delete | same | unknown")
+    inputs_digest: str | None = Field(None, description="sha256 of the canonical JSON of the redacted inputs")
+
+
+class PolicyResult(_Model):
+    control_id: str
+    level: str
+    severity: str | None = None
+    urn: str | None = None
+    resource_type: str | None = None
+    message: str
+    waived_by: str | None = None
+
+
+class VerifiedReference(_Model):
+    """An approval, break-glass grant or exception the run presented, and what was verified about it."""
+
+    ref_id: str
+    kind: Literal["approval", "break_glass", "exception", "change_request"]
+    presented: bool = True
+    verified: bool = False
+    failures: list[str] = Field(default_factory=list)
+    identity: str | None = Field(None, description="approver / operator identity as verified")
+    role: str | None = None
+    keyid: str | None = None
+    expires_at: UtcDatetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- governance payloads -------------------------------------------------------------------------------------------
+
+
+class ApprovalPayload(_Model):
+    event: Literal["approval"] = "approval"
+    change_request_id: str
+    ticket: str | None = None
+    change_class: str | None = None
+    approver: Identity
+    approved_at: UtcDatetime
+    artifact_commit: str | None = None
+    update_plan_digest: str | None = None
+    stacks: list[str] = Field(default_factory=list)
+    signature_keyid: str | None = None
+    expires_at: UtcDatetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class BreakGlassOpenPayload(_Model):
+    event: Literal["break_glass_open"] = "break_glass_open"
+    grant_id: str
+    operator: Identity
+    reason: str
+    incident: str
+    opened_at: UtcDatetime
+    expires_at: UtcDatetime
+    waived_controls: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class BreakGlassClosePayload(_Model):
+    event: Literal["break_glass_close"] = "break_glass_close"
+    grant_id: str
+    closed_by: Identity
+    closed_at: UtcDatetime
+    notes: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class BreakGlassReviewPayload(_Model):
+    event: Literal["break_glass_review"] = "break_glass_review"
+    grant_id: str
+    reviewer: Identity
+    reviewed_at: UtcDatetime
+    notes: str | None = None
+    links: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExceptionPayload(_Model):
+    event: Literal["exception"] = "exception"
+    exception_id: str
+    control_id: str
+    resource: str = Field(description="URN or URN pattern")
+    reason: str
+    approved_by: list[Identity] = Field(default_factory=list)
+    expires_at: UtcDatetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class VerificationPayload(_Model):
+    event: Literal["verification"] = "verification"
+    against_record_id: str | None = Field(None, description="the update record the state was compared with")
+    matched: bool
+    missing: list[str] = Field(default_factory=list, description="URNs in the record, absent from the state")
+    unexpected: list[str] = Field(default_factory=list, description="URNs in the state, absent from the record")
+    changed: list[str] = Field(default_factory=list, description="URNs whose input digest differs")
+    state_digest: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+GovernancePayload = Annotated[
+    Union[ApprovalPayload, BreakGlassOpenPayload, BreakGlassClosePayload, BreakGlassReviewPayload, ExceptionPayload,
+          VerificationPayload],
+    Field(discriminator="event"),
+]
+
+
+class EvidenceRecord(_Model):
+    """One evidence record. See docs/evidence.md for the field reference."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    record_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    kind: RecordKind
+    started_at: UtcDatetime = Field(default_factory=utcnow)
+    ended_at: UtcDatetime | None = None
+
+    organization: str = ""
+    project: str = ""
+    stack: str = ""
+    environment: str = Field("unknown", description="tier: production | staging | development | unknown")
+    change_class: str | None = Field(None, description="standard | normal | emergency (None when not classified)")
+    outcome: str | None = Field(None, description="previewed | succeeded | failed | blocked | recorded")
+    blocked_reason: str | None = None
+
+    actor: Identity | None = None
+    ci: CiRun | None = None
+    artifact: Artifact | None = None
+    resources: list[ResourceChange] = Field(default_factory=list)
+    policy_results: list[PolicyResult] = Field(default_factory=list)
+    change_request: str | None = Field(None, description="ticket / change request ID")
+    approvals: list[VerifiedReference] = Field(default_factory=list)
+    break_glass: VerifiedReference | None = None
+    exceptions: list[VerifiedReference] = Field(default_factory=list)
+    rollback_plan: str | None = None
+    monitoring_plan: str | None = None
+    links: dict[str, str] = Field(default_factory=dict, description="e.g. preview_record_id")
+    payload: GovernancePayload | None = None
+
+    # Chain fields, assigned by the store on append (hash covers every field above plus sequence and prev_hash).
+    chain_key: str | None = None
+    sequence: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+    # Emitter hint, never stored: plaintext secrets known to the emitter; append redacts any occurrence.
+    forbidden_values: set[str] = Field(default_factory=set, exclude=True, repr=False,
+                                       json_schema_extra={"readOnly": True})
+
+    # --- derived facts (indexed by the stores) ---
+    @property
+    def stack_ref(self) -> str:
+        return f"{self.organization}/{self.project}/{self.stack}"
+
+    def default_chain_key(self) -> str:
+        return self.stack_ref if self.stack else GOVERNANCE_CHAIN
+
+    @property
+    def actor_id(self) -> str | None:
+        if self.actor is not None:
+            return self.actor.id
+        p = self.payload
+        for attr in ("approver", "operator", "closed_by", "reviewer"):
+            ident = getattr(p, attr, None)
+            if ident is not None:
+                return ident.id
+        return None
+
+    @property
+    def is_break_glass(self) -> bool:
+        return (
+            self.kind in (RecordKind.BREAK_GLASS_OPEN, RecordKind.BREAK_GLASS_CLOSE, RecordKind.BREAK_GLASS_REVIEW)
+            or self.change_class == "emergency"
+            or (self.break_glass is not None and self.break_glass.verified)
+        )
+
+    @property
+    def has_violations(self) -> bool:
+        return bool(self.policy_results)
+
+    def document(self) -> dict[str, Any]:
+        """The record as stored and hashed (JSON types; the ``forbidden_values`` hint is dropped)."""
+        return self.model_dump(mode="json")
+
+
+def canonical_bytes(document: Mapping[str, Any]) -> bytes:
+    """RFC 8785 (JCS) canonical JSON."""
+    return rfc8785.dumps(document)
+
+
+def record_hash(document: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical record without its own ``hash`` field (signatures live outside the record)."""
+    body = {k: v for k, v in document.items() if k != "hash"}
+    return hashlib.sha256(canonical_bytes(body)).hexdigest()
+
+
+def inputs_digest(props: Mapping[str, Any], secret_paths: frozenset = frozenset()) -> str:
+    """Digest of a resource's inputs with every secret replaced by ``[secret]`` first (``ps019.model.redact``), so
+    that no secret value -- not even a low-entropy one -- can be recovered by hashing guesses."""
+    return hashlib.sha256(canonical_bytes(redact(props, secret_paths))).hexdigest()
+
+
+def resource_change(view: Any, op: str | None = None) -> ResourceChange:
+    """A :class:`ResourceChange` from a ``ps019.model.ResourceView``."""
+    return ResourceChange(urn=view.urn, type=view.type, op=op,
+                          inputs_digest=inputs_digest(view.props, view.secret_paths))
+
+
+def policy_result(diag: Any) -> PolicyResult:
+    """A :class:`PolicyResult` from a ``ps019.model.Diagnostic``."""
+    return PolicyResult(control_id=diag.control_id, level=getattr(diag.level, "value", str(diag.level)),
+                        severity=getattr(diag.severity, "value", diag.severity), urn=diag.urn,
+                        resource_type=diag.resource_type or None, message=diag.message, waived_by=diag.waived_by)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the record as published in docs/evidence-record.schema.json."""
+    schema = EvidenceRecord.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://ps019.dev/evidence/change-record/v1/schema.json"
+    schema["title"] = "ps019 evidence record"
+    return schema

@@ -1,0 +1,236 @@
+"""``sqlite:///path``: the embedded default store.
+
+WAL mode; appends under ``BEGIN IMMEDIATE`` (the write lock is taken *before* the chain head is read, so concurrent
+processes serialise and never fork); triggers RAISE on UPDATE/DELETE of records and on any rewind of a chain head;
+an INSERT trigger refuses a row that does not extend its chain's head. Indexed columns back every ``list`` filter.
+Triggers are a guard, not security: whoever can write the file can drop them -- the hash chain and signatures are
+what make tampering evident (docs/evidence.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import unquote
+
+from ps019.errors import InputError, StoreError
+from ps019.evidence.record import EvidenceRecord
+from ps019.evidence.signing import Signer
+from ps019.evidence.store import (EvidenceStore, StoredRecord, filters_to_query, format_utc, index_facts, seal,
+                                  validated_record)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+  id INTEGER PRIMARY KEY,                  -- global insertion order
+  record_id TEXT NOT NULL UNIQUE,
+  chain_key TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  stack TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  change_class TEXT,
+  actor TEXT,
+  started_at TEXT NOT NULL,               -- fixed-width UTC, sorts as text
+  break_glass INTEGER NOT NULL,
+  has_violations INTEGER NOT NULL,
+  document TEXT NOT NULL,                 -- the record as hashed
+  envelope TEXT NOT NULL,                 -- DSSE envelope
+  UNIQUE (chain_key, seq)
+);
+CREATE TABLE IF NOT EXISTS heads (
+  chain_key TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
+BEGIN SELECT RAISE(ABORT, 'evidence records are append-only (UPDATE refused)'); END;
+CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
+BEGIN SELECT RAISE(ABORT, 'evidence records are append-only (DELETE refused)'); END;
+CREATE TRIGGER IF NOT EXISTS records_chain_link BEFORE INSERT ON records
+WHEN NEW.seq IS NOT coalesce((SELECT seq FROM heads WHERE chain_key = NEW.chain_key), 0) + 1
+  OR NEW.prev_hash IS NOT coalesce((SELECT hash FROM heads WHERE chain_key = NEW.chain_key),
+                                   '0000000000000000000000000000000000000000000000000000000000000000')
+BEGIN SELECT RAISE(ABORT, 'evidence chain fork refused: record does not extend the chain head'); END;
+CREATE TRIGGER IF NOT EXISTS records_advance_head AFTER INSERT ON records
+BEGIN
+  INSERT OR IGNORE INTO heads (chain_key, seq, hash) VALUES (NEW.chain_key, 0, '');
+  UPDATE heads SET seq = NEW.seq, hash = NEW.hash WHERE chain_key = NEW.chain_key;
+END;
+CREATE TRIGGER IF NOT EXISTS heads_forward_only BEFORE UPDATE ON heads
+WHEN NEW.seq IS NOT OLD.seq + 1 OR NEW.chain_key IS NOT OLD.chain_key
+BEGIN SELECT RAISE(ABORT, 'evidence chain heads only move forward'); END;
+CREATE TRIGGER IF NOT EXISTS heads_no_delete BEFORE DELETE ON heads
+BEGIN SELECT RAISE(ABORT, 'evidence chain heads cannot be deleted'); END;
+CREATE INDEX IF NOT EXISTS records_stack_time ON records (stack, started_at);
+CREATE INDEX IF NOT EXISTS records_env_time ON records (environment, started_at);
+CREATE INDEX IF NOT EXISTS records_actor_time ON records (actor, started_at);
+CREATE INDEX IF NOT EXISTS records_kind_time ON records (kind, started_at);
+CREATE INDEX IF NOT EXISTS records_class_time ON records (change_class, started_at);
+CREATE INDEX IF NOT EXISTS records_time ON records (started_at);
+CREATE INDEX IF NOT EXISTS records_break_glass ON records (started_at) WHERE break_glass = 1;
+CREATE INDEX IF NOT EXISTS records_violations ON records (started_at) WHERE has_violations = 1;
+"""
+
+_COLUMNS = "document, envelope"
+
+
+class SqliteStore(EvidenceStore):
+    def __init__(self, path: Path, *, read_only: bool = False, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.url = f"sqlite://{path}"
+        self.read_only = read_only
+        try:
+            if read_only:
+                if not path.exists():
+                    raise StoreError(f"evidence store {path} does not exist")
+                self._con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=60)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                new = not path.exists()
+                self._con = sqlite3.connect(str(path), isolation_level=None, timeout=60)
+                if new:
+                    os.chmod(path, 0o600)
+                self._con.execute("PRAGMA journal_mode=WAL")
+                self._con.execute(f"PRAGMA synchronous={synchronous}")
+                self._con.execute("PRAGMA busy_timeout=60000")
+                self._ensure_schema()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open evidence store {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot open evidence store {path}: {exc.strerror}") from exc
+
+    @classmethod
+    def from_url(cls, url: str, read_only: bool = False) -> "SqliteStore":
+        # sqlite:///abs/path (and SQLAlchemy's sqlite:////abs/path); ?mode=ro opens read-only
+        rest, _, query = url[len("sqlite:"):].partition("?")
+        if not rest.startswith("///"):
+            raise InputError("sqlite store URL must be sqlite:///absolute/path")
+        raw = "/" + unquote(rest).lstrip("/")
+        if raw == "/":
+            raise InputError("sqlite store URL has no path (use sqlite:///absolute/path)")
+        ro = read_only or "mode=ro" in query
+        return cls(Path(raw), read_only=ro)
+
+    def _ensure_schema(self) -> None:
+        for attempt in range(50):
+            try:
+                self._con.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:  # another process creating it at the same moment
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.05)
+
+    def append(self, record: EvidenceRecord, signer: Signer) -> StoredRecord:
+        if self.read_only:
+            raise StoreError(f"evidence store {self.path} is open read-only")
+        record = validated_record(record)
+        con = self._con
+        try:
+            con.execute("BEGIN IMMEDIATE")  # the write lock before reading the head: no fork, no lost link
+            try:
+                existing = con.execute("SELECT document, envelope FROM records WHERE record_id = ?",
+                                       (record.record_id,)).fetchone()
+                if existing:
+                    con.execute("ROLLBACK")
+                    return _row(existing)
+                head = con.execute("SELECT seq, hash FROM heads WHERE chain_key = ?", (record.chain_key,)).fetchone()
+                seq, prev = head if head else (0, None)
+                stored = seal(record, signer, record.chain_key, seq, prev)
+                facts = index_facts(EvidenceRecord.model_validate(stored.document))
+                con.execute(
+                    "INSERT INTO records (record_id, chain_key, seq, prev_hash, hash, kind, stack, environment,"
+                    " change_class, actor, started_at, break_glass, has_violations, document, envelope)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (facts.record_id, facts.chain_key, stored.sequence, stored.prev_hash, stored.hash, facts.kind,
+                     facts.stack, facts.environment, facts.change_class, facts.actor, facts.started_at,
+                     int(facts.break_glass), int(facts.has_violations),
+                     json.dumps(stored.document, sort_keys=True, separators=(",", ":")),
+                     json.dumps(stored.envelope, sort_keys=True, separators=(",", ":"))))
+                con.execute("COMMIT")
+                return stored
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"evidence store {self.path} refused the append: {exc}") from exc
+
+    def get(self, record_id: str) -> StoredRecord | None:
+        row = self._exec(f"SELECT {_COLUMNS} FROM records WHERE record_id = ?", (record_id,)).fetchone()
+        return _row(row) if row else None
+
+    def contains(self, record_id: str) -> bool:
+        return self._exec("SELECT 1 FROM records WHERE record_id = ?", (record_id,)).fetchone() is not None
+
+    def query(self, **filters: Any) -> list[StoredRecord]:
+        q = filters_to_query(filters)
+        where, args = [], []
+        if q.stack:
+            if "/" in q.stack:
+                where.append("stack = ?")
+                args.append(q.stack)
+            else:
+                where.append("stack LIKE ? ESCAPE '\\'")
+                args.append("%/" + q.stack.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+        for column, value in (("environment", q.environment), ("change_class", q.change_class),
+                              ("actor", q.actor)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if q.kind:
+            where.append("kind = ?")
+            args.append(getattr(q.kind, "value", q.kind))
+        if q.since:
+            where.append("started_at >= ?")
+            args.append(format_utc(q.since))
+        if q.until:
+            where.append("started_at < ?")
+            args.append(format_utc(q.until))
+        if q.break_glass is not None:
+            where.append("break_glass = ?")
+            args.append(int(q.break_glass))
+        if q.with_violations is not None:
+            where.append("has_violations = ?")
+            args.append(int(q.with_violations))
+        sql = f"SELECT {_COLUMNS} FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC"
+        if q.limit:
+            sql += " LIMIT ?"
+            args.append(int(q.limit))
+        return [_row(r) for r in self._exec(sql, args)]
+
+    def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
+        if stack:
+            cur = self._exec(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? ORDER BY seq", (stack,))
+        else:
+            cur = self._exec(f"SELECT {_COLUMNS} FROM records ORDER BY chain_key, seq")
+        for row in cur:
+            yield _row(row)
+
+    def heads(self) -> dict[str, tuple[int, str]]:
+        return {k: (s, h) for k, s, h in self._exec("SELECT chain_key, seq, hash FROM heads")}
+
+    def count(self) -> int:
+        return self._exec("SELECT count(*) FROM records").fetchone()[0]
+
+    def _exec(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self._con.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"evidence store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _row(row: tuple[str, str]) -> StoredRecord:
+    return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1]))
