@@ -1,0 +1,74 @@
+"""Pack cost, side by side in one run: the empty-pack floor vs the ps019 pack, through the engine stand-in.
+
+    .venv/bin/python bench/pack_bench.py --resources 1000 10000 --repeat 3
+
+For each size it builds one synthetic stack export (bench/synthetic.py), then alternates the two packs over the same
+export in preview mode and reports the median per-resource Analyze cost, the AnalyzeStack call (which, for ps019,
+includes building, signing and storing the evidence record), the ratio to the floor, and each pack's cold start
+(spawn until the port is printed). The ps019 pack runs with every control enabled and the embedded evidence store in a
+temporary directory. Not a test: numbers go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from synthetic import make_export  # noqa: E402
+
+from ps019.engine import load_stack_export, run_pass  # noqa: E402
+
+PACKS = {"empty (floor)": ROOT / "bench" / "packs" / "empty", "ps019": ROOT / "policypacks" / "ps019"}
+
+
+def one_pass(pack: Path, resources, stack: str) -> dict:
+    result = run_pass(pack, resources, stack=stack, dry_run=True, timeout=600)
+    return {"start": result.timings["start"], "analyze": result.timings["analyze"],
+            "analyze_stack": result.timings.get("analyze_stack", 0.0), "n": len(result.analyzed_urns),
+            "diagnostics": len(result.diagnostics)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resources", type=int, nargs="+", default=[1000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="ps019-bench-")
+    os.environ.update(XDG_DATA_HOME=tmp, PS019_EVIDENCE_STORE=f"sqlite:///{tmp}/evidence.db",
+                      AWS_EC2_METADATA_DISABLED="true")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; preview passes; median of {args.repeat}")
+    rows = []
+    for n in args.resources:
+        path = Path(tmp) / f"export-{n}.json"
+        path.write_text(json.dumps(make_export(n)))
+        resources = load_stack_export(path, stack="organization/bench/dev").resources
+        runs: dict[str, list[dict]] = {name: [] for name in PACKS}
+        for _ in range(args.repeat):
+            for name, pack in PACKS.items():  # alternate, so machine noise hits both alike
+                runs[name].append(one_pass(pack, resources, "organization/bench/dev"))
+        floor = None
+        for name in PACKS:
+            per_res = statistics.median(r["analyze"] / r["n"] for r in runs[name]) * 1e6
+            start = statistics.median(r["start"] for r in runs[name]) * 1e3
+            stack_s = statistics.median(r["analyze_stack"] for r in runs[name])
+            if floor is None:
+                floor = (per_res, start)
+            rows.append((n, name, per_res, per_res / floor[0], stack_s, start, start / floor[1],
+                         runs[name][0]["diagnostics"]))
+    print("| resources | pack | Analyze µs/resource | x floor | AnalyzeStack s | cold start ms | x floor | diagnostics |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, name, per_res, ratio, stack_s, start, sratio, diags in rows:
+        print(f"| {n:,} | {name} | {per_res:,.0f} | {ratio:.2f} | {stack_s:.2f} | {start:,.0f} | {sratio:.2f} | {diags} |")
+
+
+if __name__ == "__main__":
+    main()
