@@ -1,0 +1,363 @@
+"""``ps019 analyze`` and ``ps019 up``: run a policy pack over a stack export or a Pulumi program, offline.
+
+Both go through the engine stand-in (``ps019.engine``): the pack runs in its own process over the real Analyzer
+gRPC protocol, exactly as ``pulumi preview`` / ``pulumi up --policy-pack DIR`` would start it.
+
+Exit status: 0 no mandatory violation, 1 a mandatory violation (or a failed pass), 2 unusable input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import yaml
+
+from ps019.errors import InputError
+
+# Where the bundled ps019 pack lives: $PS019_POLICY_PACK, else policypacks/ps019 beside the source tree.
+PACK_ENV_VAR = "PS019_POLICY_PACK"
+
+
+def bundled_pack_dir() -> Path:
+    override = os.environ.get(PACK_ENV_VAR)
+    if override:
+        return Path(override)
+    import ps019
+
+    candidate = Path(ps019.__file__).resolve().parents[2] / "policypacks" / "ps019"
+    if (candidate / "PulumiPolicy.yaml").is_file():
+        return candidate
+    raise InputError(f"the bundled ps019 policy pack was not found (looked in {candidate}); pass --policy-pack DIR "
+                     f"or set {PACK_ENV_VAR}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Config: the engine hands the pack (and the program) a flat "namespace:key" -> string map, secrets decrypted.
+
+
+@dataclass
+class StackConfig:
+    values: dict[str, Any] = field(default_factory=dict)  # "ns:key" -> str | structured value
+    secret_keys: set[str] = field(default_factory=set)
+    encrypted_keys: set[str] = field(default_factory=set)  # `secure:` in the config file, not supplied in clear
+
+    def set(self, key: str, value: Any, *, secret: bool = False) -> None:
+        self.values[key] = value
+        self.encrypted_keys.discard(key)
+        if secret:
+            self.secret_keys.add(key)
+
+
+def _full_key(key: str, project: str) -> str:
+    key = key.strip()
+    if not key or key.startswith(":") or key.endswith(":"):
+        raise InputError(f"config key {key!r} is not of the form [NAMESPACE:]KEY")
+    return key if ":" in key else f"{project}:{key}"
+
+
+def _split_pair(text: str, flag: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise InputError(f"{flag} {text.split('=')[0]!r}: expected KEY=VALUE")
+    return key.strip(), value
+
+
+def _contains_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_contains_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_secure(v) for v in value)
+    return False
+
+
+def load_config_file(path: str, project: str, config: StackConfig) -> None:
+    """A ``Pulumi.<stack>.yaml``: plaintext values are used as they are; ``secure:`` values (encrypted by the stack's
+    secrets provider, which ps019 cannot decrypt offline) must be supplied with ``--secret-config``."""
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise InputError(f"config file {path} must be a mapping with a 'config' mapping (a Pulumi.<stack>.yaml)")
+    for key, value in (document.get("config") or {}).items():
+        full = _full_key(str(key), project)
+        if _contains_secure(value):
+            config.encrypted_keys.add(full)
+            config.secret_keys.add(full)
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            value = str(value)
+        elif value is None:
+            value = ""
+        config.values[full] = value
+
+
+def build_config(project: str, config_file: str | None, pairs: tuple[str, ...],
+                 secret_pairs: tuple[str, ...]) -> StackConfig:
+    config = StackConfig()
+    if config_file:
+        load_config_file(config_file, project, config)
+    for pair in pairs:
+        key, value = _split_pair(pair, "--config")
+        config.set(_full_key(key, project), value)
+    for pair in secret_pairs:
+        key, value = _split_pair(pair, "--secret-config")
+        config.set(_full_key(key, project), value, secret=True)
+    if config.encrypted_keys:
+        keys = ", ".join(sorted(config.encrypted_keys))
+        raise InputError(f"config {keys} is encrypted in {config_file} and ps019 cannot decrypt Pulumi secrets "
+                         f"offline; supply the value with --secret-config KEY=VALUE")
+    return config
+
+
+def parse_tags(pairs: tuple[str, ...]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, value = _split_pair(pair, "--tag")
+        tags[key] = value
+    return tags
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass
+class Inputs:
+    """What the engine would register in each phase. A stack export is the same for both; a program is captured
+    once per phase (in a preview, values that depend on other resources' outputs are unknown)."""
+
+    kind: str  # "state" | "program"
+    path: str
+    stack: Any
+    config: StackConfig
+    warnings: list[str] = field(default_factory=list)
+    _captured: dict[str, list] = field(default_factory=dict)
+
+    def resources(self, phase: str) -> list:
+        if phase not in self._captured:
+            self._captured[phase] = capture(self.path, self.stack, dry_run=(phase == "preview"), config=self.config)
+        return self._captured[phase]
+
+
+def load_inputs(*, state: str | None, program: str | None, stack: Any, config: StackConfig,
+                first_phase: str) -> Inputs:
+    from ps019.engine import load_stack_export
+
+    if state:
+        export = load_stack_export(state, stack)
+        resources = list(export.resources)
+        if not resources:
+            raise InputError(f"stack export {state} has no resources")
+        return Inputs("state", state, stack, config, list(export.warnings),
+                      {"preview": resources, "update": resources})
+    assert program is not None
+    inputs = Inputs("program", program, stack, config)
+    inputs.resources(first_phase)  # a broken program is unusable input: fail before any pack starts
+    return inputs
+
+
+def capture(program: str, stack: Any, *, dry_run: bool, config: StackConfig) -> list:
+    from ps019.engine import Secret, capture_program
+
+    directory = Path(program)
+    if not directory.is_dir():
+        raise InputError(f"program directory {program} does not exist")
+    if not (directory / "Pulumi.yaml").is_file() and not (directory / "Pulumi.yml").is_file():
+        raise InputError(f"{program} is not a Pulumi project: it has no Pulumi.yaml")
+    values = {k: (Secret(v) if k in config.secret_keys else v) for k, v in config.values.items()}
+    resources = capture_program(directory, stack=stack, dry_run=dry_run, config=values)
+    return list(getattr(resources, "resources", resources))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Output
+
+
+def emit(report: dict, fmt: str, output: str | None) -> None:
+    from ps019.output import render_json, render_sarif, render_table
+
+    if fmt == "table":
+        from rich.console import Console
+
+        if output:
+            with open(output, "w", encoding="utf-8") as handle:
+                render_table(report, Console(file=handle, width=120, color_system=None, soft_wrap=False))
+        else:
+            render_table(report, _console())
+        return
+    text = render_json(report) if fmt == "json" else render_sarif(report)
+    for warning in report.get("warnings", []):
+        click.echo(f"ps019: warning: {warning}", err=True)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+def _console():
+    from rich.console import Console
+
+    stdout = sys.stdout
+    is_terminal = hasattr(stdout, "isatty") and stdout.isatty()
+    width = None if is_terminal else int(os.environ.get("COLUMNS") or 120)
+    return Console(file=stdout, width=width, soft_wrap=False, highlight=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def _common_options(command: Callable) -> Callable:
+    options = [
+        click.option("--state", "state", metavar="EXPORT.json", type=click.Path(dir_okay=False),
+                     help="A `pulumi stack export` file (deployment v3/v4); `--show-secrets` exports let policies "
+                          "see secret values."),
+        click.option("--program", "program", metavar="DIR", type=click.Path(file_okay=False),
+                     help="A Pulumi Python program directory (run in-process under Pulumi's mocks; no cloud calls)."),
+        click.option("--stack", "stack", metavar="ORG/PROJECT/STACK", required=True,
+                     help="The stack the change is for (the pack sees it through pulumi.get_stack() etc.)."),
+        click.option("--policy-pack", "policy_pack", metavar="DIR", type=click.Path(file_okay=False),
+                     help="A policy pack directory (PulumiPolicy.yaml). Default: the bundled ps019 pack."),
+        click.option("--policy-pack-config", "policy_pack_config", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="Pulumi's policy pack config JSON: {\"<policy>\": \"mandatory\" | {\"enforcementLevel\": "
+                          "..., <properties>}, \"all\": ...}."),
+        click.option("--config-file", "config_file", metavar="Pulumi.<stack>.yaml", type=click.Path(dir_okay=False),
+                     help="Stack config file; plaintext values are used, `secure:` values need --secret-config."),
+        click.option("--config", "config_pairs", metavar="[NS:]KEY=VALUE", multiple=True,
+                     help="Stack config (repeatable; a bare KEY belongs to the project namespace)."),
+        click.option("--secret-config", "secret_pairs", metavar="[NS:]KEY=VALUE", multiple=True,
+                     help="Secret stack config (repeatable): delivered decrypted, as the engine does, and marked "
+                          "secret so it is never printed."),
+        click.option("--tag", "tag_pairs", metavar="KEY=VALUE", multiple=True, help="Stack tag (repeatable)."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif"]), default="table",
+                     show_default=True, help="Output format (json and sarif are documented in docs/output-formats.md)."),
+        click.option("--output", "-o", "output", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="Write the output to FILE instead of stdout."),
+        click.option("--timeout", "timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+                     help="Seconds to wait for the pack to start and for each call it answers."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@dataclass
+class _Request:
+    stack: Any
+    pack_dir: Path
+    inputs: Inputs
+    config: StackConfig
+    tags: dict[str, str]
+    policy_pack_config: str | None
+    timeout: float
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        return dict(stack=self.stack, config=dict(self.config.values),
+                    secret_config_keys=sorted(self.config.secret_keys), tags=self.tags,
+                    policy_pack_config=self.policy_pack_config, timeout=self.timeout)
+
+
+def configure_cli_logging() -> None:
+    """Logs go to stderr (stdout carries the table/JSON/SARIF); warnings and up unless PS019_LOG_LEVEL says more."""
+    from ps019.logging import configure
+
+    configure(stream=sys.stderr, level=os.environ.get("PS019_LOG_LEVEL", "warning"))
+
+
+def _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs, secret_pairs,
+             tag_pairs, timeout, first_phase) -> _Request:
+    from ps019.engine import StackRef
+
+    configure_cli_logging()
+    if bool(state) == bool(program):
+        raise InputError("give exactly one of --state EXPORT.json or --program DIR")
+    stack_ref = StackRef.parse(stack)
+    pack_dir = Path(policy_pack) if policy_pack else bundled_pack_dir()
+    if policy_pack_config and not Path(policy_pack_config).is_file():
+        raise InputError(f"policy pack config {policy_pack_config} does not exist")
+    config = build_config(stack_ref.project, config_file, config_pairs, secret_pairs)
+    tags = parse_tags(tag_pairs)
+    inputs = load_inputs(state=state, program=program, stack=stack_ref, config=config, first_phase=first_phase)
+    return _Request(stack_ref, pack_dir, inputs, config, tags, policy_pack_config, timeout)
+
+
+def _report(request: _Request, command: str, passes: list, skipped: list) -> dict:
+    from ps019.output import build_report, control_catalogue
+
+    names = {getattr(p, "name", "") for _, r in passes for p in (r.policies or ())}
+    return build_report(passes, command=command, stack=str(request.stack), source_kind=request.inputs.kind,
+                        source_path=request.inputs.path, warnings=request.inputs.warnings,
+                        controls=control_catalogue(names), skipped=skipped)
+
+
+@click.command("analyze")
+@_common_options
+@click.option("--preview/--update", "preview", default=True, show_default=True,
+              help="Engine mode: a preview reports every violation; an update stops at the first mandatory "
+                   "Analyze violation (later resources are not analyzed, stack policies do not run).")
+def analyze(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs, secret_pairs,
+            tag_pairs, fmt, output, timeout, preview) -> None:
+    """Run a policy pack over a stack export or a Pulumi program, as `pulumi preview` (default) or the update
+    pass of `pulumi up` would, with no Pulumi CLI, cloud account or backend.
+
+    \b
+    ps019 analyze --state stack-export.json --stack acme/web-service/prod
+    ps019 analyze --program examples/deploy-role --stack acme/deploy-role/dev --format sarif -o ps019.sarif
+
+    Exit status: 0 nothing mandatory, 1 a mandatory violation, 2 unusable input.
+    """
+    from ps019.engine import run_pass
+
+    phase = "preview" if preview else "update"
+    request = _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs,
+                       secret_pairs, tag_pairs, timeout, phase)
+    resources = request.inputs.resources(phase)
+    result = run_pass(request.pack_dir, resources, dry_run=preview, **request.engine_kwargs())
+    report = _report(request, "analyze", [(phase, result)], [])
+    emit(report, fmt, output)
+    raise SystemExit(report["exit_code"])
+
+
+@click.command("up")
+@_common_options
+@click.option("--skip-preview", is_flag=True,
+              help="Run only the update pass (what the Automation API's stack.up() does).")
+def up(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs, secret_pairs,
+       tag_pairs, fmt, output, timeout, skip_preview) -> None:
+    """`pulumi up` through the policy pack: a preview pass, then an update pass in a new pack process, as the
+    Pulumi CLI does. The update does not start when the preview failed.
+
+    Exit status: 0 nothing mandatory, 1 a mandatory violation (or the update did not run), 2 unusable input.
+    """
+    from ps019.engine import run_pass
+
+    request = _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs,
+                       secret_pairs, tag_pairs, timeout, "update" if skip_preview else "preview")
+    passes: list = []
+    skipped: list = []
+    if not skip_preview:
+        preview = run_pass(request.pack_dir, request.inputs.resources("preview"), dry_run=True,
+                           **request.engine_kwargs())
+        passes.append(("preview", preview))
+        if preview.failed:
+            skipped.append({"phase": "update", "reason": "the preview failed (mandatory violations), so "
+                                                         "`pulumi up` would not start the update"})
+    if not skipped:
+        update = run_pass(request.pack_dir, request.inputs.resources("update"), dry_run=False,
+                          **request.engine_kwargs())
+        passes.append(("update", update))
+    report = _report(request, "up", passes, skipped)
+    emit(report, fmt, output)
+    raise SystemExit(report["exit_code"])
