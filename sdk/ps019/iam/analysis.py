@@ -1,0 +1,737 @@
+"""The IAM verdict rule (docs/iam.md): parse a policy document, compute its effective grants (unconditional Deny
+statements subtracted, conditional Deny not), and judge them. Pure: no I/O once the action index is loaded.
+
+Never expands ``*`` or ``NotAction`` into all actions: whole-service and all-action grants are judged as patterns.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ps019.iam import index as _ix
+from ps019.iam import knowledge as K
+from ps019.model import Severity
+
+Verdict = Literal["allow", "deny", "error"]
+Kind = Literal["identity", "trust"]
+
+
+class Category(str, enum.Enum):
+    FULL_ADMIN = "full-admin"
+    SERVICE_WILDCARD = "service-wildcard"
+    PRIVILEGE_ESCALATION = "privilege-escalation"
+    RESOURCE_EXPOSURE = "resource-exposure"  # permissions management
+    DATA_EXFILTRATION = "data-exfiltration"
+    CREDENTIALS_EXPOSURE = "credentials-exposure"
+    INFRASTRUCTURE_MODIFICATION = "infrastructure-modification"
+    TRUST_EXPOSURE = "trust-exposure"
+
+
+@dataclass(frozen=True)
+class IamFinding:
+    category: Category
+    severity: Severity
+    message: str
+    statements: tuple[str | int, ...]  # Sid, or the statement's 0-based index when it has none
+    actions: tuple[str, ...]
+    fix: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "category": self.category.value,
+            "severity": self.severity.value,
+            "message": self.message,
+            "statements": list(self.statements),
+            "actions": list(self.actions),
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class IamResult:
+    verdict: Verdict
+    findings: list[IamFinding] = field(default_factory=list)
+    message: str = ""  # the precise error when verdict == "error"
+    kind: Kind = "identity"
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict == "allow"
+
+    @property
+    def severity(self) -> Severity | None:
+        """The highest finding severity (None when there are no findings)."""
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "verdict": self.verdict, "findings": [f.to_dict() for f in self.findings]}
+        if self.verdict == "error":
+            out["message"] = self.message
+        return out
+
+
+def is_admin_equivalent_managed_policy(arn: str) -> bool:
+    """True for AWS managed policies that grant (or let the holder grant itself) administrator access, in any
+    partition (``arn:aws:``, ``arn:aws-us-gov:``, ``arn:aws-cn:``)."""
+    if not isinstance(arn, str):
+        return False
+    m = _MANAGED_ARN.fullmatch(arn.strip())
+    return bool(m) and m.group(1).lower() in _ADMIN_NAMES_LOWER
+
+
+_MANAGED_ARN = re.compile(r"arn:aws(?:-[a-z-]+)?:iam::aws:policy/(?:[^*?]*/)?([^/*?]+)", re.IGNORECASE)
+_ADMIN_NAMES_LOWER = frozenset(n.lower() for n in K.ADMIN_EQUIVALENT_POLICY_NAMES)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Parsing and grammar
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _GrammarError(Exception):
+    pass
+
+
+@dataclass
+class _Stmt:
+    index: int
+    label: str | int
+    effect: str
+    actions: list[str] | None  # lower case; None when NotAction is used
+    not_actions: list[str] | None
+    resources: list[str] | None
+    not_resources: list[str] | None
+    principal: Any = None
+    not_principal: Any = None
+    conditions: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (operator, key, values), lower op/key
+
+    @property
+    def unconditional(self) -> bool:
+        return not self.conditions
+
+
+def _q(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
+_ACTION_RX = re.compile(r"[A-Za-z0-9*?_.-]+:[A-Za-z0-9*?_.-]+")
+
+
+def _strings(where: str, name: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        if not value:
+            raise _GrammarError(f'{where}: "{name}" is an empty list')
+        for item in value:
+            if not isinstance(item, str):
+                raise _GrammarError(f'{where}: "{name}" entries must be strings, got {_type_name(item)} {_q(item)}')
+        return list(value)
+    raise _GrammarError(f'{where}: "{name}" must be a string or a list of strings, got {_type_name(value)}')
+
+
+def _parse_actions(where: str, name: str, value: Any) -> list[str]:
+    out = []
+    for action in _strings(where, name, value):
+        action = action.strip()
+        if action and set(action) == {"*"}:
+            out.append("*")
+        elif _ACTION_RX.fullmatch(action):
+            out.append(action.lower())
+        else:
+            raise _GrammarError(f'{where}: "{name}" value {_q(action)} is not "service:action" or "*"')
+    return out
+
+
+def _parse_resources(where: str, name: str, value: Any) -> list[str]:
+    out = []
+    for res in _strings(where, name, value):
+        if not (res == "*" or res.startswith("arn:") or set(res) <= {"*", "?"} and res):
+            raise _GrammarError(f'{where}: "{name}" value {_q(res)} must be an ARN or "*"')
+        out.append(res)
+    return out
+
+
+def _parse_principal(where: str, name: str, value: Any) -> Any:
+    if value == "*":
+        return "*"
+    if not isinstance(value, dict) or not value:
+        raise _GrammarError(f'{where}: "{name}" must be "*" or an object with AWS/Service/Federated/CanonicalUser')
+    out = {}
+    for ptype, ids in value.items():
+        if ptype not in K.PRINCIPAL_TYPES:
+            raise _GrammarError(
+                f'{where}: "{name}" has unknown principal type {_q(ptype)} (expected AWS, Service, Federated or '
+                "CanonicalUser; names are case-sensitive)"
+            )
+        out[ptype] = _strings(where, f"{name}.{ptype}", ids)
+    return out
+
+
+def _parse_condition(where: str, value: Any) -> list[tuple[str, str, list[str]]]:
+    if not isinstance(value, dict):
+        raise _GrammarError(f'{where}: "Condition" must be an object, got {_type_name(value)}')
+    out = []
+    for op, block in value.items():
+        if not isinstance(block, dict):
+            raise _GrammarError(f'{where}: "Condition.{op}" must be an object of condition keys, got {_type_name(block)}')
+        for key, raw in block.items():
+            values = raw if isinstance(raw, list) else [raw]
+            plain = []
+            for v in values:
+                if isinstance(v, bool):
+                    plain.append("true" if v else "false")
+                elif isinstance(v, (str, int, float)):
+                    plain.append(str(v))
+                else:
+                    raise _GrammarError(
+                        f'{where}: "Condition.{op}.{key}" values must be strings, numbers or booleans, '
+                        f"got {_type_name(v)}"
+                    )
+            out.append((str(op).lower(), str(key).lower(), plain))
+    return out
+
+
+def _parse(doc: Any, kind: Kind) -> list[_Stmt]:
+    if not isinstance(doc, dict):
+        raise _GrammarError(f"policy document must be a JSON object, got {_type_name(doc)}")
+    for key in doc:
+        if key not in K.TOP_LEVEL_ELEMENTS:
+            raise _GrammarError(
+                f"unknown top-level element {_q(key)} (expected Version, Id, Statement; names are case-sensitive)"
+            )
+    if "Version" in doc and doc["Version"] not in K.POLICY_VERSIONS:
+        raise _GrammarError(f'"Version" must be "2012-10-17" or "2008-10-17", got {_q(doc["Version"])}')
+    if "Statement" not in doc:
+        raise _GrammarError('missing "Statement"')
+    raw_statements = doc["Statement"]
+    if isinstance(raw_statements, dict):
+        raw_statements = [raw_statements]
+    if not isinstance(raw_statements, list):
+        raise _GrammarError(f'"Statement" must be an object or a list of objects, got {_type_name(raw_statements)}')
+    if not raw_statements:
+        raise _GrammarError('"Statement" is empty')
+    statements = []
+    for i, raw in enumerate(raw_statements):
+        where = f"Statement[{i}]"
+        if not isinstance(raw, dict):
+            raise _GrammarError(f"{where}: must be an object, got {_type_name(raw)}")
+        for key in raw:
+            if key not in K.STATEMENT_ELEMENTS:
+                raise _GrammarError(
+                    f"{where}: unknown element {_q(key)} (expected Sid, Effect, Principal, NotPrincipal, Action, "
+                    "NotAction, Resource, NotResource, Condition; names are case-sensitive)"
+                )
+        sid = raw.get("Sid")
+        if sid is not None and not isinstance(sid, str):
+            raise _GrammarError(f'{where}: "Sid" must be a string, got {_type_name(sid)}')
+        if "Effect" not in raw:
+            raise _GrammarError(f'{where}: missing "Effect"')
+        effect = raw["Effect"]
+        if effect not in ("Allow", "Deny"):
+            raise _GrammarError(f'{where}: "Effect" must be "Allow" or "Deny", got {_q(effect)}')
+        if "Action" in raw and "NotAction" in raw:
+            raise _GrammarError(f'{where}: has both "Action" and "NotAction"')
+        if "Action" not in raw and "NotAction" not in raw:
+            raise _GrammarError(f'{where}: needs "Action" or "NotAction"')
+        if "Resource" in raw and "NotResource" in raw:
+            raise _GrammarError(f'{where}: has both "Resource" and "NotResource"')
+        if "Principal" in raw and "NotPrincipal" in raw:
+            raise _GrammarError(f'{where}: has both "Principal" and "NotPrincipal"')
+        if kind == "identity":
+            if "Resource" not in raw and "NotResource" not in raw:
+                raise _GrammarError(f'{where}: identity policy statement needs "Resource" or "NotResource"')
+            for pkey in ("Principal", "NotPrincipal"):
+                if pkey in raw:
+                    raise _GrammarError(f'{where}: "{pkey}" is not allowed in an identity policy (is this a trust '
+                                        "or resource policy? use --kind trust)")
+        elif "Principal" not in raw and "NotPrincipal" not in raw:
+            raise _GrammarError(f'{where}: trust policy statement needs "Principal" or "NotPrincipal"')
+        statements.append(
+            _Stmt(
+                index=i,
+                label=sid if sid else i,
+                effect=effect,
+                actions=_parse_actions(where, "Action", raw["Action"]) if "Action" in raw else None,
+                not_actions=_parse_actions(where, "NotAction", raw["NotAction"]) if "NotAction" in raw else None,
+                resources=_parse_resources(where, "Resource", raw["Resource"]) if "Resource" in raw else None,
+                not_resources=(
+                    _parse_resources(where, "NotResource", raw["NotResource"]) if "NotResource" in raw else None
+                ),
+                principal=_parse_principal(where, "Principal", raw["Principal"]) if "Principal" in raw else None,
+                not_principal=(
+                    _parse_principal(where, "NotPrincipal", raw["NotPrincipal"]) if "NotPrincipal" in raw else None
+                ),
+                conditions=_parse_condition(where, raw["Condition"]) if "Condition" in raw else [],
+            )
+        )
+    return statements
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Conditions
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _positive(op: str) -> bool:
+    """True when the operator restricts the request whenever the statement applies."""
+    if op.endswith("ifexists") or op.startswith("forallvalues:"):
+        return False
+    if op.startswith("foranyvalue:"):
+        op = op[len("foranyvalue:"):]
+    return op in K.POSITIVE_OPERATORS
+
+
+def _literal(values: list[str]) -> bool:
+    return bool(values) and all(v and not _ix.has_wildcard(v) for v in values)
+
+
+def _bounding_families(stmt: _Stmt) -> frozenset[str]:
+    """The bounding-key families present in ``stmt`` with a positive operator and literal values."""
+    if not stmt.conditions:
+        return frozenset()
+    found = set()
+    for op, key, values in stmt.conditions:
+        if not _positive(op) or not _literal(values):
+            continue
+        if key.startswith(K.RESOURCE_TAG_PREFIXES):
+            found.add("resource_tag")
+            continue
+        family = K.BOUNDING_KEY_FAMILIES.get(key)
+        if family == "policy_arn" and any(is_admin_equivalent_managed_policy(v) for v in values):
+            continue  # "you may attach AdministratorAccess" bounds nothing
+        if family:
+            found.add(family)
+    return frozenset(found)
+
+
+def _bounded(families: frozenset[str], rule: str, action: str = "") -> bool:
+    allowed = K.BOUNDS_FOR_RULE[rule]
+    for fam in families:
+        if fam in allowed:
+            if fam == "via_service" and not action.startswith("kms:"):
+                continue
+            if fam in ("permissions_boundary", "policy_arn") and not action.startswith("iam:"):
+                continue
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Resources and Deny subtraction
+# --------------------------------------------------------------------------------------------------------------
+
+_WILD_CHARS = frozenset("*?/:")
+
+
+def _unscoped(resource: str, service_prefix: str) -> bool:
+    """``*``, ``arn:aws:iam::*:role/*`` or ``arn:aws:s3:::*`` name every resource of a type; ``role/app-*`` and
+    ``arn:aws:s3:::my-bucket/*`` are scoped (a prefix or a named parent)."""
+    if not resource or set(resource) <= _WILD_CHARS:
+        return True
+    parts = resource.split(":", 5)
+    if len(parts) < 6:
+        return _ix.has_wildcard(resource)
+    svc_part, rest = parts[2], parts[5]
+    if not rest or set(rest) <= _WILD_CHARS:
+        return True
+    svc = _ix.service(svc_part.lower() if not _ix.has_wildcard(svc_part) else service_prefix)
+    if svc is not None:
+        lowered = rest.lower()
+        for token in svc.type_tokens:
+            if lowered.startswith(token) and set(rest[len(token):]) <= _WILD_CHARS:
+                return True
+    return False
+
+
+def _deny_covers_action(deny: _Stmt, action: str) -> bool:
+    if deny.actions is not None:
+        return any(p == "*" or _ix.glob_match(p, action) for p in deny.actions)
+    return not any(p == "*" or _ix.glob_match(p, action) for p in deny.not_actions or ())
+
+
+def _deny_covers_resource(deny: _Stmt, resource: str) -> bool:
+    if deny.resources is not None:
+        return any(p == "*" or _ix.glob_regex(p).fullmatch(resource) is not None for p in deny.resources)
+    if deny.not_resources is not None:
+        return resource != "*" and not any(_ix.glob_match(p, resource) for p in deny.not_resources)
+    return True  # trust-policy Deny without Resource applies to the role itself
+
+
+def _remaining_resources(denies: list[_Stmt], action: str, resources: list[str]) -> list[str]:
+    if not denies:
+        return resources
+    covering = [d for d in denies if _deny_covers_action(d, action)]
+    if not covering:
+        return resources
+    return [r for r in resources if not any(_deny_covers_resource(d, r) for d in covering)]
+
+
+def _allow_list_from_denies(denies: list[_Stmt], resources: list[str]) -> list[str] | None:
+    """An unconditional ``Deny`` + ``NotAction`` over every granted resource turns the policy into an allow-list: only
+    the NotAction patterns can remain granted. Returns those patterns (intersection of all such Denies' lists)."""
+    result = None
+    for d in denies:
+        if d.not_actions is None:
+            continue
+        if not all(_deny_covers_resource(d, r) or (d.resources and "*" in d.resources) for r in resources):
+            continue
+        result = list(d.not_actions) if result is None else [p for p in result if p in d.not_actions]
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Findings
+# --------------------------------------------------------------------------------------------------------------
+
+_FIX = {
+    "full_admin": 'Replace "*" with the specific actions the workload calls (generate them from CloudTrail or '
+    "IAM Access Analyzer policy generation) and scope Resource to the ARNs it touches.",
+    "service_wildcard": 'List the actions of this service the workload needs instead of "{svc}:*"; a service '
+    "wildcard always includes its permissions-management and destructive actions.",
+    "not_action": 'Use an explicit "Action" allow-list; "NotAction" with Allow grants every other action, '
+    "including ones AWS adds later.",
+    "not_resource": 'Use "Resource" with the ARNs needed; "NotResource" with Allow grants every other resource.',
+    "pass_role": 'Scope iam:PassRole to the role ARNs this workload must pass (e.g. '
+    '"arn:aws:iam::123456789012:role/app-*"); iam:PassedToService alone does not limit which role.',
+    "attach_admin": 'Add a Condition "ArnEquals": {"iam:PolicyARN": [<the managed policies allowed>]} (not '
+    "AdministratorAccess) or force a permissions boundary with iam:PermissionsBoundary.",
+    "principal_creation": 'Scope Resource to a name prefix (e.g. "arn:aws:iam::123456789012:role/app-*") and add '
+    'Condition "StringEquals": {"iam:PermissionsBoundary": "<boundary policy ARN>"}.',
+    "escalation": "Scope these actions to named ARNs, or bound them with an aws:ResourceTag ABAC condition or a "
+    "forced iam:PermissionsBoundary.",
+    "assume_role": 'Scope sts:AssumeRole to the role ARNs this workload assumes instead of "*".',
+    "data": 'Scope the read to the buckets/secrets/keys needed, or bound it (kms:ViaService for kms:Decrypt, '
+    "aws:ResourceTag for ABAC).",
+    "credentials": "Scope these credential-issuing actions to named ARNs.",
+    "perm_mgmt": 'Scope permissions-management actions to the named resources whose policies this workload owns, '
+    "or bound them with an aws:ResourceTag condition.",
+    "write": 'Scope writes to named ARNs or prefixes, or bound destructive actions with an "aws:ResourceTag/<key>" '
+    "condition.",
+    "trust_star": 'Name the trusted principals (account, role or service), or pin the caller with an exact '
+    '"aws:PrincipalOrgID" or "aws:PrincipalArn" condition; sts:ExternalId alone is not enough.',
+    "trust_notprincipal": 'Replace "NotPrincipal" with "Principal" naming who may assume the role.',
+    "oidc": 'Add Condition "StringEquals" (or "StringLike") on "{host}:sub" limited to one repository, e.g. '
+    '"repo:my-org/my-repo:ref:refs/heads/main" or "repo:my-org/my-repo:environment:production".',
+}
+
+
+class _Collector:
+    """Groups per-action hits into one finding per (rule, category, statements)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple, list[str]] = {}
+        self._meta: dict[tuple, tuple[Category, Severity, str, str]] = {}
+        self.reported: set[str] = set()
+
+    def add(self, rule: str, category: Category, severity: Severity, statements: tuple, action: str, headline: str,
+            fix: str | None = None) -> None:
+        key = (rule, category, statements, headline)
+        acts = self._groups.setdefault(key, [])
+        if action and action not in acts:
+            acts.append(action)
+        self._meta[key] = (category, severity, headline, fix if fix is not None else _FIX[rule])
+        if action:
+            self.reported.add(action.lower())
+
+    def findings(self) -> list[IamFinding]:
+        out = []
+        for key, actions in self._groups.items():
+            category, severity, headline, fix = self._meta[key]
+            statements = key[2]
+            shown = ", ".join(actions[:6]) + (f" and {len(actions) - 6} more" if len(actions) > 6 else "")
+            where = ", ".join(f"Statement {_q(s)}" if isinstance(s, str) else f"Statement[{s}]" for s in statements)
+            message = f"{where}: {headline}" + (f": {shown}" if shown else "")
+            out.append(IamFinding(category, severity, message, statements, tuple(actions), fix))
+        out.sort(key=lambda f: (-f.severity.rank, f.category.value, str(f.statements)))
+        return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Identity policies
+# --------------------------------------------------------------------------------------------------------------
+
+_CRITICAL_SERVICES = frozenset({"iam", "sts", "organizations", "kms"})
+
+
+def _analyze_identity(statements: list[_Stmt]) -> list[IamFinding]:
+    denies = [s for s in statements if s.effect == "Deny" and s.unconditional]
+    out = _Collector()
+    escalation_hits: dict[str, set] = {}
+    for stmt in statements:
+        if stmt.effect != "Allow":
+            continue
+        lab = (stmt.label,)
+        families = _bounding_families(stmt)
+        if stmt.not_resources is not None:
+            out.add("not_resource", Category.RESOURCE_EXPOSURE, Severity.HIGH, lab, "",
+                    "Allow with NotResource grants its actions on every resource except " +
+                    ", ".join(stmt.not_resources))
+        resources = stmt.resources if stmt.resources is not None else ["*"]
+        if stmt.not_actions is not None:
+            restricted = _allow_list_from_denies(denies, resources)
+            if restricted is None:
+                out.add("not_action", Category.FULL_ADMIN, Severity.CRITICAL, lab, "",
+                        "Allow with NotAction grants every action except " + ", ".join(stmt.not_actions))
+                continue
+            patterns = [p for p in restricted if not any(_ix.glob_match(n, p) for n in stmt.not_actions)]
+        else:
+            patterns = list(stmt.actions or ())
+        allow_list = None
+        for pattern in patterns:
+            svc_pat, _, act_pat = pattern.partition(":")
+            if pattern == "*" or (set(svc_pat) == {"*"} and set(act_pat) <= {"*"}):
+                if _pattern_subtracted(denies, "*", resources):
+                    continue
+                if allow_list is None:
+                    allow_list = _allow_list_from_denies(denies, resources) or []
+                if allow_list:
+                    for p in allow_list:
+                        _judge_pattern(p, stmt, resources, families, denies, out, escalation_hits, depth=1)
+                    continue
+                out.add("full_admin", Category.FULL_ADMIN, Severity.CRITICAL, lab, "",
+                        'Allow "Action": "*" grants every action of every service' +
+                        ("" if all(_unscoped(r, "") for r in resources) else " on the listed resources"))
+                continue
+            _judge_pattern(pattern, stmt, resources, families, denies, out, escalation_hits)
+    # Escalation combinations are judged across all statements of the document.
+    for combo in K.ESCALATION_COMBINATIONS:
+        if all(a in escalation_hits for a in combo):
+            if len(combo) == 1 and next(iter(combo)) in out.reported:
+                continue
+            labels = tuple(sorted({lab for a in combo for lab in escalation_hits[a]}, key=str))
+            names = tuple(sorted(_canonical(a) for a in combo))
+            headline = ("grants a privilege-escalation action on unscoped resources" if len(combo) == 1
+                        else "together grant the privilege-escalation combination " + " + ".join(names))
+            for name in names:
+                out.add("escalation", Category.PRIVILEGE_ESCALATION, Severity.CRITICAL, labels, name, headline)
+    return out.findings()
+
+
+def _canonical(action_lower: str) -> str:
+    hit = _ix.lookup(action_lower)
+    return hit[0] if hit else action_lower
+
+
+def _pattern_subtracted(denies: list[_Stmt], pattern: str, resources: list[str]) -> bool:
+    """An Allow pattern is wholly removed when an unconditional Deny with an Action pattern covering it (as a
+    pattern: Deny ``s3:*`` covers Allow ``s3:*``) applies to all of the Allow's resources."""
+    for d in denies:
+        if d.actions is None:
+            continue
+        if any(p == "*" or _ix.glob_regex(p).fullmatch(pattern) for p in d.actions):
+            if all(_deny_covers_resource(d, r) for r in resources):
+                return True
+    return False
+
+
+def _judge_pattern(pattern: str, stmt: _Stmt, resources: list[str], families: frozenset[str], denies: list[_Stmt],
+                   out: _Collector, escalation_hits: dict[str, set], depth: int = 0) -> None:
+    lab = (stmt.label,)
+    svc_pat, _, act_pat = pattern.partition(":")
+    if set(act_pat) == {"*"}:
+        if _pattern_subtracted(denies, pattern, resources):
+            return
+        if depth == 0:
+            restricted = _allow_list_from_denies(denies, resources)
+            if restricted:
+                for p in restricted:
+                    p_svc = p.partition(":")[0]
+                    if p == "*" or _ix.glob_match(svc_pat, p_svc) or _ix.glob_match(p_svc, svc_pat):
+                        _judge_pattern(p if p != "*" else pattern, stmt, resources, families, denies, out,
+                                       escalation_hits, depth=1)
+                return
+        severity = Severity.CRITICAL if svc_pat in _CRITICAL_SERVICES or _ix.has_wildcard(svc_pat) else Severity.HIGH
+        out.add("service_wildcard", Category.SERVICE_WILDCARD, severity, lab, f"{svc_pat}:*",
+                "grants a whole-service wildcard", fix=_FIX["service_wildcard"].format(svc=svc_pat))
+        return
+    if _ix.has_wildcard(pattern):
+        matches = _ix.expand(pattern)
+    else:
+        hit = _ix.lookup(pattern)
+        matches = ((pattern, hit[0], hit[1]),) if hit else ((pattern, pattern, ""),)
+    for lower, canonical, code in matches:
+        remaining = _remaining_resources(denies, lower, resources)
+        if not remaining:
+            continue
+        prefix = lower.partition(":")[0]
+        unscoped = any(_unscoped(r, prefix) for r in remaining)
+        _judge_action(lower, canonical, code, unscoped, stmt, families, out, escalation_hits)
+
+
+def _judge_action(a: str, name: str, code: str, unscoped: bool, stmt: _Stmt, families: frozenset[str],
+                  out: _Collector, escalation_hits: dict[str, set]) -> None:
+    lab = (stmt.label,)
+    P = Category.PRIVILEGE_ESCALATION
+    if a == K.PASS_ROLE:
+        if unscoped and not _bounded(families, "pass_role", a):
+            out.add("pass_role", P, Severity.HIGH, lab, name, "grants iam:PassRole on every role")
+            escalation_hits.setdefault(a, set()).add(stmt.label)
+        return
+    if a.startswith("iam:attach") and ("p" in code or a.endswith("policy")):
+        if not _bounded(families, "attach_admin", a):
+            out.add("attach_admin", P, Severity.CRITICAL, lab, name,
+                    "can attach AdministratorAccess (or another admin-equivalent managed policy)")
+        return
+    if a in K.PRINCIPAL_CREATION_ACTIONS:
+        if unscoped or "permissions_boundary" not in families:
+            out.add("principal_creation", P, Severity.HIGH, lab, name,
+                    "creates IAM principals without a name prefix and a forced iam:PermissionsBoundary")
+        return
+    if a == K.ASSUME_ROLE:
+        if unscoped and not _bounded(families, "assume_role", a):
+            out.add("assume_role", P, Severity.HIGH, lab, name, "can assume any role")
+        return
+    if unscoped and a in _ESCALATION_ACTIONS and not _bounded(families, "escalation", a):
+        escalation_hits.setdefault(a, set()).add(stmt.label)
+    if not unscoped or "*" in code:
+        return  # scoped, or the action supports only "*" (nothing narrower can be written)
+    if a in K.DATA_READ_ACTIONS:
+        if not _bounded(families, "generic", a):
+            category = Category.DATA_EXFILTRATION
+            out.add("data", category, Severity.HIGH, lab, name, "reads data or secrets on every resource")
+        return
+    if a in _ESCALATION_ACTIONS:
+        return  # judged across statements once all are seen
+    if _bounded(families, "generic", a):
+        return
+    if "c" in code:
+        out.add("credentials", Category.CREDENTIALS_EXPOSURE, Severity.HIGH, lab, name,
+                "issues or exposes credentials on every resource")
+    elif code[:1] == "P":
+        out.add("perm_mgmt", Category.RESOURCE_EXPOSURE, Severity.HIGH, lab, name,
+                "grants permissions-management actions on every resource")
+    elif code[:1] == "W" and a.partition(":")[2].startswith(K.DESTRUCTIVE_VERB_PREFIXES):
+        out.add("write", Category.INFRASTRUCTURE_MODIFICATION, Severity.MEDIUM, lab, name,
+                "grants destructive write actions on every resource")
+
+
+_ESCALATION_ACTIONS = frozenset(a for combo in K.ESCALATION_COMBINATIONS for a in combo)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Trust policies
+# --------------------------------------------------------------------------------------------------------------
+
+_GITHUB_SUB = re.compile(r"repo:[^/*?:]+/[^/*?:]+(:.*)?", re.IGNORECASE)
+_GITLAB_SUB = re.compile(r"project_path:[^*?:]+/[^*?:]+(:.*)?", re.IGNORECASE)
+
+
+def _is_wildcard_principal(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    return isinstance(principal, dict) and any(_ix.has_wildcard(v) for v in principal.get("AWS", ()))
+
+
+def _oidc_host(federated: str) -> str | None:
+    lowered = federated.lower()
+    if ":saml-provider/" in lowered:
+        return None
+    if ":oidc-provider/" in lowered:
+        return lowered.split(":oidc-provider/", 1)[1]
+    if lowered.startswith("arn:"):
+        return None
+    return lowered  # bare provider names: cognito-identity.amazonaws.com, accounts.google.com, ...
+
+
+def _sub_limited(host: str, values: list[str]) -> bool:
+    if not values:
+        return False
+    if host.startswith(K.GITHUB_OIDC_HOST):
+        return all(_GITHUB_SUB.fullmatch(v) for v in values)
+    if host.startswith(K.GITLAB_OIDC_HOSTS):
+        return all(_GITLAB_SUB.fullmatch(v) for v in values)
+    # Other providers: the identifying first segment must be literal.
+    return all(v and not _ix.has_wildcard(v.split(":", 1)[0]) and set(v) != {"*"} for v in values)
+
+
+def _analyze_trust(statements: list[_Stmt]) -> list[IamFinding]:
+    out = _Collector()
+    wildcard_denies = [
+        s for s in statements
+        if s.effect == "Deny" and s.unconditional and s.principal is not None and _is_wildcard_principal(s.principal)
+    ]
+    for stmt in statements:
+        if stmt.effect != "Allow":
+            continue
+        lab = (stmt.label,)
+        actions = stmt.actions if stmt.actions is not None else ["*"]
+        if wildcard_denies and all(_pattern_subtracted(wildcard_denies, a, ["*"]) for a in actions):
+            continue
+        if stmt.not_principal is not None:
+            out.add("trust_notprincipal", Category.TRUST_EXPOSURE, Severity.HIGH, lab, "",
+                    "Allow with NotPrincipal trusts every principal except the ones listed")
+            continue
+        families = _bounding_families(stmt)
+        if _is_wildcard_principal(stmt.principal):
+            if "principal" not in families:
+                out.add("trust_star", Category.TRUST_EXPOSURE, Severity.CRITICAL, lab, "",
+                        'trusts any AWS principal ("*") without an exact aws:PrincipalOrgID or aws:PrincipalArn '
+                        "condition")
+            continue
+        for federated in stmt.principal.get("Federated", ()) if isinstance(stmt.principal, dict) else ():
+            host = _oidc_host(federated)
+            if host is None:
+                continue
+            if host == "cognito-identity.amazonaws.com":
+                key, check = f"{host}:aud", lambda vals: _literal(vals)
+            else:
+                key, check = f"{host}:sub", lambda vals, h=host: _sub_limited(h, vals)
+            conds = [(op, vals) for op, k, vals in stmt.conditions if k == key and _positive(op)]
+            if not conds:
+                out.add("oidc", Category.TRUST_EXPOSURE, Severity.CRITICAL, lab, "",
+                        f"trusts OIDC provider {host} without a {key!r} condition (any identity it issues tokens "
+                        "for can assume the role)", fix=_FIX["oidc"].format(host=host))
+            elif not any(check(vals) for _, vals in conds):
+                shown = ", ".join(_q(v) for _, vals in conds for v in vals)
+                out.add("oidc", Category.TRUST_EXPOSURE, Severity.CRITICAL, lab, "",
+                        f"trusts OIDC provider {host} with {key!r} not limited to one org/repo ({shown})",
+                        fix=_FIX["oidc"].format(host=host))
+    return out.findings()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------------------
+
+
+def analyze_policy(document: str | bytes | dict, kind: Kind = "identity") -> IamResult:
+    """Judge one IAM policy document. ``kind="identity"`` for identity (permission) policies, ``"trust"`` for a
+    role's assume-role policy. Never raises on bad input: unusable documents give ``verdict == "error"``."""
+    if kind not in ("identity", "trust"):
+        raise ValueError(f'kind must be "identity" or "trust", got {kind!r}')
+    if isinstance(document, (bytes, bytearray)):
+        try:
+            document = document.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return IamResult("error", message=f"document is not UTF-8: {exc.reason} at byte {exc.start}", kind=kind)
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError as exc:
+            return IamResult("error", message=f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                             kind=kind)
+        except RecursionError:
+            return IamResult("error", message="invalid JSON: nested too deeply", kind=kind)
+    try:
+        statements = _parse(document, kind)
+        findings = _analyze_identity(statements) if kind == "identity" else _analyze_trust(statements)
+    except _GrammarError as exc:
+        return IamResult("error", message=str(exc), kind=kind)
+    except Exception as exc:  # noqa: BLE001 - a linter must answer, never crash; tests assert this never happens
+        return IamResult("error", message=f"internal error while analysing the document: {type(exc).__name__}: {exc}",
+                         kind=kind)
+    return IamResult("deny" if findings else "allow", findings, kind=kind)

