@@ -44,6 +44,7 @@ class RunContext:
     gate: Any = None  # ps019.gate decision for this run (computed once)
     deploy_identity: Any = None  # ps019.aws identity facts (STS caller, its policies' analysis)
     settings: Any = None  # ps019.pack.settings.Settings
+    history: Any = None  # ps019.pack.facts.History: facts read from the evidence store (promotion, preview link)
 
     @property
     def stack_ref(self) -> str:

@@ -1,51 +1,507 @@
 """The edges of a run: everything that reads files, the environment, AWS or the evidence store happens here, once,
-before controls run. Controls only ever see the resulting plain ``RunContext``."""
+before the first control runs. Controls only ever see the resulting frozen ``RunContext``.
+
+Every edge reports instead of raising: a missing change request, an unreachable store or an AWS error becomes a fact
+("could not be verified because …") that a control turns into a precise violation.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import getpass
+import hashlib
+import os
+import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any, Iterable
 
 import structlog
 
 from ps019.controls.base import RunContext
-from ps019.model import Diagnostic, ResourceView
+from ps019.model import Diagnostic, Level, ResourceView, Severity
 
 log = structlog.get_logger("ps019.pack")
+
+PREVIEW_LINK_WINDOW = timedelta(hours=12)
+
+
+@dataclass
+class Deployer:
+    """Who runs this pass, and how we know: an STS-verified ARN beats a CI identity beats the local user name."""
+
+    id: str | None
+    verified_by: str  # "sts" | "ci" | "local-user" | "none"
+    kind: str = "unknown"
+
+
+@dataclass
+class History:
+    """Facts read from the evidence store for controls (promotion) and for linking records."""
+
+    store_url: str | None = None
+    error: str | None = None
+    promotion: Any = None  # ps019.evidence.audit promotion facts (prior updates of the artifact)
+    preview_record_id: str | None = None
 
 
 @dataclass
 class Facts:
     context: RunContext
+    deployer: Deployer
+    ci: Any = None
+    identity: Any = None
+    change_request: Any = None
+    grant: Any = None
+    exceptions: Any = None
+    decision: Any = None
+    history: History = field(default_factory=History)
     waivers: list = field(default_factory=list)
+    commit: str | None = None
+    plan_digest: str | None = None
+    severities: list = field(default_factory=list)
+    escalated: bool = False
 
 
 def gather(run: Any) -> Facts:
+    from ps019.gate import breakglass, change_request, ci as ci_facts, exceptions as exc_mod
+    from ps019.gate.settings import classify_environment
+
+    settings = run.settings
+    env = run.environ
+    now = datetime.now(timezone.utc)
+    environments = _section(settings, "environments")
+    gate_settings = _section(settings, "gate")
+    tier, tier_source = classify_environment(run.organization, run.project, run.stack, run.stack_tags,
+                                             run.stack_config, environments)
+
+    ci = ci_facts.detect_ci(env)
+    identity = _deploy_identity(run, settings)
+    deployer = _deployer(identity, ci, env)
+    commit = _commit(env, ci)
+    plan_digest = _plan_digest(env)
+
+    store, history = _open_store(settings)
+    controls = tuple(run.levels)
+    gate_records = _store_read(store, history, breakglass.load_break_glass_records, run.stack_ref,
+                               breakglass.presented_grant_id(env, run.stack_config))
+    grant = breakglass.check_break_glass(
+        gate_records, run.stack_ref, deployer.id, now, gate_settings, _section(settings, "breakGlass"),
+        grant_id=breakglass.presented_grant_id(env, run.stack_config), known_controls=controls)
+    if history.error:
+        grant = dataclasses.replace(grant, valid=False, problems=grant.problems + (history.error,))
+    exception_records = _store_read(store, history, exc_mod.load_exception_records, run.stack_ref)
+    exceptions = exc_mod.summarize(exception_records, run.stack_ref, now, gate_settings, known_controls=controls)
+    history.promotion = _promotion_facts(store, history, run, commit)
+    if not run.dry_run:
+        history.preview_record_id = _preview_link(store, run, commit, now)
+
+    source = change_request.load_change_request(env, run.stack_config)
+    decision = _decide(run, tier, tier_source, source, deployer, ci, commit, plan_digest, grant, now,
+                       gate_settings, identity)
     ctx = RunContext(
-        organization=run.organization,
-        project=run.project,
-        stack=run.stack,
-        dry_run=run.dry_run,
-        stack_config=run.stack_config,
-        stack_tags=run.stack_tags,
-        now=datetime.now(timezone.utc),
-        settings=run.settings,
+        organization=run.organization, project=run.project, stack=run.stack, dry_run=run.dry_run,
+        tier=tier, tier_source=tier_source, stack_config=run.stack_config, stack_tags=run.stack_tags, now=now,
+        gate=decision, deploy_identity=identity, settings=settings, history=history,
     )
-    return Facts(context=ctx)
+    facts = Facts(context=ctx, deployer=deployer, ci=ci, identity=identity, change_request=source, grant=grant,
+                  exceptions=exceptions, decision=decision, history=history, commit=commit, plan_digest=plan_digest)
+    facts.waivers = exceptions.waivers() + _grant_waivers(grant)
+    log.info("run_facts", stack=run.stack_ref, dry_run=run.dry_run, tier=tier, deployer=deployer.id,
+             verified_by=deployer.verified_by, grant=grant.grant_id, grant_valid=grant.valid,
+             exceptions=len(exceptions.valid), store_error=history.error)
+    return facts
+
+
+# --- per-resource and per-stack post-processing ---------------------------------------------------------------------
 
 
 def post_process(run: Any, facts: Facts, view: ResourceView, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    return diagnostics
+    """Escalation (a finding above the delegated threshold needs a security approver) and waivers."""
+    diagnostics = diagnostics + _escalation(run, facts, diagnostics)
+    return _waive(facts, diagnostics)
 
 
 def post_process_stack(run: Any, facts: Facts, outputs: tuple, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    return diagnostics
+    diagnostics = diagnostics + _escalation(run, facts, diagnostics)
+    return _waive(facts, diagnostics)
 
 
-def emit_record(run: Any, facts: Facts, kind: str, outputs: Any) -> Any:
+def _waive(facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    if not facts.waivers:
+        return diagnostics
+    from ps019.gate.waivers import apply_waivers
+
+    return [apply_waivers(d, facts.waivers) for d in diagnostics]
+
+
+def _escalation(run: Any, facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    from ps019.gate import decision as gate_decision
+
+    severities = [d.severity for d in diagnostics if d.control_id.startswith("PS019-") and d.level is not Level.DISABLED
+                  and not d.control_id.startswith("PS019-GATE")]
+    if not severities or facts.escalated or facts.decision is None:
+        return []
+    settings = _section(run.settings, "gate")
+    out = []
+    for violation in gate_decision.escalation_violations(facts.decision, severities, settings):
+        control_id = violation.details.get("control_id", gate_decision.ESCALATION_CONTROL)
+        level = run.levels.get(control_id, Level.MANDATORY)
+        if level is Level.DISABLED:
+            continue
+        facts.escalated = True  # once per run: the first resource that needs it carries the block
+        out.append(Diagnostic(control_id=control_id, level=level, severity=Severity.HIGH,
+                              urn=violation.urn or (diagnostics[0].urn if diagnostics else ""),
+                              message=violation.message, resource_type=diagnostics[0].resource_type))
+    return out
+
+
+# --- the evidence record -------------------------------------------------------------------------------------------
+
+
+def emit_record(run: Any, facts: Facts | None, kind: str, outputs: Any) -> Any:
+    """Build, sign and store this run's record (or spool it if the store is down). Never raises."""
+    from ps019 import evidence
+
+    try:
+        record = build_record(run, facts, kind)
+        result = evidence.emit(record, _section(run.settings, "evidence"))
+        log.info("evidence_written", record_id=result.record_id, status=result.status, kind=kind)
+        return result
+    except Exception as exc:  # noqa: BLE001 - reported as a violation by evidence_diagnostics
+        log.error("evidence_failed", error=f"{type(exc).__name__}: {exc}")
+        return _FailedEmit(f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class _FailedEmit:
+    message: str
+    status: str = "failed"
+    record_id: str | None = None
+    level: str = "mandatory"
+
+
+def build_record(run: Any, facts: Facts | None, kind: str) -> Any:
+    from ps019 import evidence
+    from ps019.evidence import record as rec
+
+    now = datetime.now(timezone.utc)
+    diagnostics = list(run.diagnostics)
+    mandatory = [d for d in diagnostics if d.level is Level.MANDATORY]
+    if kind == "blocked":
+        outcome = "blocked"
+    elif kind == "preview":
+        outcome = "failed" if mandatory else "previewed"
+    else:
+        outcome = "failed" if mandatory else "succeeded"
+    decision = facts.decision if facts else None
+    ctx = facts.context if facts else None
+    record = evidence.EvidenceRecord(
+        kind=kind,
+        started_at=run.started_at,
+        ended_at=now,
+        organization=run.organization,
+        project=run.project,
+        stack=run.stack,
+        environment=ctx.tier if ctx else "unknown",
+        change_class=getattr(decision, "change_class", None),
+        outcome=outcome,
+        blocked_reason=(f"{mandatory[0].control_id}: {mandatory[0].message}" if mandatory and kind == "blocked"
+                        else None),
+        actor=_actor(facts),
+        ci=_ci(facts),
+        artifact=rec.Artifact(
+            git_commit=facts.commit if facts else None,
+            source_digest=_source_digest(run.environ),
+            policy_pack=rec.PolicyPackRef(name=run.pack_name, version=run.pack_version, code_digest=pack_code_digest()),
+            iam_data_version=_iam_data_version(),
+            update_plan_digest=facts.plan_digest if facts else None,
+        ),
+        resources=[evidence.resource_change(v) for v in run.resources],
+        policy_results=[evidence.policy_result(d) for d in diagnostics],
+        forbidden_values=_secret_values(run.resources),
+    )
+    if facts is not None:
+        _attach_gate(record, facts)
+        if facts.history.preview_record_id:
+            record.links["preview_record_id"] = facts.history.preview_record_id
+    return record
+
+
+def _attach_gate(record: Any, facts: Facts) -> None:
+    from ps019.evidence import record as rec
+
+    decision = facts.decision
+    evidence_view = getattr(decision, "evidence", None)
+    if callable(evidence_view):
+        evidence_view = evidence_view()
+    if isinstance(evidence_view, dict):
+        record.change_request = evidence_view.get("change_request")
+        record.rollback_plan = evidence_view.get("rollback_plan")
+        record.monitoring_plan = evidence_view.get("monitoring_plan")
+        record.approvals = [rec.VerifiedReference.model_validate(a) for a in evidence_view.get("approvals", [])]
+    if facts.grant is not None and facts.grant.grant_id:
+        record.break_glass = rec.VerifiedReference.model_validate(facts.grant.evidence_reference())
+    if facts.exceptions is not None:
+        record.exceptions = [rec.VerifiedReference.model_validate(e)
+                             for e in facts.exceptions.evidence_references()]
+
+
+def evidence_diagnostics(run: Any, facts: Facts | None) -> list[Diagnostic]:
+    """Tell the run when its record could not reach the store (PS019-EVID-001)."""
+    from ps019.controls.evidence import record_delivered
+
+    result = run.evidence
+    control = record_delivered.CONTROL
+    level = run.levels.get(control.id, control.level)
+    if result is None or level is Level.DISABLED:
+        return []
+    ctx = facts.context if facts else None
+    violations = record_delivered.violations_for(result, is_production=bool(ctx and ctx.is_production))
+    return [Diagnostic(control_id=control.id,
+                       level=Level.ADVISORY if v.details.get("advisory") else level,
+                       severity=control.severity, urn=run.root_urn(()), message=v.message,
+                       resource_type="pulumi:pulumi:Stack") for v in violations]
+
+
+# --- small edges ---------------------------------------------------------------------------------------------------
+
+
+def _section(settings: Any, name: str) -> Any:
+    if settings is None:
+        return None
+    try:
+        return settings.section(name)
+    except ImportError:
+        return None
+
+
+def _deploy_identity(run: Any, settings: Any) -> Any:
+    from ps019.aws.identity import lookup_deploy_identity
+
+    identity_settings = _section(settings, "identity")
+    if identity_settings is None or not identity_settings.should_lookup(run.stack_config, run.environ):
+        return None
+    return lookup_deploy_identity(identity_settings)
+
+
+def _deployer(identity: Any, ci: Any, env: dict) -> Deployer:
+    if identity is not None and identity.error is None and identity.arn:
+        return Deployer(identity.arn, "sts", identity.kind)
+    if ci is not None and getattr(ci, "actor", None):
+        return Deployer(f"{ci.provider}:{ci.actor}", "ci", "ci")
+    user = env.get("USER") or env.get("USERNAME")
+    if not user:
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001
+            user = None
+    return Deployer(user, "local-user" if user else "none", "local-user")
+
+
+def _commit(env: dict, ci: Any) -> str | None:
+    from ps019.gate.ci import COMMIT_ENV
+
+    if env.get(COMMIT_ENV):
+        return env[COMMIT_ENV].strip()
+    if ci is not None and getattr(ci, "commit", None):
+        return ci.commit
+    program_dir = _program_dir(env)
+    if program_dir is None:
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(program_dir), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _plan_digest(env: dict) -> str | None:
+    from ps019.gate import ci as ci_facts
+
+    try:
+        return ci_facts.plan_digest_from_env(env)
+    except Exception:  # noqa: BLE001 - a bad plan path is the gate's to report
+        return None
+
+
+def _program_dir(env: dict) -> Path | None:
+    for candidate in (env.get("PS019_PROGRAM_DIR"), env.get("PWD")):
+        if candidate and (Path(candidate) / "Pulumi.yaml").is_file():
+            return Path(candidate)
     return None
 
 
-def evidence_diagnostics(run: Any, facts: Facts) -> list[Diagnostic]:
-    return []
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pulumi", ".mypy_cache", ".pytest_cache"}
+
+
+def _source_digest(env: dict) -> str | None:
+    """sha256 over (relative path, file sha256) of the program's source tree, skipping VCS and virtualenv folders."""
+    root = _program_dir(env)
+    if root is None:
+        return None
+    return _tree_digest(str(root))
+
+
+@cache
+def _tree_digest(root: str) -> str | None:
+    digest = hashlib.sha256()
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                with open(path, "rb") as fh:
+                    file_digest = hashlib.sha256(fh.read()).hexdigest()
+            except OSError:
+                continue
+            digest.update(f"{os.path.relpath(path, root)}\0{file_digest}\n".encode())
+            count += 1
+            if count > 20000:
+                return None  # not a program tree we should be hashing on every run
+    return digest.hexdigest()
+
+
+@cache
+def pack_code_digest() -> str:
+    """sha256 over the ps019 SDK's Python sources and the pack directory (what actually decided)."""
+    import ps019
+
+    sdk_root = Path(ps019.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(sdk_root.rglob("*.py")):
+        if "fixtures" in path.parts:
+            continue
+        digest.update(f"{path.relative_to(sdk_root)}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    pack_dir = Path.cwd()
+    for name in ("PulumiPolicy.yaml", "__main__.py"):
+        if (pack_dir / name).is_file():
+            digest.update(f"pack/{name}\0".encode())
+            digest.update(hashlib.sha256((pack_dir / name).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@cache
+def _iam_data_version() -> str | None:
+    try:
+        from ps019.iam import IAM_DATA_VERSION
+
+        return IAM_DATA_VERSION
+    except ImportError:
+        return None
+
+
+def _open_store(settings: Any) -> tuple[Any, History]:
+    from ps019.evidence import open_store
+
+    evidence_settings = _section(settings, "evidence")
+    url = evidence_settings.resolved_store_url() if evidence_settings is not None else None
+    history = History(store_url=url)
+    try:
+        return open_store(url), history
+    except Exception as exc:  # noqa: BLE001 - reported: grants and exceptions cannot be verified
+        history.error = f"evidence store unreachable ({type(exc).__name__}: {exc}); break-glass grants and " \
+                        "exceptions cannot be verified"
+        return None, history
+
+
+def _store_read(store: Any, history: History, reader: Any, *args: Any) -> list:
+    if store is None:
+        return []
+    try:
+        return reader(store, *args)
+    except Exception as exc:  # noqa: BLE001
+        history.error = f"evidence store read failed ({type(exc).__name__}: {exc}); break-glass grants and " \
+                        "exceptions cannot be verified"
+        return []
+
+
+def _promotion_facts(store: Any, history: History, run: Any, commit: str | None) -> Any:
+    if store is None:
+        return None
+    try:
+        from ps019.evidence.audit import load_promotion_facts
+    except ImportError:
+        return None
+    try:
+        return load_promotion_facts(store, run.organization, run.project, commit)
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _preview_link(store: Any, run: Any, commit: str | None, now: datetime) -> str | None:
+    """The preview this update follows (``pulumi up`` runs a preview pass first, with its own pack process)."""
+    if store is None:
+        return None
+    try:
+        found = store.query(stack=run.stack_ref, kind="preview", since=now - PREVIEW_LINK_WINDOW, limit=20)
+    except Exception:  # noqa: BLE001
+        return None
+    candidates = [s.record if hasattr(s, "record") else s for s in found]
+    candidates = [r for r in candidates if r.artifact is None or commit is None or r.artifact.git_commit == commit]
+    candidates.sort(key=lambda r: r.started_at)
+    return candidates[-1].record_id if candidates else None
+
+
+def _grant_waivers(grant: Any) -> list:
+    from ps019.gate.waivers import waivers_from_grant
+
+    return waivers_from_grant(grant)
+
+
+def _actor(facts: Facts | None) -> Any:
+    from ps019.evidence import Identity
+
+    if facts is None or facts.deployer.id is None:
+        return None
+    d = facts.deployer
+    identity = facts.identity
+    if d.verified_by == "sts":
+        return Identity(id=d.id, kind="aws-sts", verified=True, verified_by="sts:GetCallerIdentity",
+                        account=getattr(identity, "account", None), role=getattr(identity, "role_name", None))
+    if d.verified_by == "ci":
+        return Identity(id=d.id, kind="ci-env", verified=False, verified_by="CI environment variables")
+    return Identity(id=d.id, kind="local-user", verified=False, verified_by="local user name")
+
+
+def _ci(facts: Facts | None) -> Any:
+    from ps019.evidence import CiRun
+
+    ci = facts.ci if facts else None
+    if ci is None:
+        return CiRun(provider="local")
+    return CiRun(provider=ci.provider, run_url=ci.run_url, ref=ci.ref, commit=ci.commit)
+
+
+def _secret_values(views: Iterable[ResourceView]) -> set[str]:
+    """Plaintext secrets the run saw: the record refuses to contain any of them."""
+    out: set[str] = set()
+    for view in views:
+        for path in view.secret_paths:
+            value: Any = view.props
+            for key in path:
+                try:
+                    value = value[key]
+                except (KeyError, IndexError, TypeError):
+                    value = None
+                    break
+            if isinstance(value, str) and value:
+                out.add(value)
+    return out
+
+
+def _decide(run: Any, tier: str, tier_source: str, source: Any, deployer: Deployer, ci: Any, commit: str | None,
+            plan_digest: str | None, grant: Any, now: datetime, gate_settings: Any, identity: Any) -> Any:
+    from ps019.gate import decision as gate_decision
+
+    inputs = gate_decision.GateInputs(
+        stack_ref=run.stack_ref, tier=tier, tier_source=tier_source, dry_run=run.dry_run,
+        change_request=source, deployer=deployer.id, deployer_verified_by=deployer.verified_by,
+        deploy_identity=identity, ci=ci, commit=commit, plan_digest=plan_digest, now=now, break_glass=grant,
+    )
+    return gate_decision.decide_gate(inputs, gate_settings)
