@@ -1,0 +1,283 @@
+"""Who is running ``pulumi up``: the edge that asks AWS, once per run.
+
+``lookup_deploy_identity`` calls STS GetCallerIdentity with the credentials the process inherited, and for a role
+reads the role's attached and inline policies through the IAM API and runs each through ``ps019.iam.analyze_policy``.
+It never raises: no credentials, a dead endpoint or AccessDenied become text in ``error`` / ``policies_error`` that
+the PS019-IDENTITY-004 control reports. botocore timeouts and retries are kept short (see ``IdentitySettings``) so a
+dead endpoint costs seconds, not minutes.
+
+The result is a plain frozen dataclass: controls judge it (``ps019.controls.identity``) and the evidence record keeps
+``to_evidence()``. It never holds credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import structlog
+
+from ps019.aws.arns import CallerKind, classify_caller_arn
+from ps019.aws.settings import IdentitySettings
+
+log = structlog.get_logger(__name__)
+
+_MAX_POLICIES = 50  # AWS allows 20 attached policies per role (quota) and inline policies up to 10,240 bytes in total
+
+
+@dataclass(frozen=True)
+class RolePolicyResult:
+    """One policy of the deploy role, analysed."""
+
+    name: str
+    source: str  # "managed" | "inline"
+    arn: str | None = None  # managed policies only
+    verdict: str = "allow"  # allow | deny | error | unreadable
+    admin_equivalent: bool = False
+    categories: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()  # one line per finding (what, which statement)
+    error: str | None = None
+
+    def to_evidence(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "source": self.source, "arn": self.arn, "verdict": self.verdict,
+            "admin_equivalent": self.admin_equivalent, "categories": list(self.categories),
+            "findings": list(self.findings), "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class DeployIdentity:
+    arn: str | None
+    account: str | None
+    kind: CallerKind
+    role_name: str | None = None
+    session_name: str | None = None
+    policy_results: tuple[RolePolicyResult, ...] = ()
+    error: str | None = None  # the caller could not be established at all
+    # Additive fields:
+    role_arn: str | None = None  # the IAM role ARN (with its path when the IAM API told us)
+    policies_error: str | None = None  # the caller is known but its policies could not be read
+    iam_data_version: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.error is None and self.kind != "unknown" and self.policies_error is None
+
+    @property
+    def admin_equivalent_policies(self) -> tuple[RolePolicyResult, ...]:
+        return tuple(p for p in self.policy_results if p.admin_equivalent)
+
+    def candidate_role_arns(self) -> tuple[str, ...]:
+        """Role ARNs to match against the allowed patterns: with the role's path when known, and without."""
+        caller = classify_caller_arn(self.arn)
+        arns = [self.role_arn, caller.role_arn("/")]
+        return tuple(dict.fromkeys(a for a in arns if a))
+
+    def to_evidence(self) -> dict[str, Any]:
+        return {
+            "arn": self.arn, "account": self.account, "kind": self.kind, "role_name": self.role_name,
+            "role_arn": self.role_arn, "session_name": self.session_name, "error": self.error,
+            "policies_error": self.policies_error, "iam_data_version": self.iam_data_version,
+            "policies": [p.to_evidence() for p in self.policy_results],
+        }
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "DeployIdentity":
+        """Rebuild from ``to_evidence()`` output or a test fixture."""
+        policies = tuple(
+            RolePolicyResult(
+                name=p.get("name", ""), source=p.get("source", "managed"), arn=p.get("arn"),
+                verdict=p.get("verdict", "allow"), admin_equivalent=bool(p.get("admin_equivalent")),
+                categories=tuple(p.get("categories", ())), findings=tuple(p.get("findings", ())), error=p.get("error"),
+            )
+            for p in data.get("policies", data.get("policy_results", ())) or ()
+        )
+        caller = classify_caller_arn(data.get("arn"))
+        return cls(
+            arn=data.get("arn"), account=data.get("account") or caller.account or None,
+            kind=data.get("kind") or caller.kind, role_name=data.get("role_name") or caller.role_name,
+            session_name=data.get("session_name") or caller.session_name, policy_results=policies,
+            error=data.get("error"), role_arn=data.get("role_arn"), policies_error=data.get("policies_error"),
+            iam_data_version=data.get("iam_data_version"),
+        )
+
+
+_cache: dict[tuple, DeployIdentity] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def lookup_deploy_identity(settings: IdentitySettings | None = None, *, session: Any = None,
+                           use_cache: bool = True) -> DeployIdentity:
+    """Ask AWS who the inherited credentials belong to (cached per credentials + endpoint + region for the process,
+    which lives for one engine run). Never raises."""
+    settings = settings or IdentitySettings()
+    try:
+        session = session or _new_session(settings)
+        credentials = session.get_credentials()
+        if credentials is None:
+            return DeployIdentity(arn=None, account=None, kind="unknown",
+                                  error="no AWS credentials found in the environment of the pulumi process")
+        key = (credentials.access_key, os.environ.get("AWS_ENDPOINT_URL"), _region(settings, session),
+               settings.fetch_role_policies)
+        if use_cache:
+            with _cache_lock:
+                if key in _cache:
+                    return _cache[key]
+        identity = _lookup(session, settings)
+        if use_cache:
+            with _cache_lock:
+                _cache[key] = identity
+        return identity
+    except Exception as exc:  # noqa: BLE001 - an edge must report, never crash the pack
+        return DeployIdentity(arn=None, account=None, kind="unknown", error=_describe_error("STS GetCallerIdentity", exc))
+
+
+def _new_session(settings: IdentitySettings) -> Any:
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    # The credential chain may fall through to the instance-metadata service; bound it like every other call.
+    core.set_config_variable("metadata_service_timeout", settings.connect_timeout_seconds)
+    core.set_config_variable("metadata_service_num_attempts", 1)
+    return boto3.session.Session(botocore_session=core)
+
+
+def _region(settings: IdentitySettings, session: Any) -> str:
+    return (settings.region or getattr(session, "region_name", None) or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+
+
+def _client(session: Any, service: str, settings: IdentitySettings) -> Any:
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds,
+        retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+    )
+    return session.client(service, region_name=_region(settings, session), config=config)
+
+
+def _lookup(session: Any, settings: IdentitySettings) -> DeployIdentity:
+    try:
+        answer = _client(session, "sts", settings).get_caller_identity()
+    except Exception as exc:  # noqa: BLE001
+        return DeployIdentity(arn=None, account=None, kind="unknown", error=_describe_error("STS GetCallerIdentity", exc))
+    arn = answer.get("Arn")
+    caller = classify_caller_arn(arn)
+    identity = DeployIdentity(
+        arn=arn, account=answer.get("Account") or caller.account or None, kind=caller.kind,
+        role_name=caller.role_name, session_name=caller.session_name, role_arn=caller.role_arn("/"),
+        iam_data_version=_iam_data_version(),
+    )
+    if caller.kind in ("assumed-role", "role") and settings.fetch_role_policies:
+        identity = _with_role_policies(identity, _client(session, "iam", settings))
+    log.debug("deploy identity looked up", kind=identity.kind, arn=identity.arn, error=identity.error,
+              policies_error=identity.policies_error)
+    return identity
+
+
+def _with_role_policies(identity: DeployIdentity, iam: Any) -> DeployIdentity:
+    from dataclasses import replace
+
+    role_name = identity.role_name
+    results: list[RolePolicyResult] = []
+    role_arn = identity.role_arn
+    try:
+        role = iam.get_role(RoleName=role_name)["Role"]
+        role_arn = role.get("Arn") or role_arn
+    except Exception as exc:  # noqa: BLE001 - the role's path is a nicety; the policies below are what matter
+        log.debug("iam get_role failed", role=role_name, error=str(exc))
+    try:
+        for attached in _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=role_name):
+            results.append(_managed_policy_result(iam, attached["PolicyName"], attached["PolicyArn"]))
+        for policy_name in _paginate(iam, "list_role_policies", "PolicyNames", RoleName=role_name):
+            try:
+                document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+                results.append(_analysed(policy_name, "inline", None, document))
+            except Exception as exc:  # noqa: BLE001
+                results.append(RolePolicyResult(policy_name, "inline", verdict="unreadable",
+                                                error=_describe_error("IAM GetRolePolicy", exc)))
+    except Exception as exc:  # noqa: BLE001
+        return replace(identity, role_arn=role_arn, policy_results=tuple(results),
+                       policies_error=_describe_error(f"reading the policies of role {role_name}", exc))
+    unreadable = [r for r in results if r.verdict == "unreadable"]
+    policies_error = None
+    if unreadable:
+        policies_error = "; ".join(f"{r.name}: {r.error}" for r in unreadable)
+    return replace(identity, role_arn=role_arn, policy_results=tuple(results), policies_error=policies_error)
+
+
+def _paginate(iam: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
+    items: list[Any] = []
+    for page in iam.get_paginator(operation).paginate(**kwargs):
+        items.extend(page.get(key, ()))
+        if len(items) >= _MAX_POLICIES:
+            break
+    return items[:_MAX_POLICIES]
+
+
+def _managed_policy_result(iam: Any, name: str, arn: str) -> RolePolicyResult:
+    from ps019.iam import is_admin_equivalent_managed_policy
+
+    if is_admin_equivalent_managed_policy(arn):
+        return RolePolicyResult(name, "managed", arn, verdict="deny", admin_equivalent=True,
+                                categories=("admin-equivalent managed policy",),
+                                findings=(f"{arn} is an admin-equivalent managed policy",))
+    try:
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    except Exception as exc:  # noqa: BLE001
+        return RolePolicyResult(name, "managed", arn, verdict="unreadable", error=_describe_error("IAM GetPolicyVersion", exc))
+    return _analysed(name, "managed", arn, document)
+
+
+def _analysed(name: str, source: str, arn: str | None, document: Any) -> RolePolicyResult:
+    from ps019.controls.iam._documents import finding_category, finding_line, is_full_admin
+
+    if isinstance(document, str):
+        # The IAM API returns URL-encoded JSON; boto3 normally decodes it already.
+        try:
+            document = json.loads(urllib.parse.unquote(document))
+        except ValueError:
+            pass
+    from ps019.iam import analyze_policy
+
+    result = analyze_policy(document, kind="identity")
+    findings = tuple(result.findings or ())
+    return RolePolicyResult(
+        name, source, arn, verdict=result.verdict,
+        admin_equivalent=any(is_full_admin(f) for f in findings),
+        categories=tuple(dict.fromkeys(finding_category(f) for f in findings)),
+        findings=tuple(finding_line(f) for f in findings),
+        error=result.message if result.verdict == "error" else None,
+    )
+
+
+def _iam_data_version() -> str | None:
+    try:
+        from ps019.iam import IAM_DATA_VERSION
+
+        return str(IAM_DATA_VERSION)
+    except Exception:  # noqa: BLE001 - the analysis core may be absent in a stripped install
+        return None
+
+
+def _describe_error(what: str, exc: BaseException) -> str:
+    """One line naming the failed call and the cause; botocore messages carry no secrets."""
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if name == "NoCredentialsError":
+        return "no AWS credentials found in the environment of the pulumi process"
+    return f"{what} failed: {name}: {text}"[:500]

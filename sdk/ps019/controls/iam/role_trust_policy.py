@@ -1,0 +1,41 @@
+"""PS019-IAM-002: a role's trust policy names who may assume it, precisely."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ps019.controls.base import Control, RunContext
+from ps019.controls.iam._documents import document_paths, policy_violations, resource_label
+from ps019.model import Level, ResourceView, Severity, Violation
+
+TRUST_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "aws:iam/role:Role": (("assumeRolePolicy",),),
+    "aws-native:iam:Role": (("assumeRolePolicyDocument",),),
+}
+
+
+def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Iterable[Violation]:
+    label = resource_label(view)
+    for where, document in document_paths(view.props, TRUST_PATHS.get(view.type, ())):
+        yield from policy_violations(document, kind="trust", where=where, resource_label=label)
+
+
+CONTROL = Control(
+    id="PS019-IAM-002",
+    title="IAM role trust policies name who may assume the role",
+    clause='PS-019 §3 "Build and deployment jobs run under managed identities with least privilege"',
+    severity=Severity.CRITICAL,
+    level=Level.MANDATORY,
+    rationale=(
+        "A trust policy with Principal '*' (unless pinned by aws:PrincipalOrgID or aws:PrincipalArn), NotPrincipal, "
+        "or an OIDC trust without a 'sub' condition limited to one org/repo lets identities outside your control "
+        "assume the role: any GitHub repository, any AWS account."
+    ),
+    remediation=(
+        "Name the principal (an account with sts:ExternalId, a single service principal, a role ARN), or pin a "
+        "wildcard principal with an exact aws:PrincipalOrgID / aws:PrincipalArn condition. For GitHub OIDC add "
+        "StringEquals/StringLike on token.actions.githubusercontent.com:sub limited to 'repo:<org>/<repo>:...'."
+    ),
+    resource_types=tuple(TRUST_PATHS),
+    check=check,
+)
