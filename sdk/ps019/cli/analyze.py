@@ -22,6 +22,10 @@ from ps019.errors import InputError
 # Where the bundled ps019 pack lives: $PS019_POLICY_PACK, else policypacks/ps019 beside the source tree.
 PACK_ENV_VAR = "PS019_POLICY_PACK"
 
+# A ps019.engine.PackPool the commands reuse pack processes from (set by the demo and by tests; None = one process
+# per pass, started and stopped like the Pulumi CLI does).
+ENGINE_POOL = None
+
 
 def bundled_pack_dir() -> Path:
     override = os.environ.get(PACK_ENV_VAR)
@@ -266,7 +270,7 @@ class _Request:
     def engine_kwargs(self) -> dict[str, Any]:
         return dict(stack=self.stack, config=dict(self.config.values),
                     secret_config_keys=sorted(self.config.secret_keys), tags=self.tags,
-                    policy_pack_config=self.policy_pack_config, timeout=self.timeout)
+                    policy_pack_config=self.policy_pack_config, timeout=self.timeout, pool=ENGINE_POOL)
 
 
 def configure_cli_logging() -> None:
