@@ -255,3 +255,14 @@ def json_schema() -> dict[str, Any]:
 
 def json_schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def sign_approval(request: ChangeRequest, private_key: Any, *, approver: str, role: str, signed_at: datetime,
+                  expires_at: datetime | None = None) -> Approval:
+    """A new approval of ``request`` (its body as it is now) signed with ``private_key``."""
+    from ps019.gate.signing import sign
+
+    payload = approval_payload(request.body(), approver, role, signed_at, expires_at)
+    signature = sign(payload, private_key, purpose=APPROVAL_PURPOSE)
+    return Approval(approver=approver, role=role, signed_at=signed_at, expires_at=expires_at,
+                    key_id=signature.key_id, signature=signature.value)

@@ -211,6 +211,8 @@ def _grant_summary(grant: Any) -> tuple[bool, str | None, str]:
     if getattr(grant, "valid", False):
         return True, grant_id, f"break-glass grant {grant_id}"
     problems = "; ".join(getattr(grant, "problems", ()) or ()) or "invalid"
+    if grant_id is None:
+        return False, None, f"no valid break-glass grant ({problems})"
     return False, grant_id, f"break-glass grant {grant_id} is not valid ({problems})"
 
 
