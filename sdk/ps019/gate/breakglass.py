@@ -67,7 +67,7 @@ class BreakGlassSettings(BaseModel):
     block_on_overdue_review: bool = Field(
         True, description="refuse a new grant for a stack while an earlier grant's review is overdue")
     non_waivable_controls: tuple[str, ...] = Field(
-        ("PS019-EVIDENCE-*", "PS019-GATE-05?"),
+        ("PS019-EVID-*", "PS019-EVIDENCE-*", "PS019-GATE-05?"),
         description="control IDs (fnmatch patterns) no grant may waive; evidence and break-glass reporting by default")
     operator_roles: tuple[str, ...] = Field(("operator",), description="trusted-key roles that may open a grant")
     reviewer_roles: tuple[str, ...] = Field(

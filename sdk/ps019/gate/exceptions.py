@@ -51,7 +51,7 @@ class ExceptionSettings(BaseModel):
     approver_roles: tuple[str, ...] = Field(("approver", "security"), description="roles that may approve one")
     max_duration_days: float = Field(90, gt=0, description="longest time from approval to expiry")
     non_excepted_controls: tuple[str, ...] = Field(
-        ("PS019-EVIDENCE-*", "PS019-GATE-05?"),
+        ("PS019-EVID-*", "PS019-EVIDENCE-*", "PS019-GATE-05?"),
         description="control IDs (fnmatch patterns) that no exception may waive")
 
     def is_exceptable(self, control_id: str) -> bool:
