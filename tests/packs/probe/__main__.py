@@ -24,8 +24,18 @@ def _type_name(value):
     return type(value).__name__
 
 
+def _plain(value):
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "items"):
+        return {k: _plain(_read(value, k)) for k in value.keys()}
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "_ListProxy":
+        return [_plain(v) for v in value]
+    return value
+
+
 def _hash(value):
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(_plain(value), sort_keys=True).encode()).hexdigest()
 
 
 def _config(args):
