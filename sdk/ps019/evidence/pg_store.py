@@ -1,0 +1,277 @@
+"""``postgresql://writer@host:port/db``: PostgreSQL (psycopg 3), append-only by privileges *and* triggers.
+
+:func:`install_schema` (run once by the schema owner) creates schema ``ps019_evidence`` with ``records`` and
+``heads``; the writer role gets only USAGE + SELECT + INSERT (records) and SELECT (heads); auditor roles get SELECT.
+Triggers refuse UPDATE/DELETE/TRUNCATE of records, refuse an INSERT that does not extend its chain's head (so even a
+writer that skips the lock cannot fork a chain), and move the head forward only (SECURITY DEFINER, so the writer
+cannot touch ``heads`` directly). Appends run in one transaction under a per-chain advisory lock
+(``pg_advisory_xact_lock``: a writer with only INSERT cannot ``LOCK TABLE`` or ``SELECT ... FOR UPDATE``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+from ps019.errors import StoreError
+from ps019.evidence.record import EvidenceRecord
+from ps019.evidence.signing import Signer
+from ps019.evidence.store import (EvidenceStore, StoredRecord, filters_to_query, format_utc, index_facts, seal,
+                                  validated_record)
+
+SCHEMA = "ps019_evidence"
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.records (
+  id bigserial PRIMARY KEY,
+  record_id text NOT NULL UNIQUE,
+  chain_key text NOT NULL,
+  seq bigint NOT NULL,
+  prev_hash text NOT NULL,
+  hash text NOT NULL UNIQUE,
+  kind text NOT NULL,
+  stack text NOT NULL,
+  environment text NOT NULL,
+  change_class text,
+  actor text,
+  started_at text NOT NULL,
+  break_glass boolean NOT NULL,
+  has_violations boolean NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  document text NOT NULL,
+  envelope text NOT NULL,
+  UNIQUE (chain_key, seq)
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.heads (
+  chain_key text PRIMARY KEY,
+  seq bigint NOT NULL,
+  hash text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_stack_time ON {SCHEMA}.records (stack, started_at);
+CREATE INDEX IF NOT EXISTS records_env_time ON {SCHEMA}.records (environment, started_at);
+CREATE INDEX IF NOT EXISTS records_actor_time ON {SCHEMA}.records (actor, started_at);
+CREATE INDEX IF NOT EXISTS records_kind_time ON {SCHEMA}.records (kind, started_at);
+CREATE INDEX IF NOT EXISTS records_class_time ON {SCHEMA}.records (change_class, started_at);
+CREATE INDEX IF NOT EXISTS records_time ON {SCHEMA}.records (started_at);
+CREATE INDEX IF NOT EXISTS records_break_glass ON {SCHEMA}.records (started_at) WHERE break_glass;
+CREATE INDEX IF NOT EXISTS records_violations ON {SCHEMA}.records (started_at) WHERE has_violations;
+
+CREATE OR REPLACE FUNCTION {SCHEMA}.forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'evidence % is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+CREATE OR REPLACE FUNCTION {SCHEMA}.extend_chain() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = {SCHEMA}, pg_temp AS $$
+DECLARE head_seq bigint; head_hash text;
+BEGIN
+  SELECT h.seq, h.hash INTO head_seq, head_hash FROM {SCHEMA}.heads h WHERE h.chain_key = NEW.chain_key;
+  IF NEW.seq IS DISTINCT FROM coalesce(head_seq, 0) + 1
+     OR NEW.prev_hash IS DISTINCT FROM coalesce(head_hash, repeat('0', 64)) THEN
+    RAISE EXCEPTION 'evidence chain fork refused: record does not extend the head of %', NEW.chain_key
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+  INSERT INTO {SCHEMA}.heads (chain_key, seq, hash) VALUES (NEW.chain_key, NEW.seq, NEW.hash)
+    ON CONFLICT (chain_key) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash;
+  RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION {SCHEMA}.heads_forward_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.seq IS DISTINCT FROM OLD.seq + 1 OR NEW.chain_key IS DISTINCT FROM OLD.chain_key THEN
+    RAISE EXCEPTION 'evidence chain heads only move forward' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$;
+
+DROP TRIGGER IF EXISTS records_no_update_delete ON {SCHEMA}.records;
+CREATE TRIGGER records_no_update_delete BEFORE UPDATE OR DELETE ON {SCHEMA}.records
+  FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.forbid_change();
+DROP TRIGGER IF EXISTS records_no_truncate ON {SCHEMA}.records;
+CREATE TRIGGER records_no_truncate BEFORE TRUNCATE ON {SCHEMA}.records
+  FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.forbid_change();
+DROP TRIGGER IF EXISTS records_extend_chain ON {SCHEMA}.records;
+CREATE TRIGGER records_extend_chain BEFORE INSERT ON {SCHEMA}.records
+  FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.extend_chain();
+DROP TRIGGER IF EXISTS heads_forward ON {SCHEMA}.heads;
+CREATE TRIGGER heads_forward BEFORE UPDATE ON {SCHEMA}.heads
+  FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.heads_forward_only();
+DROP TRIGGER IF EXISTS heads_no_delete ON {SCHEMA}.heads;
+CREATE TRIGGER heads_no_delete BEFORE DELETE ON {SCHEMA}.heads
+  FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.forbid_change();
+DROP TRIGGER IF EXISTS heads_no_truncate ON {SCHEMA}.heads;
+CREATE TRIGGER heads_no_truncate BEFORE TRUNCATE ON {SCHEMA}.heads
+  FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.forbid_change();
+
+REVOKE ALL ON ALL TABLES IN SCHEMA {SCHEMA} FROM PUBLIC;
+REVOKE ALL ON FUNCTION {SCHEMA}.extend_chain() FROM PUBLIC;
+"""
+
+
+def install_schema(owner_dsn: str, writer_role: str, reader_roles: tuple[str, ...] = ()) -> None:
+    """Create (idempotently) the schema as the connected owner and grant the writer INSERT/SELECT only."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(owner_dsn, autocommit=True) as con:
+        con.execute(DDL)
+        w = sql.Identifier(writer_role)
+        for stmt in (
+            "GRANT USAGE ON SCHEMA {s} TO {r}",
+            "GRANT SELECT, INSERT ON {s}.records TO {r}",
+            "GRANT USAGE ON SEQUENCE {s}.records_id_seq TO {r}",
+            "GRANT SELECT ON {s}.heads TO {r}",
+        ):
+            con.execute(sql.SQL(stmt).format(s=sql.Identifier(SCHEMA), r=w))
+        for reader in reader_roles:
+            r = sql.Identifier(reader)
+            con.execute(sql.SQL("GRANT USAGE ON SCHEMA {s} TO {r}").format(s=sql.Identifier(SCHEMA), r=r))
+            con.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}").format(
+                s=sql.Identifier(SCHEMA), r=r))
+
+
+def _where(dsn: str) -> str:
+    """host:port/db of a DSN, never its credentials."""
+    try:
+        parts = urlsplit(dsn)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+    except ValueError:
+        return "<unparsable DSN>"
+
+
+class PostgresStore(EvidenceStore):
+    def __init__(self, dsn: str, connect_timeout: float = 5.0) -> None:
+        import psycopg
+
+        self.where = _where(dsn)
+        self.url = f"postgresql://{self.where}"
+        try:
+            self._con = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL evidence store {self.where} unreachable: {_first_line(exc)}") from exc
+
+    @classmethod
+    def from_url(cls, url: str, connect_timeout: float = 5.0) -> "PostgresStore":
+        return cls(url, connect_timeout=connect_timeout)
+
+    def _run(self, fn):
+        import psycopg
+
+        try:
+            return fn(self._con)
+        except psycopg.errors.UndefinedTable as exc:
+            raise StoreError(f"PostgreSQL evidence store {self.where}: schema {SCHEMA} is not installed "
+                             "(ps019.evidence.pg_store.install_schema)") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL evidence store {self.where}: {_first_line(exc)}") from exc
+
+    def append(self, record: EvidenceRecord, signer: Signer) -> StoredRecord:
+        record = validated_record(record)
+
+        def tx(con):
+            with con.transaction():
+                con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7274))", (record.chain_key,))
+                row = con.execute(f"SELECT document, envelope FROM {SCHEMA}.records WHERE record_id = %s",
+                                  (record.record_id,)).fetchone()
+                if row:
+                    return _row(row)
+                head = con.execute(f"SELECT seq, hash FROM {SCHEMA}.heads WHERE chain_key = %s",
+                                   (record.chain_key,)).fetchone()
+                seq, prev = head if head else (0, None)
+                stored = seal(record, signer, record.chain_key, seq, prev)
+                f = index_facts(EvidenceRecord.model_validate(stored.document))
+                con.execute(
+                    f"INSERT INTO {SCHEMA}.records (record_id, chain_key, seq, prev_hash, hash, kind, stack,"
+                    " environment, change_class, actor, started_at, break_glass, has_violations, document, envelope)"
+                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    (f.record_id, f.chain_key, stored.sequence, stored.prev_hash, stored.hash, f.kind, f.stack,
+                     f.environment, f.change_class, f.actor, f.started_at, f.break_glass, f.has_violations,
+                     json.dumps(stored.document, sort_keys=True, separators=(",", ":")),
+                     json.dumps(stored.envelope, sort_keys=True, separators=(",", ":"))))
+                return stored
+
+        return self._run(tx)
+
+    def get(self, record_id: str) -> StoredRecord | None:
+        row = self._run(lambda c: c.execute(f"SELECT document, envelope FROM {SCHEMA}.records WHERE record_id = %s",
+                                            (record_id,)).fetchone())
+        return _row(row) if row else None
+
+    def query(self, **filters: Any) -> list[StoredRecord]:
+        q = filters_to_query(filters)
+        where, args = [], []
+        if q.stack:
+            if "/" in q.stack:
+                where.append("stack = %s")
+                args.append(q.stack)
+            else:
+                where.append("stack LIKE %s")
+                args.append("%/" + q.stack.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+        for column, value in (("environment", q.environment), ("change_class", q.change_class), ("actor", q.actor)):
+            if value:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if q.kind:
+            where.append("kind = %s")
+            args.append(getattr(q.kind, "value", q.kind))
+        if q.since:
+            where.append("started_at >= %s")
+            args.append(format_utc(q.since))
+        if q.until:
+            where.append("started_at < %s")
+            args.append(format_utc(q.until))
+        if q.break_glass is not None:
+            where.append("break_glass = %s")
+            args.append(q.break_glass)
+        if q.with_violations is not None:
+            where.append("has_violations = %s")
+            args.append(q.with_violations)
+        sql = f"SELECT document, envelope FROM {SCHEMA}.records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC"
+        if q.limit:
+            sql += " LIMIT %s"
+            args.append(int(q.limit))
+        return [_row(r) for r in self._run(lambda c: c.execute(sql, args).fetchall())]
+
+    def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
+        # a server-side cursor keeps memory flat over a million rows
+        if stack:
+            sql, args = f"SELECT document, envelope FROM {SCHEMA}.records WHERE chain_key = %s ORDER BY seq", (stack,)
+        else:
+            sql, args = f"SELECT document, envelope FROM {SCHEMA}.records ORDER BY chain_key, seq", ()
+        import psycopg
+
+        try:
+            with self._con.transaction(), self._con.cursor(name="ps019_iter_all") as cur:
+                cur.itersize = 2000
+                cur.execute(sql, args)
+                for row in cur:
+                    yield _row(row)
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL evidence store {self.where}: {_first_line(exc)}") from exc
+
+    def heads(self) -> dict[str, tuple[int, str]]:
+        rows = self._run(lambda c: c.execute(f"SELECT chain_key, seq, hash FROM {SCHEMA}.heads").fetchall())
+        return {k: (int(s), h) for k, s, h in rows}
+
+    def count(self) -> int:
+        return self._run(lambda c: c.execute(f"SELECT count(*) FROM {SCHEMA}.records").fetchone()[0])
+
+    def close(self) -> None:
+        try:
+            self._con.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _row(row: tuple[str, str]) -> StoredRecord:
+    return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1]))

@@ -1,0 +1,227 @@
+"""``s3://bucket/prefix``: one immutable object per record in an S3 Object Lock bucket.
+
+Layout under the prefix (chain keys are URL-quoted)::
+
+    chains/<chain>/records/<sequence:012d>.json   the record + envelope; written once with If-None-Match: *
+    chains/<chain>/head.json                      {"sequence", "hash", "record_id"}; moved with If-Match (CAS)
+    ids/<record_id>.json                          {"chain_key", "sequence"}; written once (lookup by ID)
+
+Every object is written with Object Lock COMPLIANCE retention (``retention_days``). The conditional create on the
+sequence-numbered key is what makes a fork impossible: two appenders that read the same head race for the same key
+and exactly one wins (412 PreconditionFailed for the other). The head moves by compare-and-swap; an appender that
+finds a record beyond the head (its writer crashed or is still moving the head) completes that append -- writes
+the ID pointer and advances the head -- before retrying, so the chain never stalls and nothing is lost.
+The bucket must already exist with Object Lock enabled (docs/evidence.md).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+from urllib.parse import quote, unquote, urlparse
+
+from ps019.errors import InputError, StoreError
+from ps019.evidence.record import EvidenceRecord
+from ps019.evidence.signing import Signer
+from ps019.evidence.store import (EvidenceStore, StoredRecord, filters_to_query, index_facts, seal,
+                                  validated_record)
+
+_MAX_ATTEMPTS = 400
+
+
+class _Precondition(Exception):
+    pass
+
+
+class S3Store(EvidenceStore):
+    def __init__(self, bucket: str, prefix: str = "", *, retention_days: int = 2557, client: Any = None,
+                 connect_timeout: float = 5.0) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.retention_days = retention_days
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client("s3", config=Config(connect_timeout=connect_timeout, read_timeout=30,
+                                                      retries={"max_attempts": 2, "mode": "standard"}))
+        self._s3 = client
+
+    @classmethod
+    def from_url(cls, url: str, retention_days: int | None = None, connect_timeout: float = 5.0) -> "S3Store":
+        parsed = urlparse(url)
+        if not parsed.netloc:
+            raise InputError("S3 store URL must be s3://bucket/prefix")
+        return cls(parsed.netloc, parsed.path, retention_days=retention_days or 2557,
+                   connect_timeout=connect_timeout)
+
+    # --- keys -----------------------------------------------------------------------------------------------------
+    def _k(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def _record_key(self, chain: str, seq: int) -> str:
+        return self._k("chains", quote(chain, safe=""), "records", f"{seq:012d}.json")
+
+    def _head_key(self, chain: str) -> str:
+        return self._k("chains", quote(chain, safe=""), "head.json")
+
+    def _id_key(self, record_id: str) -> str:
+        return self._k("ids", quote(record_id, safe="") + ".json")
+
+    # --- S3 calls -------------------------------------------------------------------------------------------------
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self._s3, op)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+                raise _Precondition(code) from exc
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise KeyError(kwargs.get("Key")) from exc
+            raise StoreError(f"S3 evidence store {self.url} refused {op}: {code or status}") from exc
+        except BotoCoreError as exc:
+            endpoint = getattr(self._s3.meta, "endpoint_url", "?")
+            raise StoreError(f"S3 evidence store {self.url} unreachable at {endpoint}: "
+                             f"{type(exc).__name__}") from exc
+
+    def _lock_args(self) -> dict[str, Any]:
+        until = datetime.now(timezone.utc) + timedelta(days=self.retention_days)
+        return {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until}
+
+    def _put_new(self, key: str, body: bytes) -> None:
+        self._call("put_object", Key=key, Body=body, IfNoneMatch="*", ContentType="application/json",
+                   **self._lock_args())
+
+    def _get_json(self, key: str) -> tuple[dict[str, Any], str] | None:
+        try:
+            resp = self._call("get_object", Key=key)
+        except KeyError:
+            return None
+        return json.loads(resp["Body"].read()), resp["ETag"]
+
+    def _read_head(self, chain: str) -> tuple[int, str | None, str | None]:
+        got = self._get_json(self._head_key(chain))
+        if got is None:
+            return 0, None, None
+        head, etag = got
+        return int(head["sequence"]), head["hash"], etag
+
+    def _cas_head(self, chain: str, stored: StoredRecord, etag: str | None) -> None:
+        body = json.dumps({"sequence": stored.sequence, "hash": stored.hash,
+                           "record_id": stored.record_id}).encode()
+        cond = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        self._call("put_object", Key=self._head_key(chain), Body=body, ContentType="application/json",
+                   **cond, **self._lock_args())
+
+    def _advance_head_to(self, chain: str, stored: StoredRecord) -> None:
+        """Move the head forward to ``stored`` unless someone already did (CAS loop)."""
+        for _ in range(_MAX_ATTEMPTS):
+            seq, _, etag = self._read_head(chain)
+            if seq >= stored.sequence:
+                return
+            if seq != stored.sequence - 1:
+                raise StoreError(f"S3 evidence store {self.url}: chain {chain} head at {seq}, cannot advance to "
+                                 f"{stored.sequence}")
+            try:
+                self._cas_head(chain, stored, etag)
+                return
+            except _Precondition:
+                continue
+        raise StoreError(f"S3 evidence store {self.url}: could not advance the head of {chain}")
+
+    def _ensure_id(self, stored: StoredRecord) -> None:
+        body = json.dumps({"chain_key": stored.chain_key, "sequence": stored.sequence}).encode()
+        try:
+            self._put_new(self._id_key(stored.record_id), body)
+        except _Precondition:
+            pass
+
+    # --- EvidenceStore --------------------------------------------------------------------------------------------
+    def append(self, record: EvidenceRecord, signer: Signer) -> StoredRecord:
+        record = validated_record(record)
+        chain = record.chain_key
+        for attempt in range(_MAX_ATTEMPTS):
+            already = self.get(record.record_id)
+            if already is not None:
+                return already
+            seq, prev_hash, _ = self._read_head(chain)
+            stored = seal(record, signer, chain, seq, prev_hash)
+            try:
+                self._put_new(self._record_key(chain, stored.sequence), stored.to_json().encode())
+            except _Precondition:
+                # someone else holds this sequence: finish their append, then retry on the new head
+                got = self._get_json(self._record_key(chain, stored.sequence))
+                if got is not None:
+                    other = StoredRecord(document=got[0]["record"], envelope=got[0]["envelope"])
+                    self._ensure_id(other)
+                    self._advance_head_to(chain, other)
+                    if other.record_id == record.record_id:
+                        return other
+                time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+                continue
+            self._ensure_id(stored)
+            self._advance_head_to(chain, stored)
+            return stored
+        raise StoreError(f"S3 evidence store {self.url}: too much contention on chain {chain}")
+
+    def get(self, record_id: str) -> StoredRecord | None:
+        pointer = self._get_json(self._id_key(record_id))
+        if pointer is None:
+            return None
+        got = self._get_json(self._record_key(pointer[0]["chain_key"], int(pointer[0]["sequence"])))
+        return StoredRecord(document=got[0]["record"], envelope=got[0]["envelope"]) if got else None
+
+    def _list(self, prefix: str, delimiter: str | None = None) -> Iterator[dict[str, Any]]:
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"Prefix": prefix}
+            if delimiter:
+                kwargs["Delimiter"] = delimiter
+            if token:
+                kwargs["ContinuationToken"] = token
+            resp = self._call("list_objects_v2", **kwargs)
+            yield resp
+            if not resp.get("IsTruncated"):
+                return
+            token = resp["NextContinuationToken"]
+
+    def chains(self) -> list[str]:
+        base = self._k("chains") + "/"
+        out = []
+        for page in self._list(base, "/"):
+            for cp in page.get("CommonPrefixes", []):
+                out.append(unquote(cp["Prefix"][len(base):].rstrip("/")))
+        return sorted(out)
+
+    def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
+        for chain in ([stack] if stack else self.chains()):
+            base = self._k("chains", quote(chain, safe=""), "records") + "/"
+            keys = [obj["Key"] for page in self._list(base) for obj in page.get("Contents", [])]
+            for key in sorted(keys):
+                got = self._get_json(key)
+                if got is not None:
+                    yield StoredRecord(document=got[0]["record"], envelope=got[0]["envelope"])
+
+    def heads(self) -> dict[str, tuple[int, str]]:
+        out = {}
+        for chain in self.chains():
+            seq, h, _ = self._read_head(chain)
+            if seq:
+                out[chain] = (seq, h or "")
+        return out
+
+    def query(self, **filters: Any) -> list[StoredRecord]:
+        """A full scan (S3 has no secondary indexes): fine for audits of one bucket, not for 1M-record lists --
+        use sqlite/PostgreSQL (or an export) for those."""
+        q = filters_to_query(filters)
+        hits = [r for r in self.iter_all() if q.matches(index_facts(r.record))]
+        hits.sort(key=lambda r: r.document.get("started_at", ""), reverse=True)
+        return hits[: q.limit] if q.limit else hits
