@@ -1,0 +1,133 @@
+"""The approver's workflow through the CLI: keygen → change-request new → approve → validate; and the schema."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ps019.cli import main
+from ps019.gate import change_request as crm
+
+REPO = Path(__file__).resolve().parents[1]
+COMMIT = "c" * 40
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.fixture
+def workspace(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PS019_NOW", "2026-11-20T12:00:00Z")
+    monkeypatch.chdir(tmp_path)
+    entries = []
+    for name, roles in (("alice@example.com", ["approver"]), ("sec@example.com", ["approver", "security"])):
+        argv = ["keygen", "--out", "keys", "--identity", name] + [x for r in roles for x in ("--role", r)]
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        entries.append(json.loads(out))
+    (tmp_path / "pack.json").write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": entries}}}))
+    code, _, err = run(capsys, "change-request", "new", "--out", "cr.json", "--ticket", "CHG-7", "--summary", "s",
+                       "--owner", "web", "--author", "carol@example.com", "--stack", "acme/web/prod", "--commit",
+                       COMMIT, "--rollback-plan", "r", "--monitoring-plan", "m", "--test-evidence", "t")
+    assert code == 0, err
+    return tmp_path
+
+
+def test_keygen_writes_0600_key_and_prints_trusted_entry(workspace):
+    key = workspace / "keys" / "alice_example.com.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    entry = json.loads((workspace / "pack.json").read_text())["ps019-settings"]["gate"]["trustedKeys"][0]
+    assert entry["identity"] == "alice@example.com" and entry["roles"] == ["approver"]
+    assert "PRIVATE" not in (workspace / "pack.json").read_text()
+
+
+def test_approve_then_validate_verifies(workspace, capsys):
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",
+                       "alice@example.com")
+    assert code == 0, err
+    code, _, _ = run(capsys, "approve", "cr.json", "--key", "keys/sec_example.com.key", "--identity",
+                     "sec@example.com", "--role", "security", "--expires", "24h")
+    assert code == 0
+    code, out, _ = run(capsys, "change-request", "validate", "cr.json", "--policy-pack-config", "pack.json")
+    assert code == 0 and "2 approval(s)" in out and out.count(": verified") == 2
+    request, problems = crm.parse_change_request((workspace / "cr.json").read_bytes())
+    assert problems == [] and request.approvals[1].expires_at is not None
+
+
+def test_validate_detects_edit_after_approval(workspace, capsys):
+    run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity", "alice@example.com")
+    doc = json.loads((workspace / "cr.json").read_text())
+    doc["stacks"] = ["acme/web/prod", "acme/db/prod"]
+    (workspace / "cr.json").write_text(json.dumps(doc))
+    code, out, _ = run(capsys, "change-request", "validate", "cr.json", "--policy-pack-config", "pack.json")
+    assert code == 1 and "signature does not match the signed content" in out
+
+
+def test_validate_reports_field_errors_without_traceback(workspace, capsys):
+    doc = json.loads((workspace / "cr.json").read_text())
+    doc["approvals"] = [{"approver": "x", "role": "approver", "signed_at": "2026-11-20T00:00:00Z",
+                         "key_id": "ed25519:" + "0" * 32}]
+    del doc["author"]
+    (workspace / "cr.json").write_text(json.dumps(doc))
+    code, out, err = run(capsys, "change-request", "validate", "cr.json")
+    assert code == 1 and "Traceback" not in out + err
+    assert "author: field required" in out and "approvals[0].signature: field required" in out
+
+
+def test_approve_refuses_invalid_expired_or_own_request(workspace, capsys):
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",
+                       "carol@example.com")
+    assert code == 2 and "you (carol@example.com) are the author" in err
+    doc = json.loads((workspace / "cr.json").read_text())
+    doc["expires_at"] = "2026-11-20T11:00:00Z"
+    (workspace / "cr.json").write_text(json.dumps(doc))
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",
+                       "alice@example.com")
+    assert code == 2 and "refusing to sign" in err and "expired" in err
+    (workspace / "bad.json").write_text("{not json")
+    code, _, err = run(capsys, "approve", "bad.json", "--key", "keys/alice_example.com.key", "--identity", "a@b")
+    assert code == 2 and "refusing to sign an invalid change request: not valid JSON" in err
+
+
+def test_approve_refuses_a_world_readable_key(workspace, capsys):
+    (workspace / "keys" / "alice_example.com.key").chmod(0o644)
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",
+                       "alice@example.com")
+    assert code == 2 and "chmod 600" in err
+
+
+def test_yaml_change_request_round_trips(workspace, capsys):
+    code, _, _ = run(capsys, "change-request", "new", "--out", "cr.yaml", "--ticket", "CHG-8", "--stack",
+                     "acme/web/prod", "--commit", COMMIT, "--author", "carol@example.com")
+    assert code == 0
+    run(capsys, "approve", "cr.yaml", "--key", "keys/alice_example.com.key", "--identity", "alice@example.com")
+    assert (workspace / "cr.yaml").read_text().lstrip()[0] != "{"
+    code, out, _ = run(capsys, "change-request", "validate", "cr.yaml", "--policy-pack-config", "pack.json")
+    assert code == 0 and ": verified" in out
+
+
+def test_missing_file_is_exit_2(workspace, capsys):
+    code, _, err = run(capsys, "change-request", "validate", "nope.json")
+    assert code == 2 and "nope.json: no such file" in err
+
+
+def test_published_schema_is_current(capsys):
+    code, out, _ = run(capsys, "change-request", "schema")
+    assert code == 0
+    published = (REPO / "docs" / "change-request.schema.json").read_text()
+    assert json.loads(out) == json.loads(published), "regenerate: ps019 change-request schema > docs/change-request.schema.json"
+
+
+def test_schema_accepts_what_the_model_accepts(workspace, capsys):
+    run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity", "alice@example.com")
+    jsonschema.validate(json.loads((workspace / "cr.json").read_text()), crm.json_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"ticket": "CHG-1"}, crm.json_schema())
