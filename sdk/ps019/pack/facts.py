@@ -8,10 +8,8 @@ Every edge reports instead of raising: a missing change request, an unreachable 
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import hashlib
 import os
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
@@ -66,7 +64,8 @@ class Facts:
 
 
 def gather(run: Any) -> Facts:
-    from ps019.gate import breakglass, change_request, ci as ci_facts, exceptions as exc_mod
+    from ps019.gate import breakglass, decision as gate_decision, edges as gate_edges, exceptions as exc_mod
+    from ps019.gate.ci import detect_ci
     from ps019.gate.settings import classify_environment
 
     settings = run.settings
@@ -77,42 +76,54 @@ def gather(run: Any) -> Facts:
     tier, tier_source = classify_environment(run.organization, run.project, run.stack, run.stack_tags,
                                              run.stack_config, environments)
 
-    ci = ci_facts.detect_ci(env)
     identity = _deploy_identity(run, settings)
-    deployer = _deployer(identity, ci, env)
-    commit = _commit(env, ci)
-    plan_digest = _plan_digest(env)
+    sts_arn = identity.arn if identity is not None and identity.error is None else None
+    ci = detect_ci(env)
+    deployer = gate_edges.deployer_from(sts_arn, ci.actor if ci else None, env)
 
     store, history = _open_store(settings)
     controls = tuple(run.levels)
-    gate_records = _store_read(store, history, breakglass.load_break_glass_records, run.stack_ref,
-                               breakglass.presented_grant_id(env, run.stack_config))
+    presented_grant = breakglass.presented_grant_id(env, run.stack_config)
+    gate_records = _store_read(store, history, breakglass.load_break_glass_records, run.stack_ref, presented_grant)
     grant = breakglass.check_break_glass(
-        gate_records, run.stack_ref, deployer.id, now, gate_settings, _section(settings, "breakGlass"),
-        grant_id=breakglass.presented_grant_id(env, run.stack_config), known_controls=controls)
+        gate_records, run.stack_ref, deployer.identity, now, gate_settings, _section(settings, "breakGlass"),
+        grant_id=presented_grant, known_controls=controls)
     if history.error:
         grant = dataclasses.replace(grant, valid=False, problems=grant.problems + (history.error,))
     exception_records = _store_read(store, history, exc_mod.load_exception_records, run.stack_ref)
     exceptions = exc_mod.summarize(exception_records, run.stack_ref, now, gate_settings, known_controls=controls)
-    history.promotion = _promotion_facts(store, history, run, commit)
-    if not run.dry_run:
-        history.preview_record_id = _preview_link(store, run, commit, now)
 
-    source = change_request.load_change_request(env, run.stack_config)
-    decision = _decide(run, tier, tier_source, source, deployer, ci, commit, plan_digest, grant, now,
-                       gate_settings, identity)
+    inputs = gate_edges.gate_inputs(
+        stack_ref=run.stack_ref, tier=tier, tier_source=tier_source, dry_run=run.dry_run, now=now, environ=env,
+        stack_config=run.stack_config, sts_identity=sts_arn, break_glass=grant,
+        unknown_treated_as=getattr(environments, "unknown_treated_as", "production"))
+    decision = gate_decision.decide_gate(inputs, gate_settings or _default_gate_settings())
+    history.promotion = _promotion_facts(store, history, run, inputs.artifact_commit)
+    if not run.dry_run:
+        history.preview_record_id = _preview_link(store, run, inputs.artifact_commit, now)
+
     ctx = RunContext(
         organization=run.organization, project=run.project, stack=run.stack, dry_run=run.dry_run,
         tier=tier, tier_source=tier_source, stack_config=run.stack_config, stack_tags=run.stack_tags, now=now,
         gate=decision, deploy_identity=identity, settings=settings, history=history,
     )
-    facts = Facts(context=ctx, deployer=deployer, ci=ci, identity=identity, change_request=source, grant=grant,
-                  exceptions=exceptions, decision=decision, history=history, commit=commit, plan_digest=plan_digest)
+    facts = Facts(context=ctx, deployer=Deployer(deployer.identity, deployer.verified_by or "none"), ci=ci,
+                  identity=identity, change_request=inputs.change_request, grant=grant, exceptions=exceptions,
+                  decision=decision, history=history, commit=inputs.artifact_commit, plan_digest=inputs.plan_digest)
     facts.waivers = exceptions.waivers() + _grant_waivers(grant)
-    log.info("run_facts", stack=run.stack_ref, dry_run=run.dry_run, tier=tier, deployer=deployer.id,
+    log.info("run_facts", stack=run.stack_ref, dry_run=run.dry_run, tier=tier, deployer=deployer.identity,
              verified_by=deployer.verified_by, grant=grant.grant_id, grant_valid=grant.valid,
-             exceptions=len(exceptions.valid), store_error=history.error)
+             exceptions=len(exceptions.valid), gate="blocked" if decision.blocked else "allowed",
+             store_error=history.error)
     return facts
+
+
+def _default_gate_settings() -> Any:
+    # Only reached when ps019-settings.gate is invalid: PS019-PACK-001 reports that; the gate still runs, with the
+    # secure defaults, rather than not at all.
+    from ps019.gate.settings import GateSettings
+
+    return GateSettings()
 
 
 # --- per-resource and per-stack post-processing ---------------------------------------------------------------------
@@ -140,14 +151,16 @@ def _waive(facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 def _escalation(run: Any, facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     from ps019.gate import decision as gate_decision
 
-    severities = [d.severity for d in diagnostics if d.control_id.startswith("PS019-") and d.level is not Level.DISABLED
-                  and not d.control_id.startswith("PS019-GATE")]
+    # Risks in the change itself: the gate's, the pack's and the evidence controls' own findings are not risks to
+    # escalate (they have their own controls and levels).
+    severities = [d.severity for d in diagnostics
+                  if d.control_id.split("-")[1:2] not in (["GATE"], ["PACK"], ["EVID"]) and d.level is not Level.DISABLED]
     if not severities or facts.escalated or facts.decision is None:
         return []
     settings = _section(run.settings, "gate")
     out = []
     for violation in gate_decision.escalation_violations(facts.decision, severities, settings):
-        control_id = violation.details.get("control_id", gate_decision.ESCALATION_CONTROL)
+        control_id = violation.details.get("control_id", gate_decision.ESCALATION)
         level = run.levels.get(control_id, Level.MANDATORY)
         if level is Level.DISABLED:
             continue
@@ -231,17 +244,32 @@ def build_record(run: Any, facts: Facts | None, kind: str) -> Any:
 
 
 def _attach_gate(record: Any, facts: Facts) -> None:
+    """What was presented, what was verified and why it failed: the change request (with the whole gate decision in
+    its details), every approval verified or rejected with the reason, the grant, the exceptions."""
     from ps019.evidence import record as rec
 
     decision = facts.decision
-    evidence_view = getattr(decision, "evidence", None)
-    if callable(evidence_view):
-        evidence_view = evidence_view()
-    if isinstance(evidence_view, dict):
-        record.change_request = evidence_view.get("change_request")
-        record.rollback_plan = evidence_view.get("rollback_plan")
-        record.monitoring_plan = evidence_view.get("monitoring_plan")
-        record.approvals = [rec.VerifiedReference.model_validate(a) for a in evidence_view.get("approvals", [])]
+    if decision is not None:
+        view = decision.evidence()
+        cr = (view.get("presented") or {}).get("change_request") or {}
+        record.change_request = cr.get("ticket")
+        record.rollback_plan = cr.get("rollback_plan")
+        record.monitoring_plan = cr.get("monitoring_plan")
+        refs = [rec.VerifiedReference(
+            ref_id=cr.get("ticket") or "-", kind="change_request", presented=bool(cr),
+            verified=bool(cr) and not view["violations"].get("PS019-GATE-001"),
+            failures=list(view["violations"].get("PS019-GATE-001", [])), details=view)]
+        for a in view.get("verified_approvals", []):
+            refs.append(rec.VerifiedReference(
+                ref_id=f"approval[{a.get('index')}]", kind="approval", verified="excluded" not in a,
+                failures=[a["excluded"]] if "excluded" in a else [], identity=a.get("identity") or a.get("approver"),
+                role=a.get("role"), keyid=a.get("key_id"), details={"signed_at": a.get("signed_at")}))
+        for a in view.get("rejected_approvals", []):
+            refs.append(rec.VerifiedReference(
+                ref_id=f"approval[{a.get('index')}]", kind="approval", verified=False, failures=[a.get("reason", "")],
+                identity=a.get("approver"), role=a.get("role"), keyid=a.get("key_id"),
+                details={"signed_at": a.get("signed_at")}))
+        record.approvals = refs
     if facts.grant is not None and facts.grant.grant_id:
         record.break_glass = rec.VerifiedReference.model_validate(facts.grant.evidence_reference())
     if facts.exceptions is not None:
@@ -285,47 +313,6 @@ def _deploy_identity(run: Any, settings: Any) -> Any:
     if identity_settings is None or not identity_settings.should_lookup(run.stack_config, run.environ):
         return None
     return lookup_deploy_identity(identity_settings)
-
-
-def _deployer(identity: Any, ci: Any, env: dict) -> Deployer:
-    if identity is not None and identity.error is None and identity.arn:
-        return Deployer(identity.arn, "sts", identity.kind)
-    if ci is not None and getattr(ci, "actor", None):
-        return Deployer(f"{ci.provider}:{ci.actor}", "ci", "ci")
-    user = env.get("USER") or env.get("USERNAME")
-    if not user:
-        try:
-            user = getpass.getuser()
-        except Exception:  # noqa: BLE001
-            user = None
-    return Deployer(user, "local-user" if user else "none", "local-user")
-
-
-def _commit(env: dict, ci: Any) -> str | None:
-    from ps019.gate.ci import COMMIT_ENV
-
-    if env.get(COMMIT_ENV):
-        return env[COMMIT_ENV].strip()
-    if ci is not None and getattr(ci, "commit", None):
-        return ci.commit
-    program_dir = _program_dir(env)
-    if program_dir is None:
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(program_dir), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _plan_digest(env: dict) -> str | None:
-    from ps019.gate import ci as ci_facts
-
-    try:
-        return ci_facts.plan_digest_from_env(env)
-    except Exception:  # noqa: BLE001 - a bad plan path is the gate's to report
-        return None
 
 
 def _program_dir(env: dict) -> Path | None:
@@ -495,13 +482,3 @@ def _secret_values(views: Iterable[ResourceView]) -> set[str]:
     return out
 
 
-def _decide(run: Any, tier: str, tier_source: str, source: Any, deployer: Deployer, ci: Any, commit: str | None,
-            plan_digest: str | None, grant: Any, now: datetime, gate_settings: Any, identity: Any) -> Any:
-    from ps019.gate import decision as gate_decision
-
-    inputs = gate_decision.GateInputs(
-        stack_ref=run.stack_ref, tier=tier, tier_source=tier_source, dry_run=run.dry_run,
-        change_request=source, deployer=deployer.id, deployer_verified_by=deployer.verified_by,
-        deploy_identity=identity, ci=ci, commit=commit, plan_digest=plan_digest, now=now, break_glass=grant,
-    )
-    return gate_decision.decide_gate(inputs, gate_settings)
