@@ -374,3 +374,13 @@ def test_evidence_never_contains_signatures_or_keys():
     d = decide_gate(inputs(cr_bytes(body(), good_approvals())), SETTINGS)
     text = json.dumps(d.evidence())
     assert all(a["signature"] not in text for a in good_approvals())
+
+
+def test_evidence_approvals_fit_the_evidence_record():
+    from ps019.evidence.record import VerifiedReference
+
+    approvals = [approve(body(), "alice"), approve(body(), "mallory")]
+    d = decide_gate(inputs(cr_bytes(body(), approvals)), SETTINGS)
+    refs = [VerifiedReference.model_validate(r) for r in d.evidence()["approvals"]]
+    assert [r.verified for r in refs] == [True, False] and "untrusted key" in refs[1].failures[0]
+    assert d.evidence()["change_request"] == "CHG-1234" and d.evidence()["rollback_plan"] == "https://wiki/rb"

@@ -27,6 +27,7 @@ APPROVED_PATH = "PS019-GATE-004"
 ESCALATION = "PS019-GATE-005"
 RUNBOOK = "PS019-GATE-006"
 EMERGENCY = "PS019-GATE-007"
+ESCALATION_CONTROL = ESCALATION  # the name the pack adapter uses
 GATE_CONTROL_IDS = (CR_VALID, APPROVALS, SEPARATION, APPROVED_PATH, ESCALATION, RUNBOOK, EMERGENCY)
 
 _CLAUSE = {
@@ -93,14 +94,45 @@ class GateDecision:
     break_glass_grant: str | None
     dry_run: bool = False
     tier_note: str = ""
+    break_glass: Any = None  # the GrantCheck the decision saw (break-glass controls read ctx.gate.break_glass)
+    escalation: Any = None  # the EscalationSettings in force (so escalation_violations needs no settings)
 
     @property
     def allowed(self) -> bool:
         return not self.blocked
 
+    def approval_references(self) -> list[dict[str, Any]]:
+        """Every presented approval in the evidence record's ``VerifiedReference`` shape."""
+        cr = self.presented.get("change_request") or {}
+        ticket = cr.get("ticket", "?")
+        refs = []
+        for entry in sorted([*self.verified_approvals, *self.rejected_approvals], key=lambda a: a["index"]):
+            excluded = entry.get("excluded")
+            failures = [entry["reason"]] if "reason" in entry else ([f"does not count: {excluded}"] if excluded else [])
+            refs.append({
+                "ref_id": f"{ticket}#approvals[{entry['index']}]",
+                "kind": "approval",
+                "presented": True,
+                "verified": not failures,
+                "failures": failures,
+                "identity": entry.get("approver"),
+                "role": entry.get("role"),
+                "keyid": entry.get("key_id"),
+                "expires_at": entry.get("expires_at"),
+                "details": {"signed_at": entry.get("signed_at"), "signature_verified": "reason" not in entry},
+            })
+        return refs
+
     def evidence(self) -> dict[str, Any]:
         """Plain JSON for the evidence record (no secrets: only identities, key IDs, refs and reasons)."""
+        cr = self.presented.get("change_request") or {}
         return {
+            # The evidence record's own fields (ps019.evidence.record.Record):
+            "change_request": cr.get("ticket"),
+            "rollback_plan": cr.get("rollback_plan"),
+            "monitoring_plan": cr.get("monitoring_plan"),
+            "approvals": self.approval_references(),
+            # The whole decision:
             "stack": self.stack_ref,
             "tier": self.tier,
             "tier_source": self.tier_source,
@@ -393,7 +425,7 @@ def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, setting
     seen: set[tuple[str, str]] = set()
     for index, approval in enumerate(request.approvals):
         base = {"index": index, "approver": approval.approver, "role": approval.role, "key_id": approval.key_id,
-                "signed_at": _fmt_time(approval.signed_at)}
+                "signed_at": _fmt_time(approval.signed_at), "expires_at": _fmt_time(approval.expires_at)}
 
         def reject(reason: str) -> None:
             rejected.append({**base, "reason": reason})
@@ -467,17 +499,21 @@ def _finish(inputs: GateInputs, settings: GateSettings, rules_tier: str, enforce
         break_glass_grant=grant_id,
         dry_run=inputs.dry_run,
         tier_note=tier_note,
+        break_glass=inputs.break_glass,
+        escalation=settings.escalation,
     )
 
 
 def escalation_violations(decision: GateDecision | None, findings_severities: Iterable[Any],
-                          settings: GateSettings) -> list[Violation]:
+                          settings: GateSettings | None = None) -> list[Violation]:
     """The escalation rule (GATE-005): findings at or above the threshold need an approval in the security role(s).
 
     The adapter calls this with the severities of the findings seen during the run (excluding the gate's own)."""
     if decision is None or decision.enforcement == "off":
         return []
-    esc = settings.escalation
+    esc = settings.escalation if settings is not None else decision.escalation
+    if esc is None:
+        return []
     if decision.rules_tier not in esc.tiers:
         return []
     threshold = Severity(esc.severity)
