@@ -274,10 +274,11 @@ class _Request:
 
 
 def configure_cli_logging() -> None:
-    """Logs go to stderr (stdout carries the table/JSON/SARIF); warnings and up unless PS019_LOG_LEVEL says more."""
+    """Logs go to stderr (stdout carries the table/JSON/SARIF). User-facing warnings are part of the report, so
+    the log shows errors only unless PS019_LOG_LEVEL says otherwise."""
     from ps019.logging import configure
 
-    configure(stream=sys.stderr, level=os.environ.get("PS019_LOG_LEVEL", "warning"))
+    configure(stream=sys.stderr, level=os.environ.get("PS019_LOG_LEVEL", "error"))
 
 
 def _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs, secret_pairs,
