@@ -779,7 +779,7 @@ def open_grant(store: Any, evidence_signer: Any, private_key: Any, identity: Ver
                             waived_controls=tuple(waive), issued_at=now, expires_at=now + ttl, key_id="")
     grant = sign_document(grant, private_key)
     store.append(grant_record(grant, identity, _environment_tier(stack_ref, environment_settings)), evidence_signer)
-    log.info("break_glass.opened", grant_id=grant.grant_id, stack=stack_ref, operator=identity.id,
+    log.info("break_glass.opened", grant_id=grant.grant_id, stack_ref=stack_ref, operator=identity.id,
              expires_at=_fmt(grant.expires_at), waived=list(grant.waived_controls))
     return grant
 
