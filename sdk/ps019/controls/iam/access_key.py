@@ -26,7 +26,7 @@ def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Ite
         "and end up in CI variables and laptops. Fix: give the workload a role instead (OIDC federation for CI, "
         "instance profiles / IRSA / ECS task roles for compute) and delete the key; if a key is unavoidable, record "
         "an exception with an expiry.",
-        details={"verdict": "deny", "user": None if is_unknown(user) else user},
+        details={"verdict": "deny", "user": user if isinstance(user, str) else None},
     )
 
 

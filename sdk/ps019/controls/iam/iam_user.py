@@ -24,7 +24,7 @@ def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Ite
         f"{resource_label(view)} creates IAM user {who}{extra}. IAM users sign in with long-lived passwords and "
         "access keys. Fix: give people access through IAM Identity Center (SSO) and pipelines through OIDC-federated "
         "roles; if this user must exist (e.g. an SMTP credential), add its name to allowedUserNames.",
-        details={"verdict": "deny", "user": None if is_unknown(name) else name, "console": console},
+        details={"verdict": "deny", "user": name if isinstance(name, str) else None, "console": console},
     )
 
 
