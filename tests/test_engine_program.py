@@ -102,3 +102,32 @@ def test_program_errors_are_input_errors(tmp_path):
     (tmp_path / "__main__.py").write_text("import pulumi\nraise ValueError('the program broke: pw-for-the-db-123')\n")
     with pytest.raises(InputError, match=r"failed under mocks: ValueError: the program broke: \[secret\]"):
         capture_program(tmp_path, "acme/shop/dev", True, CONFIG)
+
+
+def test_docs_example():
+    """docs/engine.md opens with this; keep them in step."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "engine.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(Path(__file__).resolve().parent.parent)
+    try:
+        namespace: dict = {"print": lambda *a: None}
+        exec(compile(code, "docs/engine.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    assert not namespace["up"].failed and namespace["up"].update.stack_analyzed
+    assert len(namespace["preview"]) > 5 and namespace["preview"].config["web-service:dbPassword"] == Secret(
+        "correct-horse-battery")
+
+
+def test_stack_config_file_supplies_plain_values_and_flags_secure_ones(tmp_path):
+    from ps019.engine import load_stack_config
+
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  aws:region: eu-west-1\n  shop:tags:\n    team: web\n  dbPassword:\n    secure: v1:AAAA\n")
+    config, secure = load_stack_config(tmp_path, "acme/shop/dev")
+    assert config == {"aws:region": "eu-west-1", "shop:tags": {"team": "web"}} and secure == ["shop:dbPassword"]

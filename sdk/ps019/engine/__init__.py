@@ -29,7 +29,15 @@ def capture_program(*args, **kwargs):
     return _capture(*args, **kwargs)
 
 
+def load_stack_config(*args, **kwargs):
+    """``Pulumi.<stack>.yaml`` config of a program directory (see :mod:`ps019.engine.program`)."""
+    from ps019.engine.program import load_stack_config as _load
+
+    return _load(*args, **kwargs)
+
+
 __all__ = [
+    "load_stack_config",
     "UNKNOWN",
     "CustomTimeouts",
     "EngineDiagnostic",

@@ -50,6 +50,9 @@ class CapturedProgram:
     dry_run: bool
     resources: list[EngineResource]
     stack_outputs: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # effective "ns:key" config (Secret for secrets): pass
+    # it on as run_pass(config=...) so the pack sees what the program saw, as the engine does
+    warnings: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[EngineResource]:
         return iter(self.resources)
@@ -61,18 +64,55 @@ class CapturedProgram:
         return next(r for r in self.resources if r.name == name)
 
 
+def load_stack_config(program_dir: str | Path, stack: StackRef | str) -> tuple[dict[str, Any], list[str]]:
+    """The plain config of ``Pulumi.<stack>.yaml`` as ``"ns:key" -> value``, and the ``secure:`` keys it holds
+    (encrypted by the stack's secrets provider: they cannot be decrypted offline and must be supplied)."""
+    stack = StackRef.parse(stack) if isinstance(stack, str) else stack
+    path = Path(program_dir) / f"Pulumi.{stack.stack}.yaml"
+    if not path.is_file():
+        return {}, []
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{path} cannot be read: {str(exc).splitlines()[0]}") from None
+    raw = document.get("config") or {} if isinstance(document, dict) else {}
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: 'config' is not a mapping")
+    config: dict[str, Any] = {}
+    secure: list[str] = []
+    for key, value in raw.items():
+        full = key if ":" in key else f"{stack.project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secure.append(full)
+        else:
+            config[full] = value
+    return config, secure
+
+
 def capture_program(program_dir: str | Path, stack: StackRef | str, dry_run: bool,
                     config: Mapping[str, Any] | None = None, *, secret_config_keys: tuple[str, ...] = (),
-                    timeout: float = 120.0) -> CapturedProgram:
+                    stack_config_file: bool = True, timeout: float = 120.0) -> CapturedProgram:
     """Run the program in ``program_dir`` (a directory with ``Pulumi.yaml``) as a preview or an update of
     ``stack``. ``config`` maps ``key``/``ns:key`` to values; :class:`Secret` values (and ``secret_config_keys``)
-    reach the program as secret config."""
+    reach the program as secret config. With ``stack_config_file``, ``Pulumi.<stack>.yaml`` supplies the rest (as
+    the CLI does); its ``secure:`` values must be given in ``config``, they cannot be decrypted offline."""
     stack = StackRef.parse(stack) if isinstance(stack, str) else stack
     program_dir = Path(program_dir).resolve()
     project_name, main = _read_project(program_dir)
     if project_name != stack.project:
         raise InputError(f"program {program_dir} is project {project_name!r}, not {stack.project!r}")
-    config = dict(config or {})
+    given = {k if ":" in k else f"{stack.project}:{k}": v for k, v in (config or {}).items()}
+    warnings: list[str] = []
+    config = {}
+    if stack_config_file:
+        file_config, secure = load_stack_config(program_dir, stack)
+        config.update(file_config)
+        missing = [k for k in secure if k not in given]
+        if missing:
+            warnings.append(f"Pulumi.{stack.stack}.yaml has encrypted values the stand-in cannot decrypt: "
+                            f"{', '.join(missing)} (supply them as secret config)")
+        secret_config_keys = tuple(secret_config_keys) + tuple(k for k in secure if k in given)
+    config.update(given)
     wire_config = normalise_config(stack.project, config)
     secret_keys = sorted({k if ":" in k else f"{stack.project}:{k}" for k in secret_config_keys}
                          | {k if ":" in k else f"{stack.project}:{k}" for k, v in config.items()
@@ -99,7 +139,11 @@ def capture_program(program_dir: str | Path, stack: StackRef | str, dry_run: boo
         raw = json.loads(result_path.read_text())
     if raw["error"]:
         raise InputError(f"program {program_dir} failed under mocks: {scrub(raw['error'])}")
-    return _patch(raw, stack, dry_run, wire_config, set(secret_keys), str(program_dir))
+    captured = _patch(raw, stack, dry_run, wire_config, set(secret_keys), str(program_dir))
+    captured.config = {k: Secret(v) if k in secret_keys and not isinstance(v, Secret) else v
+                       for k, v in config.items()}
+    captured.warnings = warnings
+    return captured
 
 
 def _read_project(program_dir: Path) -> tuple[str, Path]:
