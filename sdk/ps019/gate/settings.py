@@ -191,7 +191,7 @@ class TierRules(_Model):
     standard: ApprovalRule = ApprovalRule(min_approvals=1, required_roles=[], require_runbook=True,
                                           required_fields=["rollback_plan"])
     normal: ApprovalRule = ApprovalRule(min_approvals=2, required_roles=["approver"])
-    emergency: ApprovalRule = ApprovalRule(min_approvals=0, required_roles=[], required_fields=[],
+    emergency: ApprovalRule = ApprovalRule(require_change_request=False, min_approvals=0, required_roles=[], required_fields=[],
                                            require_approved_path=False, require_break_glass=True)
 
     def for_class(self, change_class: str) -> ApprovalRule:
