@@ -352,3 +352,13 @@ def test_concurrent_opens_do_not_corrupt_the_store(tmp_path, signer):
         assert result.valid and result.grant_id in ids
         verification = verify_store(st, signer.public_key and {signer.keyid: signer.public_key})
         assert getattr(verification, "ok", True), verification
+
+
+def test_local_user_name_cannot_use_a_grant_even_if_it_matches(store, signer):
+    open_alice(store, signer)
+    records = load_break_glass_records(store, STACK)
+    result = check_break_glass(records, STACK, ALICE, T0 + timedelta(minutes=5), gate_settings(),
+                               deployer_verified_by="local-user")
+    assert not result.valid and any("only asserted (local user name)" in p for p in result.problems)
+    assert check_break_glass(records, STACK, ALICE, T0 + timedelta(minutes=5), gate_settings(),
+                             deployer_verified_by="sts").valid

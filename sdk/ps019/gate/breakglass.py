@@ -19,6 +19,7 @@ stack and answers whether the deploying identity holds a usable grant, and if no
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import re
@@ -230,13 +231,15 @@ class VerifiedIdentity:
 
 
 def resolve_operator_identity(environ: Mapping[str, str] | None = None) -> VerifiedIdentity:
-    """Who is running this command, as verified -- not as claimed.
+    """Who is running this command, as verified -- not as claimed. The same identity the pack uses as the deployer
+    (``ps019.gate.edges.deployer_from``), so a grant opened here matches the ``pulumi up`` that follows:
 
     1. AWS credentials present (boto3's chain finds any): ``sts:GetCallerIdentity`` -> the caller ARN, e.g.
        ``arn:aws:sts::123456789012:assumed-role/BreakGlass/alice`` (session name included: it names the human).
-    2. Otherwise, in CI, the CI system's identity of the run's actor (``github:<owner/repo>:<actor>`` on GitHub Actions,
-       ``gitlab:<project>:<user login>`` on GitLab CI). The CI platform sets those variables, not the user.
-    3. Otherwise there is nothing to verify against and the command refuses.
+    2. Otherwise, in CI, the CI system's actor (``ps019.gate.ci.detect_ci``: ``GITHUB_TRIGGERING_ACTOR`` /
+       ``GITHUB_ACTOR`` on GitHub Actions, ``GITLAB_USER_LOGIN`` on GitLab CI, ...). The bare ``CI=true`` generic
+       markers are refused: any shell can set them.
+    3. Otherwise there is nothing to verify against and the command refuses (a local user name is an assertion).
     """
     env = os.environ if environ is None else environ
     import boto3
@@ -249,14 +252,14 @@ def resolve_operator_identity(environ: Mapping[str, str] | None = None) -> Verif
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise InputError(f"AWS credentials are present but sts:GetCallerIdentity failed: {exc}") from None
         return VerifiedIdentity(who["Arn"], "aws-sts", "sts:GetCallerIdentity", who.get("Account"))
-    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_REPOSITORY") and env.get("GITHUB_ACTOR"):
-        return VerifiedIdentity(f"github:{env['GITHUB_REPOSITORY']}:{env['GITHUB_ACTOR']}", "ci-env",
-                                "GITHUB_REPOSITORY/GITHUB_ACTOR")
-    if env.get("GITLAB_CI") == "true" and env.get("CI_PROJECT_PATH") and env.get("GITLAB_USER_LOGIN"):
-        return VerifiedIdentity(f"gitlab:{env['CI_PROJECT_PATH']}:{env['GITLAB_USER_LOGIN']}", "ci-env",
-                                "CI_PROJECT_PATH/GITLAB_USER_LOGIN")
+    from ps019.gate.ci import detect_ci
+
+    ci = detect_ci(env)
+    if ci is not None and ci.provider != "generic" and ci.actor:
+        return VerifiedIdentity(ci.actor, "ci-env", f"{ci.provider} CI actor"
+                                + (f" ({ci.repository})" if ci.repository else ""))
     raise InputError("cannot verify who you are: no AWS credentials (sts:GetCallerIdentity) and no CI identity "
-                     "(GitHub Actions or GitLab CI); break-glass needs a verified identity")
+                     "(GitHub Actions, GitLab CI, ...); break-glass needs a verified identity")
 
 
 # --- reading governance records -------------------------------------------------------------------------------------
@@ -563,13 +566,16 @@ def check_break_glass(
     *,
     grant_id: str | None = None,
     known_controls: Iterable[str] | None = None,
+    deployer_verified_by: str | None = None,
 ) -> GrantCheck:
     """Is there a grant that lets ``deployer_identity`` change ``stack_ref`` now?
 
     ``records``: the break-glass governance records of the stack (see :func:`load_break_glass_records`; when a grant
     ID is presented, its records too). ``grant_id``: the grant the deployer presented (``PS019_BREAK_GLASS_GRANT``);
     without it, the newest usable grant of the stack issued to the deployer is used. ``known_controls``: the control
-    IDs of this pack (unknown waived IDs are dropped with a notice).
+    IDs of this pack (unknown waived IDs are dropped with a notice). ``deployer_verified_by``: how the deployer's
+    identity was established (``sts`` | ``ci`` | ``local-user``); a ``local-user`` name is only asserted, so it can
+    never use a grant.
     """
     settings = break_glass_settings or BreakGlassSettings()
     trusted = trusted_keys_of(gate_settings)
@@ -592,6 +598,10 @@ def check_break_glass(
     known = set(known_controls) if known_controls is not None else None
     checks = [_check_one(s, statuses, stack_ref, deployer_identity, now, settings, known, base_notices, overdue)
               for s in candidates]
+    if deployer_verified_by == "local-user":
+        unverified = (f"the deploying identity {deployer_identity} is only asserted (local user name), not verified; "
+                      "a grant can only be used by an identity verified with STS or by the CI system")
+        checks = [dataclasses.replace(c, valid=False, problems=c.problems + (unverified,)) for c in checks]
     valid = [c for c in checks if c.valid]
     if valid:
         return valid[-1]
