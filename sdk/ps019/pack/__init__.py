@@ -66,6 +66,9 @@ def pack_version(pack_dir: Path) -> str:
 
 def serve(pack_dir: str | Path | None = None) -> None:
     """Serve the pack on 127.0.0.1 exactly as pulumi_policy.PolicyPack does: print the port, then wait."""
+    # structlog imports rich (for pretty tracebacks) when it is installed: ~100-250 ms of start-up for output the
+    # pack never renders (it logs JSON lines). Hide rich from this process only.
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
     import grpc
     from pulumi.runtime.proto import analyzer_pb2_grpc
 

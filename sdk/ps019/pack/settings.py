@@ -26,8 +26,6 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import pydantic
-
 SETTINGS_POLICY = "ps019-settings"
 
 # section name -> "module:Model"
@@ -52,6 +50,8 @@ class Settings:
             return self._parsed[name]
         module_name, model_name = SECTIONS[name].split(":")
         model = getattr(importlib.import_module(module_name), model_name)
+        import pydantic  # here, not at module level: the pack's start-up must not pay for it
+
         try:
             value = model.model_validate(self.raw.get(name) or {})
         except pydantic.ValidationError as exc:
@@ -77,7 +77,7 @@ class Settings:
         return self.errors
 
 
-def format_validation_error(prefix: str, exc: pydantic.ValidationError) -> str:
+def format_validation_error(prefix: str, exc: Any) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err.get("loc", ()))
