@@ -61,8 +61,13 @@ class IdentitySettings(BaseModel):
         return value
 
     def patterns_for(self, tier: str) -> tuple[str, ...] | None:
-        """The allowed deploy-role patterns for ``tier``, or None when none are configured for it."""
-        return self.allowed_deploy_roles.get(tier)
+        """The allowed deploy-role patterns for ``tier``, or None when none are configured for it. A stack whose tier
+        is ``unknown`` gets production's patterns unless ``unknown`` has its own (the gate's rule: unknown is treated
+        as production)."""
+        patterns = self.allowed_deploy_roles.get(tier)
+        if patterns is None and tier == "unknown":
+            patterns = self.allowed_deploy_roles.get("production")
+        return patterns
 
     def should_lookup(self, stack_config: Mapping[str, str] | None = None,
                       environ: Mapping[str, str] | None = None) -> bool:

@@ -27,6 +27,8 @@ def allowed_patterns(ctx: RunContext, params: Mapping[str, Any]) -> tuple[str, .
     configured = params.get("allowedDeployRoles")
     if isinstance(configured, Mapping) and configured:
         patterns = configured.get(ctx.tier)
+        if patterns is None and ctx.tier == "unknown":
+            patterns = configured.get("production")  # an unclassified stack gets production's rules (as the gate)
         if patterns is None:
             return None
         return (patterns,) if isinstance(patterns, str) else tuple(str(p) for p in patterns)

@@ -79,6 +79,6 @@ CONTROL = Control(
     ),
     resource_types=("pulumi:pulumi:Stack",),
     config_schema={"tiers": TIERS_SCHEMA, "allowedDeployRoles": ALLOWED_ROLES_SCHEMA},
-    defaults={"tiers": ["production"]},
+    defaults={"tiers": ["production", "unknown"]},  # unknown tier: production rules, as the gate
     check=check,
 )

@@ -46,6 +46,6 @@ CONTROL = Control(
     ),
     resource_types=PROVIDER_TYPES,
     config_schema={"tiers": TIERS_SCHEMA},
-    defaults={"tiers": ["production"]},
+    defaults={"tiers": ["production", "unknown"]},  # unknown tier: production rules, as the gate
     check=check,
 )
