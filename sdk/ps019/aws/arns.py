@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -57,3 +58,11 @@ def classify_caller_arn(arn: str | None) -> CallerArn:
         return CallerArn("federated", partition, account, user_name=rest)
     return CallerArn("unknown", partition, account)
 
+
+def role_arn_matches(role_arns: tuple[str, ...] | list[str], patterns: tuple[str, ...] | list[str]) -> str | None:
+    """The first pattern that matches any of ``role_arns`` (case-sensitive, as IAM ARNs are), else None."""
+    for pattern in patterns:
+        for arn in role_arns:
+            if arn and fnmatch.fnmatchcase(arn, pattern):
+                return pattern
+    return None

@@ -8,11 +8,12 @@ controls read ``allowed_deploy_roles`` from there unless a control's own ``--pol
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ps019.aws.arns import role_arn_matches  # noqa: F401 - re-exported for callers of the settings
 
 # Environment variables that say the process was handed AWS credentials (or a way to get them) explicitly.
 _AWS_CREDENTIAL_HINTS = (
@@ -81,11 +82,3 @@ class IdentitySettings(BaseModel):
         env = os.environ if environ is None else environ
         return any(env.get(name) for name in _AWS_CREDENTIAL_HINTS)
 
-
-def role_arn_matches(role_arns: tuple[str, ...] | list[str], patterns: tuple[str, ...] | list[str]) -> str | None:
-    """The first pattern that matches any of ``role_arns`` (case-sensitive, as IAM ARNs are), else None."""
-    for pattern in patterns:
-        for arn in role_arns:
-            if arn and fnmatch.fnmatchcase(arn, pattern):
-                return pattern
-    return None

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from ps019.aws.settings import role_arn_matches
+from ps019.aws.arns import role_arn_matches
 from ps019.controls.base import Control, RunContext
-from ps019.controls.identity._common import deploy_identity, ALLOWED_ROLES_SCHEMA, TIERS_SCHEMA, allowed_patterns, applies
+from ps019.controls.identity._common import (
+    ALLOWED_ROLES_SCHEMA,
+    TIERS_SCHEMA,
+    allowed_patterns,
+    applies,
+    deploy_identity,
+)
 from ps019.model import Level, ResourceView, Severity, Violation
 
 _FIX_ROLE = ("Fix: run the deployment from CI under the tier's deploy role (OIDC federation), not with personal "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.identity._common import deploy_identity, TIERS_SCHEMA, applies
+from ps019.controls.identity._common import TIERS_SCHEMA, applies, deploy_identity
 from ps019.model import Level, ResourceView, Severity, Violation
 
 SELF_READ_ACTIONS = ("iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
