@@ -14,21 +14,20 @@ STACK = StackRef.parse("acme/web/dev")
 ONE = [EngineResource(urn="urn:pulumi:dev::web::test:index:Thing::a", type="test:index:Thing", inputs={"x": 1})]
 
 
-def _no_children_left(before: set[int]) -> None:
+def _children_running(pack_dir) -> list[int]:
+    """Our child processes that are this pack (other tests' pooled packs are legitimately alive)."""
     import subprocess
 
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(os.getpid())], capture_output=True, text=True).stdout
-    alive = {int(p) for p in out.split()} - before - {os.getpid()}
-    # ps itself has exited by now; anything else still a child of ours is a leaked pack
-    assert not [p for p in alive if _is_python(p)], f"orphan pack processes: {alive}"
-
-
-def _is_python(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"pulumi.policy" in f.read()
-    except OSError:
-        return False
+    found = []
+    for pid in (int(p) for p in out.split()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(pack_dir).encode() in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
 
 
 @pytest.mark.parametrize("pack, expected", [
@@ -57,9 +56,9 @@ def test_pack_that_hangs_in_analyze_times_out_and_is_killed(test_packs):
     started = time.monotonic()
     with pytest.raises(PackError, match=r"did not answer Analyze for test:index:Thing .* within 3s"):
         run_pass(test_packs / "hangs", ONE, stack=STACK, dry_run=True, timeout=3, pool=pool)
-    assert time.monotonic() - started < 12
+    assert time.monotonic() - started < 3 + 10  # timeout plus start-up and kill on a loaded 2-core machine
     assert len(pool) == 0  # the hung process was discarded (and killed), not kept for the next pass
-    _no_children_left(set())
+    assert _children_running(test_packs / "hangs") == []
 
 
 def test_bad_policy_pack_config_is_an_input_error(test_packs, pack_pool, tmp_path):

@@ -98,8 +98,12 @@ _LIVE: "weakref.WeakSet[PackProcess]" = weakref.WeakSet()
 
 @atexit.register
 def _stop_all() -> None:  # no orphans, even if a caller forgot to close a pool
-    for process in list(_LIVE):
-        process.close(grace=1.0)
+    processes = list(_LIVE)
+    for process in processes:
+        process.interrupt()
+    deadline = time.monotonic() + 1.0
+    for process in processes:
+        process.reap(deadline)
 
 
 class PackProcess:
@@ -235,19 +239,25 @@ class PackProcess:
 
     def close(self, grace: float = SHUTDOWN_GRACE) -> int | None:
         """SIGINT to the pack's process group, SIGKILL after ``grace`` seconds. Returns the exit status."""
+        self.interrupt()
+        return self.reap(time.monotonic() + grace)
+
+    def interrupt(self) -> None:
+        """First half of :meth:`close` (lets a pool interrupt all its packs at once)."""
         _LIVE.discard(self)
         if self._channel is not None:
             self._channel.close()
             self._channel = None
         if self._proc.poll() is None:
             self._signal(signal.SIGINT)
-            try:
-                self._proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self._proc.wait()
-        else:
-            self._signal(signal.SIGKILL)  # the leader exited; make sure nothing it started lingers
+
+    def reap(self, deadline: float) -> int | None:
+        try:
+            self._proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self._proc.wait()
+        self._signal(signal.SIGKILL)  # the leader exited; make sure nothing it started lingers
         return self._proc.returncode
 
     def _signal(self, sig: int) -> None:

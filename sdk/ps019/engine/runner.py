@@ -21,7 +21,7 @@ import structlog
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import analyzer_pb2, plugin_pb2
 
-from ps019.engine.pack_process import PackProcess, choose_interpreter, read_pack_project
+from ps019.engine.pack_process import SHUTDOWN_GRACE, PackProcess, choose_interpreter, read_pack_project
 from ps019.engine.policy_config import WIRE_TO_LEVEL, load_policy_pack_config, reconcile, to_configure_request
 from ps019.engine.resources import EngineResource, StackRef, urn_name
 from ps019.engine.values import Scrubber, Secret, iter_secret_texts, marshal_properties, struct_to_values
@@ -190,7 +190,10 @@ class PackPool:
             processes, self._processes = list(self._processes.values()), {}
         for process in processes:
             _cancel(process)
-            process.close()
+            process.interrupt()
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        for process in processes:
+            process.reap(deadline)
 
     def __len__(self) -> int:
         return len(self._processes)
@@ -261,6 +264,10 @@ def run_pass(pack_dir: str | Path, resources: Iterable[EngineResource], *, stack
         result = _drive(process, project, resources, providers, provider_wire, remediate_props, stack_props,
                         stack, dry_run,
                         wire_config, secret_keys, dict(tags or {}), user_policy_config, timeout, scrub)
+    except InputError:
+        if pool is None:  # the pack is healthy (e.g. an invalid policy config): keep a pooled one
+            process.close(grace=0.5)
+        raise
     except BaseException:
         if pool is not None:
             pool.discard(process)
