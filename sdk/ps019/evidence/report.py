@@ -403,8 +403,10 @@ def _table(rows: list[dict[str, Any]], cols: tuple[str, ...], empty: str, limit:
     for r in rows[:limit]:
         cells = []
         for c in cols:
-            v = r.get(c, "")
-            if isinstance(v, list):
+            v = r.get(c)
+            if v is None:
+                v = "–"
+            elif isinstance(v, list):
                 v = ", ".join(map(str, v))
             cls = ' class="n"' if isinstance(r.get(c), (int, float)) else ""
             cells.append(f"<td{cls}>{_e(v)}</td>")
