@@ -362,3 +362,21 @@ def test_local_user_name_cannot_use_a_grant_even_if_it_matches(store, signer):
     assert not result.valid and any("only asserted (local user name)" in p for p in result.problems)
     assert check_break_glass(records, STACK, ALICE, T0 + timedelta(minutes=5), gate_settings(),
                              deployer_verified_by="sts").valid
+
+
+def test_signed_body_has_one_fixed_form():
+    """Signatures cover this exact canonical text: timestamps are whole UTC seconds with a Z, control IDs sorted.
+    If this test breaks, every grant ever signed stops verifying."""
+    from ps019.gate.breakglass import BreakGlassGrant
+    from ps019.gate.signing import canonical_json
+
+    grant = BreakGlassGrant(grant_id="BG-20261122-0123456789ab", stack=STACK, operator=ALICE,
+                            identity_source="aws-sts", reason="r", incident="INC-1",
+                            waived_controls=("PS019-IAM-002", "PS019-IAM-001"),
+                            issued_at=T0.replace(microsecond=999), expires_at="2026-11-22T14:00:00+01:00",
+                            key_id="ed25519:00")
+    assert canonical_json(grant.body()) == (
+        b'{"expires_at":"2026-11-22T13:00:00Z","grant_id":"BG-20261122-0123456789ab","identity_source":"aws-sts",'
+        b'"incident":"INC-1","issued_at":"2026-11-22T12:00:00Z","key_id":"ed25519:00",'
+        b'"operator":"' + ALICE.encode() + b'","reason":"r","stack":"acme/payments/prod",'
+        b'"waived_controls":["PS019-IAM-001","PS019-IAM-002"]}')

@@ -26,10 +26,19 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Iterable, Mapping, Sequence
 
 import structlog
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from ps019.errors import InputError
@@ -90,6 +99,15 @@ def _utc_seconds(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(microsecond=0)
 
 
+def _z(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Whole seconds in UTC, serialised in one fixed form: signatures cover this exact text, so it must not depend on
+# how a library chooses to print a datetime.
+UtcSeconds = Annotated[datetime, AfterValidator(_utc_seconds), PlainSerializer(_z, return_type=str, when_used="json")]
+
+
 class _Signed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -119,13 +137,9 @@ class BreakGlassGrant(_Signed):
     reason: str = Field(min_length=1)
     incident: str = Field(min_length=1)
     waived_controls: tuple[str, ...] = ()
-    issued_at: datetime
-    expires_at: datetime
+    issued_at: UtcSeconds
+    expires_at: UtcSeconds
 
-    @field_validator("issued_at", "expires_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return _utc_seconds(value)
 
     @field_validator("waived_controls")
     @classmethod
@@ -142,13 +156,9 @@ class BreakGlassClose(_Signed):
     grant_id: str = Field(pattern=GRANT_ID_PATTERN)
     stack: str = Field(pattern=STACK_REF_PATTERN)
     closed_by: str = Field(min_length=1)
-    closed_at: datetime
+    closed_at: UtcSeconds
     notes: str = ""
 
-    @field_validator("closed_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return _utc_seconds(value)
 
 
 class BreakGlassReview(_Signed):
@@ -157,14 +167,10 @@ class BreakGlassReview(_Signed):
     grant_id: str = Field(pattern=GRANT_ID_PATTERN)
     stack: str = Field(pattern=STACK_REF_PATTERN)
     reviewer: str = Field(min_length=1)
-    reviewed_at: datetime
+    reviewed_at: UtcSeconds
     notes: str = Field(min_length=1)
     links: tuple[str, ...] = ()
 
-    @field_validator("reviewed_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return _utc_seconds(value)
 
 
 def new_grant_id(now: datetime) -> str:

@@ -24,6 +24,7 @@ from ps019.gate import signing
 from ps019.gate.breakglass import (
     CONTROL_ID_PATTERN,
     STACK_REF_PATTERN,
+    UtcSeconds,
     _attr,
     _fmt,
     _kind,
@@ -69,13 +70,9 @@ class ControlException(_Signed):
     stack: str = Field(pattern=STACK_REF_PATTERN)
     reason: str = Field(min_length=1)
     approved_by: str = Field(min_length=1)
-    approved_at: datetime
-    expires_at: datetime
+    approved_at: UtcSeconds
+    expires_at: UtcSeconds
 
-    @field_validator("approved_at", "expires_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return _utc_seconds(value)
 
     @field_validator("resource")
     @classmethod
