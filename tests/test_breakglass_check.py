@@ -380,3 +380,14 @@ def test_signed_body_has_one_fixed_form():
         b'"incident":"INC-1","issued_at":"2026-11-22T12:00:00Z","key_id":"ed25519:00",'
         b'"operator":"' + ALICE.encode() + b'","reason":"r","stack":"acme/payments/prod",'
         b'"waived_controls":["PS019-IAM-001","PS019-IAM-002"]}')
+
+
+def test_grant_record_moved_to_another_stack_chain_fails(store, signer):
+    grant = open_alice(store, signer)
+    record = load_break_glass_records(store, STACK)[0]
+    moved = record.model_copy(update={"record_id": "moved", "stack": "staging"})
+    store.append(moved, signer)
+    result = check(store, stack=OTHER_STACK, grant_id=grant.grant_id)
+    assert not result.valid
+    assert f"grant is for stack {STACK}, not {OTHER_STACK}" in result.problems
+    assert any(p.startswith("record was edited: record stack acme/payments/staging") for p in result.problems)

@@ -193,3 +193,22 @@ def test_exception_list_reports_expired(capsys, setup):
                       gate_settings=gate_settings(setup), now=past)
     rows = json.loads(run(capsys, "exception", "list", "--stack", STACK, "--format", "json")[1])
     assert rows[0]["status"] == "ignored" and rows[0]["reason"].startswith("expired at")
+
+
+def test_overdue_review_listed_and_blocks_next_open(capsys, setup):
+    from ps019.evidence import load_signer, open_store
+    from ps019.gate.breakglass import VerifiedIdentity, open_grant as open_grant_lib
+
+    key = signing.load_private_key(setup["keys"] / "operator.key")
+    long_ago = datetime.now(timezone.utc) - timedelta(days=5)
+    with open_store(setup["url"]) as store:
+        old = open_grant_lib(store, load_signer(), key, VerifiedIdentity(MOTO_ARN, "aws-sts", "sts"), STACK,
+                             reason="old incident", incident="INC-1", ttl=timedelta(hours=1), waive=[],
+                             gate_settings=gate_settings(setup), now=long_ago)
+    capsys.readouterr()  # drop the library's own log line
+    rows = json.loads(run(capsys, "break-glass", "list", "--format", "json")[1])
+    assert rows[0]["grant_id"] == old.grant_id and rows[0]["state"] == "expired" and rows[0]["review_overdue"]
+    code, out, err = run(capsys, "break-glass", "list")
+    assert "OVERDUE" in out and "1 review(s) overdue" in err
+    code, out, err = open_grant(capsys, setup)
+    assert code == 2 and f"blocked until the overdue review is recorded" in err and old.grant_id in err
