@@ -37,6 +37,7 @@ TIME = "2026-11-02T09:14:03.512Z"
 # (example dir, stack, the stack config file, secrets shown in plaintext as (resource name, property))
 EXPORTS = [
     ("web-service", "acme/web-service/prod", "Pulumi.prod.yaml", {("app-db", "password")}),
+    ("web-service", "acme/web-service/dev", "Pulumi.dev.yaml", {("app-db", "password")}),
     ("deploy-role", "acme/deploy-role/dev", "Pulumi.dev.yaml",
      {("deployer", "accessKey"), ("deployer", "secretKey")}),
 ]

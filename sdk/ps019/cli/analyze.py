@@ -307,6 +307,33 @@ def _report(request: _Request, command: str, passes: list, skipped: list) -> dic
                         controls=control_catalogue(names), skipped=skipped)
 
 
+def run_analysis(*, stack: str, state: str | None = None, program: str | None = None, mode: str = "preview",
+                 policy_pack: str | None = None, policy_pack_config: str | None = None,
+                 config_file: str | None = None, config_pairs: tuple[str, ...] = (),
+                 secret_pairs: tuple[str, ...] = (), tag_pairs: tuple[str, ...] = (), timeout: float = 60.0) -> dict:
+    """What ``ps019 analyze`` (mode ``preview``/``update``) and ``ps019 up`` (mode ``up`` or ``up-skip-preview``) do,
+    as a function: returns the report (see docs/output-formats.md). Raises ``Ps019Error`` for unusable input."""
+    from ps019.engine import run_pass
+
+    if mode not in ("preview", "update", "up", "up-skip-preview"):
+        raise ValueError(f"unknown mode {mode!r}")
+    phases = {"preview": ["preview"], "update": ["update"], "up": ["preview", "update"],
+              "up-skip-preview": ["update"]}[mode]
+    request = _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs,
+                       secret_pairs, tag_pairs, timeout, phases[0])
+    passes: list = []
+    skipped: list = []
+    for phase in phases:
+        result = run_pass(request.pack_dir, request.inputs.resources(phase), dry_run=(phase == "preview"),
+                          **request.engine_kwargs())
+        passes.append((phase, result))
+        if mode == "up" and phase == "preview" and result.failed:
+            skipped.append({"phase": "update", "reason": "the preview failed (mandatory violations), so "
+                                                         "`pulumi up` would not start the update"})
+            break
+    return _report(request, "analyze" if mode in ("preview", "update") else "up", passes, skipped)
+
+
 @click.command("analyze")
 @_common_options
 @click.option("--preview/--update", "preview", default=True, show_default=True,
@@ -323,14 +350,10 @@ def analyze(state, program, stack, policy_pack, policy_pack_config, config_file,
 
     Exit status: 0 nothing mandatory, 1 a mandatory violation, 2 unusable input.
     """
-    from ps019.engine import run_pass
-
-    phase = "preview" if preview else "update"
-    request = _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs,
-                       secret_pairs, tag_pairs, timeout, phase)
-    resources = request.inputs.resources(phase)
-    result = run_pass(request.pack_dir, resources, dry_run=preview, **request.engine_kwargs())
-    report = _report(request, "analyze", [(phase, result)], [])
+    report = run_analysis(stack=stack, state=state, program=program, mode="preview" if preview else "update",
+                          policy_pack=policy_pack, policy_pack_config=policy_pack_config, config_file=config_file,
+                          config_pairs=config_pairs, secret_pairs=secret_pairs, tag_pairs=tag_pairs,
+                          timeout=timeout)
     emit(report, fmt, output)
     raise SystemExit(report["exit_code"])
 
@@ -346,23 +369,9 @@ def up(state, program, stack, policy_pack, policy_pack_config, config_file, conf
 
     Exit status: 0 nothing mandatory, 1 a mandatory violation (or the update did not run), 2 unusable input.
     """
-    from ps019.engine import run_pass
-
-    request = _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs,
-                       secret_pairs, tag_pairs, timeout, "update" if skip_preview else "preview")
-    passes: list = []
-    skipped: list = []
-    if not skip_preview:
-        preview = run_pass(request.pack_dir, request.inputs.resources("preview"), dry_run=True,
-                           **request.engine_kwargs())
-        passes.append(("preview", preview))
-        if preview.failed:
-            skipped.append({"phase": "update", "reason": "the preview failed (mandatory violations), so "
-                                                         "`pulumi up` would not start the update"})
-    if not skipped:
-        update = run_pass(request.pack_dir, request.inputs.resources("update"), dry_run=False,
-                          **request.engine_kwargs())
-        passes.append(("update", update))
-    report = _report(request, "up", passes, skipped)
+    report = run_analysis(stack=stack, state=state, program=program,
+                          mode="up-skip-preview" if skip_preview else "up", policy_pack=policy_pack,
+                          policy_pack_config=policy_pack_config, config_file=config_file, config_pairs=config_pairs,
+                          secret_pairs=secret_pairs, tag_pairs=tag_pairs, timeout=timeout)
     emit(report, fmt, output)
     raise SystemExit(report["exit_code"])
