@@ -98,7 +98,8 @@ def gather(run: Any) -> Facts:
         stack_config=run.stack_config, sts_identity=sts_arn, break_glass=grant,
         unknown_treated_as=getattr(environments, "unknown_treated_as", "production"))
     decision = gate_decision.decide_gate(inputs, gate_settings or _default_gate_settings())
-    history.promotion = _promotion_facts(store, history, run, inputs.artifact_commit)
+    history.promotion = _promotion_facts(store, history, run, {"git_commit": inputs.artifact_commit,
+                                                                "source_digest": _source_digest(env)})
     if not run.dry_run:
         history.preview_record_id = _preview_link(store, run, inputs.artifact_commit, now)
 
@@ -408,7 +409,7 @@ def _store_read(store: Any, history: History, reader: Any, *args: Any) -> list:
         return []
 
 
-def _promotion_facts(store: Any, history: History, run: Any, commit: str | None) -> Any:
+def _promotion_facts(store: Any, history: History, run: Any, artifact: dict) -> Any:
     if store is None:
         return None
     try:
@@ -416,7 +417,7 @@ def _promotion_facts(store: Any, history: History, run: Any, commit: str | None)
     except ImportError:
         return None
     try:
-        return load_promotion_facts(store, run.organization, run.project, commit)
+        return load_promotion_facts(store, run.organization, run.project, artifact)
     except Exception as exc:  # noqa: BLE001
         return {"error": f"{type(exc).__name__}: {exc}"}
 
