@@ -55,6 +55,7 @@ def policy_to_dict(policy: Any) -> dict[str, Any]:
         "message": _text(_attr(policy, "message")),
         "enforcement_level": _text(_attr(policy, "enforcement_level", "enforcementLevel", "level")).lower(),
         "severity": _text(_attr(policy, "severity")).lower(),
+        "kind": _text(_attr(policy, "kind", default="resource")),
     }
 
 
