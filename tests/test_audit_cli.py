@@ -330,3 +330,22 @@ def test_report_cli_json_and_offline_html(capsys, outputs, pop, tmp_path):
     assert code == 0 and "Evidence completeness" in out and "70.0%" in out
     code, _, err = run(capsys, "report", "--store", pop[0], "--since", "2026-12-01", "--until", "2026-11-01")
     assert code == 2 and "--until must be after --since" in err
+
+
+def test_flush_delivers_the_spool_once(capsys, outputs, evidence_home, tmp_path):
+    from ps019.evidence import EvidenceSettings, emit
+    from tests.plugins.evidence import make_record
+
+    down = EvidenceSettings(store_url="postgresql://writer:pw@127.0.0.1:1/evidence", connect_timeout_s=1)
+    spooled = emit(make_record(forbidden_values={SECRET}, change_request=f"CHG {SECRET}"), down)
+    assert spooled.status == "spooled"
+    capsys.readouterr()  # emit's own warnings
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    code, out, err = run(capsys, "evidence", "flush", "--store", url)
+    outputs.extend([out, err])
+    assert code == 0 and out.startswith("1 delivered, 0 already in the store, 0 still spooled")
+    code, out, _ = run(capsys, "evidence", "flush", "--store", url)
+    assert code == 0 and out.startswith("0 delivered")
+    assert [r["record_id"] for r in _json_list(capsys, outputs, url)] == [spooled.record_id]
+    code, _, err = run(capsys, "evidence", "flush", "--store", "postgresql://writer:pw@127.0.0.1:1/evidence")
+    assert code == 0 or (code == 2 and "pw@" not in err and err.count("\n") == 1)
