@@ -476,7 +476,7 @@ def test_local_user_identity_can_never_use_a_grant_in_the_pure_check():
 
 
 def _gather(tmp_path, environ: dict, grant: BreakGlassGrant | None = None, raw_settings: dict | None = None,
-            store_url: str | None = None):
+            store_url: str | None = None, levels: dict | None = None):
     """facts.gather in-process (no pack process): the composition the pack really runs."""
     from ps019.evidence import Signer, open_store
     from ps019.pack import facts
@@ -492,7 +492,7 @@ def _gather(tmp_path, environ: dict, grant: BreakGlassGrant | None = None, raw_s
         "gate": {"trustedKeys": OP_KEYS}, "identity": {"lookup": "off"}, "evidence": {"store_url": url}}
     env = {"PULUMI_ORGANIZATION": "acme", "PULUMI_PROJECT": "web", "PULUMI_STACK": "prod", "PULUMI_DRY_RUN": "true",
            "XDG_DATA_HOME": str(tmp_path / "xdg"), **environ}
-    run = Run("ps019", "0.0.0", Settings(raw=raw), {}, {}, environ=env)
+    run = Run("ps019", "0.0.0", Settings(raw=raw), {}, levels or {}, environ=env)
     return facts.gather(run)
 
 
@@ -583,10 +583,25 @@ def test_exception_urn_pattern_cannot_escape_its_stack():
 @pytest.mark.xfail(strict=True, reason="SECURITY: an exception may name a change-gate control (PS019-GATE-001..007): "
                                        "one approver key can waive the two-person rule and separation of duties on "
                                        "the root stack resource for up to 90 days, bypassing break-glass")
-def test_exception_cannot_waive_the_change_gate():
-    valid, _ = exceptions_valid(exception(control_id="PS019-GATE-002", resource=ROOT_URN))
-    assert apply_waivers(diag("PS019-GATE-002", urn=ROOT_URN), waivers_from_exceptions(valid)).level \
-        is Level.MANDATORY
+def test_exception_cannot_waive_the_change_gate(tmp_path):
+    import types
+
+    from ps019.evidence import Signer, open_store
+    from ps019.pack import facts as pack_facts
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    exc = exception(control_id="PS019-GATE-002", resource=ROOT_URN, approved_at=now - timedelta(minutes=5),
+                    expires_at=now + timedelta(days=80))
+    url = f"sqlite:///{tmp_path / 'evidence.db'}"
+    with open_store(url) as store:
+        store.append(exception_record(exc, "production"), Signer.generate())
+    # what the pack does once per run, then to the gate's own finding on the root stack resource
+    facts = _gather(tmp_path, {}, store_url=url, levels={"PS019-GATE-002": Level.MANDATORY})
+    assert facts.exceptions.valid  # precondition: the pack accepted the exception
+    gate_finding = [d for d in pack_facts.post_process(types.SimpleNamespace(settings=None, levels={}), facts, None,
+                                                       [diag("PS019-GATE-002", urn=ROOT_URN)])
+                    if d.control_id == "PS019-GATE-002"]
+    assert gate_finding[0].level is Level.MANDATORY, gate_finding[0].message
 
 
 @pytest.mark.xfail(strict=True, reason="SECURITY: the 'names every resource' check only catches '<prefix>*'; "
