@@ -414,3 +414,43 @@ def test_real_command_bad_pack_is_one_line_within_timeout(clean_export, test_pac
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "did not print its port" in result.stderr
     assert time.monotonic() - started < 15
+
+
+# ---------------------------------------------------------------------------------------------------------- programs
+
+
+@pytest.fixture
+def tiny_program(tmp_path):
+    program = tmp_path / "proj"
+    program.mkdir()
+    (program / "Pulumi.yaml").write_text("name: proj\nruntime: python\n")
+    (program / "__main__.py").write_text(
+        "import pulumi\n"
+        "color = pulumi.Config().require('color')\n"
+        "pulumi.CustomResource('test:index:Thing', 'thing', {'color': color, 'forbidden': color == 'red'})\n")
+    (program / "Pulumi.dev.yaml").write_text("config:\n  proj:color: blue\n")
+    return program
+
+
+def test_program_reads_its_stack_config_file_beside_it(run, tiny_program, test_packs):
+    import hashlib
+
+    code, out, err = run("analyze", "--program", tiny_program, "--stack", "acme/proj/dev",
+                         "--policy-pack", _pack(test_packs, "probe"), "--format", "json")
+    assert code == 0, err
+    seen = _probe_seen(json.loads(out), "::thing")
+    assert seen["hashes"]["color"] == hashlib.sha256(json.dumps("blue").encode()).hexdigest()
+    # --config overrides the file; the pack blocks what the program now registers
+    code, out, err = run("analyze", "--program", tiny_program, "--stack", "acme/proj/dev", "--config", "color=red",
+                         "--policy-pack", _pack(test_packs, "mandatory"), "--format", "json")
+    assert code == 1, err
+    assert [d["policy"] for d in json.loads(out)["passes"][0]["diagnostics"]] == ["no-forbidden"]
+
+
+def test_program_that_fails_is_unusable_input(run, tiny_program):
+    (tiny_program / "Pulumi.dev.yaml").unlink()  # config.require('color') now raises inside the program
+    _assert_one_line_error(*run("analyze", "--program", tiny_program, "--stack", "acme/proj/dev"), "color")
+
+
+def test_program_for_another_project(run, tiny_program):
+    _assert_one_line_error(*run("analyze", "--program", tiny_program, "--stack", "acme/other/dev"), "proj")

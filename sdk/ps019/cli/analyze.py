@@ -238,7 +238,8 @@ def _common_options(command: Callable) -> Callable:
                      help="Pulumi's policy pack config JSON: {\"<policy>\": \"mandatory\" | {\"enforcementLevel\": "
                           "..., <properties>}, \"all\": ...}."),
         click.option("--config-file", "config_file", metavar="Pulumi.<stack>.yaml", type=click.Path(dir_okay=False),
-                     help="Stack config file; plaintext values are used, `secure:` values need --secret-config."),
+                     help="Stack config file; plaintext values are used, `secure:` values need --secret-config. "
+                          "Default with --program: DIR/Pulumi.<stack>.yaml when it exists."),
         click.option("--config", "config_pairs", metavar="[NS:]KEY=VALUE", multiple=True,
                      help="Stack config (repeatable; a bare KEY belongs to the project namespace)."),
         click.option("--secret-config", "secret_pairs", metavar="[NS:]KEY=VALUE", multiple=True,
@@ -292,6 +293,10 @@ def _prepare(state, program, stack, policy_pack, policy_pack_config, config_file
     pack_dir = Path(policy_pack) if policy_pack else bundled_pack_dir()
     if policy_pack_config and not Path(policy_pack_config).is_file():
         raise InputError(f"policy pack config {policy_pack_config} does not exist")
+    if config_file is None and program:
+        # As the Pulumi CLI does: a program's stack config lives beside it in Pulumi.<stack>.yaml.
+        beside = Path(program) / f"Pulumi.{stack_ref.stack}.yaml"
+        config_file = str(beside) if beside.is_file() else None
     config = build_config(stack_ref.project, config_file, config_pairs, secret_pairs)
     tags = parse_tags(tag_pairs)
     inputs = load_inputs(state=state, program=program, stack=stack_ref, config=config, first_phase=first_phase)
