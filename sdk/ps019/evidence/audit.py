@@ -12,6 +12,7 @@ The CLI (``ps019.cli.evidence``) and the report (``ps019.evidence.report``) do t
 
 from __future__ import annotations
 
+
 import hashlib
 import json
 import math
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ps019.errors import InputError
+from ps019.evidence.chain import verify_record
 
 # ------------------------------------------------------------------------------------------------------------------
 # Deterministic sampling
@@ -434,10 +436,14 @@ def prior_update(document: Mapping[str, Any]) -> PriorUpdate:
 
 
 def load_promotion_facts(store: Any, organization: str, project: str, artifact: Any, *,
-                         now: datetime | None = None, lookback: timedelta = PROMOTION_LOOKBACK) -> PromotionFacts:
+                         now: datetime | None = None, lookback: timedelta = PROMOTION_LOOKBACK,
+                         public_keys: Mapping[str, Any] | None = None) -> PromotionFacts:
     """The edge for the promotion control: update records of ``organization/project`` in the last ``lookback``
     whose artifact matches ``artifact`` (a commit string, or an ``Artifact``/mapping with ``git_commit`` and
-    ``source_digest``). One indexed query (kind + time); the project and artifact filters run here."""
+    ``source_digest``). One indexed query (kind + time); the project and artifact filters run here.
+
+    With ``public_keys``, a record whose signature does not verify is not counted: a forged "it passed staging"
+    record must not satisfy the promotion control."""
     commit, digest = _artifact_ids(artifact)
     now = now or datetime.now(timezone.utc)
     priors = []
@@ -448,6 +454,8 @@ def load_promotion_facts(store: Any, organization: str, project: str, artifact: 
                 continue
             p = prior_update(doc)
             if (commit and p.git_commit == commit) or (digest and p.source_digest == digest):
+                if public_keys is not None and verify_record(stored, public_keys) is not None:
+                    continue
                 priors.append(p)
     return PromotionFacts(git_commit=commit, source_digest=digest, prior_updates=tuple(priors))
 

@@ -417,7 +417,9 @@ def _promotion_facts(store: Any, history: History, run: Any, artifact: dict) -> 
     except ImportError:
         return None
     try:
-        return load_promotion_facts(store, run.organization, run.project, artifact)
+        evidence_settings = _section(run.settings, "evidence")
+        keys = evidence_settings.public_keys() if evidence_settings is not None else None
+        return load_promotion_facts(store, run.organization, run.project, artifact, public_keys=keys)
     except Exception as exc:  # noqa: BLE001
         return {"error": f"{type(exc).__name__}: {exc}"}
 
