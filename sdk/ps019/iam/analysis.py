@@ -491,14 +491,16 @@ def _analyze_identity(statements: list[_Stmt]) -> list[IamFinding]:
         else:
             patterns = list(stmt.actions or ())
         allow_list = None
+        restricted_by_deny = False
         for pattern in patterns:
             svc_pat, _, act_pat = pattern.partition(":")
             if pattern == "*" or (set(svc_pat) == {"*"} and set(act_pat) <= {"*"}):
                 if _pattern_subtracted(denies, "*", resources):
                     continue
                 if allow_list is None:
-                    allow_list = _allow_list_from_denies(denies, resources) or []
-                if allow_list:
+                    allow_list = _allow_list_from_denies(denies, resources) or ()
+                    restricted_by_deny = _allow_list_from_denies(denies, resources) is not None
+                if restricted_by_deny:
                     for p in allow_list:
                         _judge_pattern(p, stmt, resources, families, denies, out, escalation_hits, depth=1)
                     continue

@@ -6,12 +6,11 @@ built only when that service is first consulted. Wildcard expansions are cached 
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import threading
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 _LOCK = threading.Lock()
 _RAW: dict | None = None
@@ -33,7 +32,9 @@ def _raw() -> dict:
     if _RAW is None:
         with _LOCK:
             if _RAW is None:
-                blob = resources.files("ps019.iam").joinpath("data/iam_index.json.gz").read_bytes()
+                import gzip
+
+                blob = (Path(__file__).parent / "data" / "iam_index.json.gz").read_bytes()
                 _RAW = json.loads(gzip.decompress(blob))
     return _RAW
 

@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""IAM analysis benchmark: ps019 vs cloudsplaining vs parliament on one corpus, in one run (not a test).
+
+    .venv/bin/python bench/iam_bench.py                 # full run, writes bench/out/iam_bench.json
+    .venv/bin/python bench/iam_bench.py --quick         # fewer repetitions
+
+The corpus is every fixture under tests/data/iam/ plus generated documents (seeded): many-statement policies,
+``"Action": "*"``, ``NotAction``, service wildcards, wildcard patterns, conditions and Deny statements.
+ps019 runs in this (project) interpreter; the peers run in their own venv, ``bench/.venv-iam``, created here from
+bench/requirements-iam.txt when missing, in a worker subprocess fed the same corpus.
+
+Each tool gets the raw document text (parsing is part of its cost) and, per document, the median of ``--reps``
+timed calls after one warm-up pass over the whole corpus (so one-off database loads are reported separately as
+"first call"). Verdict mapping for the peers is documented in docs/benchmarks.d/iam.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "data" / "iam"
+PEER_VENV = ROOT / "bench" / ".venv-iam"
+PEER_PY = PEER_VENV / "bin" / "python"
+OUT = ROOT / "bench" / "out" / "iam_bench.json"
+
+# ----------------------------------------------------------------------------------------------------------------
+# corpus
+
+
+def fixture_corpus() -> list[dict]:
+    docs = []
+    for path in sorted(FIXTURES.glob("*/*/*.json")):
+        kind, verdict = path.parts[-3], path.parts[-2]
+        docs.append({"id": f"fixture:{kind}/{verdict}/{path.stem}", "kind": kind, "expected": verdict,
+                     "text": path.read_text(), "star": _is_star(path.read_text())})
+    return docs
+
+
+def _is_star(text: str) -> bool:
+    """Documents with an ``"Action": "*"`` (or ``*:*``) entry or a NotAction: the expensive case for other tools."""
+    if "NotAction" in text:
+        return True
+    try:
+        statements = json.loads(text).get("Statement", [])
+    except (ValueError, AttributeError):
+        return False
+    statements = statements if isinstance(statements, list) else [statements]
+    for stmt in statements:
+        actions = stmt.get("Action", []) if isinstance(stmt, dict) else []
+        actions = actions if isinstance(actions, list) else [actions]
+        if any(a in ("*", "*:*") for a in actions):
+            return True
+    return False
+
+
+_ACTION_POOL = [
+    "s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:DeleteObject", "s3:Get*", "s3:*", "ec2:Describe*",
+    "ec2:RunInstances", "ec2:TerminateInstances", "iam:PassRole", "iam:CreatePolicyVersion", "iam:List*",
+    "iam:AttachRolePolicy", "iam:CreateRole", "lambda:CreateFunction", "lambda:InvokeFunction", "lambda:Update*",
+    "kms:Decrypt", "kms:Encrypt", "secretsmanager:GetSecretValue", "ssm:GetParameter*", "dynamodb:*",
+    "dynamodb:Query", "logs:PutLogEvents", "logs:CreateLogStream", "sts:AssumeRole", "sts:GetCallerIdentity",
+    "cloudwatch:PutMetricData", "sqs:SendMessage", "sns:Publish", "ecr:GetAuthorizationToken", "ecr:BatchGet*",
+]
+_RESOURCE_POOL = [
+    "*", "arn:aws:s3:::app-bucket", "arn:aws:s3:::app-bucket/*", "arn:aws:iam::123456789012:role/app-*",
+    "arn:aws:lambda:us-east-1:123456789012:function:app-*", "arn:aws:dynamodb:us-east-1:123456789012:table/orders",
+    "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+]
+_CONDITIONS = [
+    None, None, {"StringEquals": {"aws:ResourceTag/team": "${aws:PrincipalTag/team}"}},
+    {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}, {"Bool": {"aws:SecureTransport": "true"}},
+    {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+    {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+]
+
+
+def generated_corpus(n: int, seed: int = 19) -> list[dict]:
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        shape = i % 10
+        statements = []
+        for _ in range(rng.randint(1, 12)):
+            stmt: dict = {"Sid": f"S{len(statements)}", "Effect": "Allow" if rng.random() < 0.85 else "Deny"}
+            stmt["Action"] = rng.sample(_ACTION_POOL, rng.randint(1, 6))
+            stmt["Resource"] = rng.sample(_RESOURCE_POOL, rng.randint(1, 3))
+            cond = rng.choice(_CONDITIONS)
+            if cond:
+                stmt["Condition"] = cond
+            statements.append(stmt)
+        star = False
+        if shape == 0:
+            statements.insert(0, {"Effect": "Allow", "Action": "*", "Resource": "*"})
+            star = True
+        elif shape == 1:
+            statements.insert(0, {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"})
+            star = True
+        elif shape == 2:
+            statements.append({"Effect": "Deny", "NotAction": rng.sample(_ACTION_POOL, 4), "Resource": "*"})
+            statements.insert(0, {"Effect": "Allow", "Action": "*", "Resource": "*"})
+            star = True
+        docs.append({"id": f"generated:{i:04d}", "kind": "identity", "expected": None, "star": star,
+                     "text": json.dumps({"Version": "2012-10-17", "Statement": statements})})
+    return docs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# tools (each: text, kind -> "allow" | "deny" | "error")
+
+
+def ps019_tool():
+    sys.path.insert(0, str(ROOT / "sdk"))
+    from ps019.iam import analyze_policy
+
+    return {"ps019": lambda text, kind: analyze_policy(text, kind).verdict}
+
+
+PARLIAMENT_ERROR = {"EXCEPTION", "MALFORMED_JSON", "MALFORMED", "INVALID_VERSION"}
+PARLIAMENT_DENY = {
+    "RESOURCE_POLICY_PRIVILEGE_ESCALATION", "PERMISSIONS_MANAGEMENT_ACTIONS", "PRIVILEGE_ESCALATION",
+    "CREDENTIALS_EXPOSURE", "SENSITIVE_ACCESS", "NOTPRINCIPAL_WITH_ALLOW", "NOTRESOURCE_WITH_ALLOW",
+    "SINGLE_VALUE_CONDITION_TOO_PERMISSIVE",
+}
+CLOUDSPLAINING_CATEGORIES = ("PrivilegeEscalation", "DataExfiltration", "ResourceExposure", "ServiceWildcard",
+                             "CredentialsExposure", "InfrastructureModification")
+
+
+def peer_tools():
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    from cloudsplaining.command.scan_policy_file import scan_policy
+    from cloudsplaining.scan.assume_role_policy_document import AssumeRolePolicyDocument
+    from parliament import analyze_policy_string
+
+    def cloudsplaining(text, kind):
+        try:
+            doc = json.loads(text)
+            if kind == "trust":
+                return "deny" if AssumeRolePolicyDocument(doc).role_assumable_by_any_principal else "allow"
+            results = scan_policy(doc)
+        except Exception:  # noqa: BLE001 - the peer's own failure is its "error" verdict
+            return "error"
+        return "deny" if any((results.get(c) or {}).get("findings") for c in CLOUDSPLAINING_CATEGORIES) else "allow"
+
+    def parliament(text, kind):
+        try:
+            policy = analyze_policy_string(text, include_community_auditors=True)
+        except Exception:  # noqa: BLE001
+            return "error"
+        issues = {f.issue for f in policy.findings}
+        if issues & PARLIAMENT_ERROR:
+            return "error"
+        return "deny" if issues & PARLIAMENT_DENY else "allow"
+
+    return {"cloudsplaining": cloudsplaining, "parliament": parliament}
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _call(fn, doc: dict, limit_s: float | None) -> tuple[str, float]:
+    """One timed call; with ``limit_s`` a call running longer is interrupted (SIGALRM) and reported as
+    ``("timeout", limit_s)``, a lower bound of its real cost."""
+    import signal
+
+    if limit_s:
+        def _alarm(*_):
+            raise _Timeout
+
+        signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, limit_s)
+    t = time.perf_counter()
+    try:
+        verdict = fn(doc["text"], doc["kind"])
+    except _Timeout:
+        return "timeout", limit_s or 0.0
+    finally:
+        if limit_s:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    return verdict, time.perf_counter() - t
+
+
+def measure(tools: dict, corpus: list[dict], reps: int, limits: dict | None = None) -> dict:
+    """``limits``: per-call time limit in seconds by document origin ("fixture"/"generated"); None = unlimited."""
+    out = {}
+    warm = {"text": '{"Statement":{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}}', "kind": "identity"}
+    for name, fn in tools.items():
+        _, first = _call(fn, warm, None)  # loads the tool's database: reported as first_call
+        verdicts, per_doc = [], []
+        for d in corpus:
+            limit = (limits or {}).get(d["id"].split(":")[0])
+            verdict, elapsed = _call(fn, d, limit)  # warm-up call, also gives the verdict
+            samples = [elapsed]
+            if verdict != "timeout" and elapsed < 1.0:  # seconds-long calls are not repeated
+                samples = [_call(fn, d, limit)[1] for _ in range(reps)]
+            verdicts.append(verdict)
+            per_doc.append(statistics.median(samples))
+        out[name] = {"first_call_s": first, "per_doc_s": per_doc, "verdicts": verdicts,
+                     "timeouts": sum(v == "timeout" for v in verdicts)}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# peers' venv
+
+
+def ensure_peer_venv() -> None:
+    if PEER_PY.exists():
+        return
+    print(f"creating {PEER_VENV} (python -m venv + pip install -r bench/requirements-iam.txt) ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    subprocess.run([str(PEER_PY), "-m", "pip", "install", "-q", "-r", str(ROOT / "bench" / "requirements-iam.txt")],
+                   check=True)
+
+
+def _subset(result: dict, n: int) -> dict:
+    return {k: (v[:n] if isinstance(v, list) else v) for k, v in result.items()}
+
+
+def run_peers(corpus: list[dict], args) -> dict:
+    ensure_peer_venv()
+    cmd = [str(PEER_PY), __file__, "--worker", "--reps", str(args.peer_reps), "--fixture-limit",
+           str(args.fixture_limit), "--generated-limit", str(args.generated_limit)]
+    proc = subprocess.run(cmd, input=json.dumps(corpus),
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"peer worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
+
+
+def peer_versions() -> dict:
+    code = ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+            "('cloudsplaining', 'parliament', 'policy_sentry')}))")
+    return json.loads(subprocess.run([str(PEER_PY), "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# cold start of ps019.iam (fresh interpreters)
+
+
+def cold_start(samples: int = 7) -> dict:
+    code = (
+        "import time, sys; t0 = time.perf_counter(); sys.path.insert(0, %r)\n"
+        "import ps019.iam; t1 = time.perf_counter()\n"
+        "from ps019.iam import index; index._raw(); t2 = time.perf_counter()\n"
+        "ps019.iam.analyze_policy('{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"s3:Get*\",\"Resource\":\"*\"}}')\n"
+        "t3 = time.perf_counter(); print(t1 - t0, t2 - t1, t3 - t2)" % str(ROOT / "sdk")
+    )
+    rows = []
+    for _ in range(samples):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        rows.append([float(x) for x in out])
+    bare = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - t)
+    return {
+        "import_ps019_iam_ms": statistics.median(r[0] for r in rows) * 1000,
+        "index_load_ms": statistics.median(r[1] for r in rows) * 1000,
+        "first_analysis_ms": statistics.median(r[2] for r in rows) * 1000,
+        "bare_interpreter_ms": statistics.median(bare) * 1000,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# report
+
+
+def summarise(corpus: list[dict], results: dict) -> dict:
+    star_idx = [i for i, d in enumerate(corpus) if d["star"]]
+    summary = {}
+    for tool, r in results.items():
+        times = r["per_doc_s"]
+        median = statistics.median(times)
+        p95 = statistics.quantiles(times, n=20)[-1]
+        star_times = [times[i] for i in star_idx]
+        summary[tool] = {
+            "median_ms": median * 1000,
+            "p95_ms": p95 * 1000,
+            "max_ms": max(times) * 1000,
+            "star_notaction_median_ms": statistics.median(star_times) * 1000,
+            "star_notaction_max_ms": max(star_times) * 1000,
+            "star_notaction_max_over_median": max(star_times) / median,
+            "first_call_ms": r["first_call_s"] * 1000,
+            "total_corpus_s": sum(times),
+            "timeouts": r.get("timeouts", 0),
+        }
+        fixtures = [(d, v) for d, v in zip(corpus, r["verdicts"]) if d["expected"]]
+        wrong = [(d["id"], d["expected"], v) for d, v in fixtures if v != d["expected"]]
+        summary[tool]["fixture_agreement"] = f"{len(fixtures) - len(wrong)}/{len(fixtures)}"
+        summary[tool]["fixture_disagreements"] = wrong
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="ps019 IAM benchmark")
+    parser.add_argument("--generated", type=int, default=400, help="generated documents added to the fixtures")
+    parser.add_argument("--reps", type=int, default=5, help="timed calls per document per tool")
+    parser.add_argument("--quick", action="store_true", help="--generated 100 --reps 3")
+    parser.add_argument("--peer-generated", type=int, default=30,
+                        help="generated documents the (slow) peers also get; all fixtures are always included")
+    parser.add_argument("--peer-reps", type=int, default=1, help="timed calls per document per peer")
+    parser.add_argument("--fixture-limit", type=float, default=15.0,
+                        help="per-call limit (s) for peers on fixtures; longer calls count as timeout")
+    parser.add_argument("--generated-limit", type=float, default=2.0,
+                        help="per-call limit (s) for peers on generated documents")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        corpus = json.loads(sys.stdin.read())
+        limits = {"fixture": args.fixture_limit, "generated": args.generated_limit}
+        json.dump(measure(peer_tools(), corpus, args.reps, limits), sys.stdout)
+        return
+    if args.quick:
+        args.generated, args.reps = 100, 3
+    fixtures = fixture_corpus()
+    generated = generated_corpus(args.generated)
+    corpus = fixtures + generated
+    peer_corpus = fixtures + generated[: args.peer_generated]
+    ps019_full = measure(ps019_tool(), corpus, args.reps)
+    results = {"ps019": _subset(ps019_full["ps019"], len(peer_corpus))}
+    results.update(run_peers(peer_corpus, args))
+    summary = {"ps019 (full corpus)": summarise(corpus, ps019_full)["ps019"], **summarise(peer_corpus, results)}
+    report = {
+        "command": "  ".join(["python bench/iam_bench.py", *sys.argv[1:]]),
+        "corpus": {"documents": len(corpus), "fixtures": len(fixtures),
+                   "star_or_notaction": sum(1 for d in corpus if d["star"]), "peer_documents": len(peer_corpus),
+                   "peer_star_or_notaction": sum(1 for d in peer_corpus if d["star"])},
+        "peer_limits_s": {"fixture": args.fixture_limit, "generated": args.generated_limit},
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "peer_versions": peer_versions(),
+        "cold_start": cold_start(),
+        "tools": summary,
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2))
+    print(f"corpus: {report['corpus']}")
+    print(f"{'tool':20} {'median ms':>10} {'p95 ms':>10} {'max ms':>10} {'*/NotAction max/median':>23} "
+          f"{'timeouts':>8} {'fixtures ok':>12}")
+    for tool, s in summary.items():
+        print(f"{tool:20} {s['median_ms']:10.3f} {s['p95_ms']:10.3f} {s['max_ms']:10.3f} "
+              f"{s['star_notaction_max_over_median']:23.2f} {s['timeouts']:8d} {s['fixture_agreement']:>12}")
+    print("cold start:", {k: round(v, 1) for k, v in report["cold_start"].items()})
+    for tool, s in summary.items():
+        if not tool.startswith("ps019") and s["fixture_disagreements"]:
+            print(f"\n{tool} disagrees with the expected verdict on:")
+            for fid, expected, got in s["fixture_disagreements"]:
+                print(f"  {fid}: expected {expected}, got {got}")
+    print(f"\nwrote {OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
