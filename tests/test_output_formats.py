@@ -156,3 +156,10 @@ def test_formatters_accept_a_saved_json_report():
     saved = json.loads(render_json(_report()))
     assert build_sarif(saved) == build_sarif(_report())
     assert "PS019-IAM-002" in _table(saved)
+
+
+def test_sarif_points_program_results_at_the_project_file():
+    sarif = build_sarif(_report(source_kind="program", source_path="examples/web-service"))
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
+    location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": "examples/web-service/Pulumi.yaml"}

@@ -56,7 +56,7 @@ def _run(report: Mapping[str, Any], pass_: Mapping[str, Any], source: Mapping[st
 
     locations: list[dict[str, Any]] = []
     location_index: dict[str, int] = {}
-    artifact = {"uri": _uri(source.get("path", ""))} if source.get("path") else None
+    artifact = {"uri": _uri(_artifact_path(source))} if source.get("path") else None
     results = []
     for d in pass_.get("diagnostics", []):
         urn = d["urn"]
@@ -154,6 +154,15 @@ def _logical_location(urn: str, resource_type: str) -> dict[str, Any]:
 
 def _urn_name(urn: str) -> str:
     return urn.split("::", 3)[-1] if urn.count("::") >= 3 else urn
+
+
+def _artifact_path(source: Mapping[str, Any]) -> str:
+    """The file a result points at: the stack export, or a program's project file (a program is a directory, and
+    code-scanning services locate results in files; Pulumi.yaml is the one file every Pulumi project has)."""
+    path = str(source.get("path", ""))
+    if source.get("kind") == "program":
+        return str(PurePath(path) / "Pulumi.yaml")
+    return path
 
 
 def _uri(path: str) -> str:
