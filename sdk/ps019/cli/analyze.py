@@ -229,7 +229,7 @@ def _common_options(command: Callable) -> Callable:
                      help="A `pulumi stack export` file (deployment v3/v4); `--show-secrets` exports let policies "
                           "see secret values."),
         click.option("--program", "program", metavar="DIR", type=click.Path(file_okay=False),
-                     help="A Pulumi Python program directory (run in-process under Pulumi's mocks; no cloud calls)."),
+                     help="A Pulumi Python program directory (run under Pulumi's mocks in a child process; no cloud calls)."),
         click.option("--stack", "stack", metavar="ORG/PROJECT/STACK", required=True,
                      help="The stack the change is for (the pack sees it through pulumi.get_stack() etc.)."),
         click.option("--policy-pack", "policy_pack", metavar="DIR", type=click.Path(file_okay=False),
@@ -250,7 +250,7 @@ def _common_options(command: Callable) -> Callable:
                      show_default=True, help="Output format (json and sarif are documented in docs/output-formats.md)."),
         click.option("--output", "-o", "output", metavar="FILE", type=click.Path(dir_okay=False),
                      help="Write the output to FILE instead of stdout."),
-        click.option("--timeout", "timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+        click.option("--timeout", "timeout", metavar="SECONDS", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
                      help="Seconds to wait for the pack to start and for each call it answers."),
     ]
     for option in reversed(options):
