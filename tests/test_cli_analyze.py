@@ -454,3 +454,10 @@ def test_program_that_fails_is_unusable_input(run, tiny_program):
 
 def test_program_for_another_project(run, tiny_program):
     _assert_one_line_error(*run("analyze", "--program", tiny_program, "--stack", "acme/other/dev"), "proj")
+
+
+def test_default_pack_can_be_relocated_with_an_environment_variable(run, clean_export, test_packs, monkeypatch):
+    monkeypatch.setenv("PS019_POLICY_PACK", _pack(test_packs, "third_party"))
+    code, out, _ = run("analyze", "--state", clean_export, "--stack", "acme/proj/dev", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["passes"][0]["pack"]["name"] == "aws-python"
