@@ -461,3 +461,9 @@ def test_default_pack_can_be_relocated_with_an_environment_variable(run, clean_e
     code, out, _ = run("analyze", "--state", clean_export, "--stack", "acme/proj/dev", "--format", "json")
     assert code == 0
     assert json.loads(out)["passes"][0]["pack"]["name"] == "aws-python"
+
+
+def test_unwritable_output_file(run, clean_export, test_packs, tmp_path):
+    _assert_one_line_error(*run("analyze", "--state", clean_export, "--stack", "acme/proj/dev",
+                                "--policy-pack", _pack(test_packs, "mandatory"), "--format", "json",
+                                "-o", tmp_path / "no" / "such" / "dir.json"), "cannot write")

@@ -192,22 +192,25 @@ def capture(program: str, stack: Any, *, dry_run: bool, config: StackConfig) -> 
 def emit(report: dict, fmt: str, output: str | None) -> None:
     from ps019.output import render_json, render_sarif, render_table
 
-    if fmt == "table":
-        from rich.console import Console
+    try:
+        if fmt == "table":
+            from rich.console import Console
 
+            if output:
+                with open(output, "w", encoding="utf-8") as handle:
+                    render_table(report, Console(file=handle, width=120, color_system=None, soft_wrap=False))
+            else:
+                render_table(report, _console())
+            return
+        text = render_json(report) if fmt == "json" else render_sarif(report)
+        for warning in report.get("warnings", []):
+            click.echo(f"ps019: warning: {warning}", err=True)
         if output:
-            with open(output, "w", encoding="utf-8") as handle:
-                render_table(report, Console(file=handle, width=120, color_system=None, soft_wrap=False))
+            Path(output).write_text(text, encoding="utf-8")
         else:
-            render_table(report, _console())
-        return
-    text = render_json(report) if fmt == "json" else render_sarif(report)
-    for warning in report.get("warnings", []):
-        click.echo(f"ps019: warning: {warning}", err=True)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        click.echo(text, nl=False)
+            click.echo(text, nl=False)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _console():
