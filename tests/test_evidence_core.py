@@ -9,6 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ps019.errors import InputError, StoreError
 from ps019.evidence import (PREDICATE_TYPE, EvidenceRecord, EvidenceSettings, RecordKind, Signer, StoredRecord,
@@ -217,3 +219,30 @@ def test_governance_record_round_trip(evidence_signer, sqlite_evidence_url):
     back = store.get(stored.record_id).record
     assert back.payload.grant_id == "bg-1" and back.is_break_glass
     assert store.query(actor="arn:aws:sts::1:assumed-role/oncall/bob")[0].record_id == stored.record_id
+
+
+_json_leaf = (st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text())
+_json_doc = st.recursive(_json_leaf, lambda kids: st.lists(kids, max_size=4)
+                         | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=25)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_doc)
+def test_canonical_fast_path_equals_rfc8785(doc):
+    import rfc8785
+
+    from ps019.evidence.record import canonical_bytes
+
+    try:
+        expected = rfc8785.dumps(doc)
+    except Exception:  # noqa: BLE001 -- the reference refuses it (e.g. lone surrogates): so must we
+        with pytest.raises(Exception):
+            canonical_bytes(doc)
+        return
+    assert canonical_bytes(doc) == expected
+
+
+def test_canonical_floats_use_the_reference():
+    from ps019.evidence.record import canonical_bytes
+
+    assert canonical_bytes({"a": 1.0, "b": 1e21, "c": [0.1]}) == b'{"a":1,"b":1e+21,"c":[0.1]}'

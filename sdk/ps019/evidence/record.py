@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Mapping, Union
@@ -282,8 +284,44 @@ class EvidenceRecord(_Model):
         return self.model_dump(mode="json")
 
 
+_MAX_SAFE_INT = 2**53 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_OR_HIGH = re.compile("[\ud800-\udfff\ue000-\U0010ffff]")
+
+
+def _json_fast_path_ok(node: Any) -> bool:
+    """True when ``json.dumps(sort_keys, compact, ensure_ascii=False)`` is byte-identical to RFC 8785: no floats
+    (JCS formats numbers the ECMAScript way), integers within IEEE-754 exact range, no lone surrogates, and object
+    keys that sort the same by code point as by UTF-16 code unit. (tests/test_evidence_core.py checks this
+    equivalence with hypothesis.)"""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return False
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if not isinstance(key, str) or (not key.isascii() and _SURROGATE_OR_HIGH.search(key)):
+                    return False
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:
+                return False
+        else:  # floats and anything exotic go through the reference implementation
+            return False
+    return True
+
+
 def canonical_bytes(document: Mapping[str, Any]) -> bytes:
-    """RFC 8785 (JCS) canonical JSON."""
+    """RFC 8785 (JCS) canonical JSON. The ``rfc8785`` package is the reference; documents without floats (every
+    record ps019 writes) take an equivalent C-speed path, which matters for 1,000-resource records."""
+    if _json_fast_path_ok(document):
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return rfc8785.dumps(document)
 
 

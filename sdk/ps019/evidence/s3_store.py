@@ -29,7 +29,7 @@ from ps019.evidence.signing import Signer
 from ps019.evidence.store import (EvidenceStore, StoredRecord, filters_to_query, index_facts, seal,
                                   validated_record)
 
-_MAX_ATTEMPTS = 400
+_MAX_ATTEMPTS = 2000
 
 
 class _Precondition(Exception):
@@ -43,6 +43,8 @@ class S3Store(EvidenceStore):
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.retention_days = retention_days
+        # a head that does not move for this long while its next sequence exists means that writer died
+        self.stale_head_after = 1.0
         if client is None:
             import boto3
             from botocore.config import Config
@@ -148,27 +150,38 @@ class S3Store(EvidenceStore):
     def append(self, record: EvidenceRecord, signer: Signer) -> StoredRecord:
         record = validated_record(record)
         chain = record.chain_key
+        already = self.get(record.record_id)
+        if already is not None:
+            return already
+        last_seen, seen_since = None, time.monotonic()
         for attempt in range(_MAX_ATTEMPTS):
-            already = self.get(record.record_id)
-            if already is not None:
-                return already
-            seq, prev_hash, _ = self._read_head(chain)
-            stored = seal(record, signer, chain, seq, prev_hash)
-            try:
-                self._put_new(self._record_key(chain, stored.sequence), stored.to_json().encode())
-            except _Precondition:
-                # someone else holds this sequence: finish their append, then retry on the new head
-                got = self._get_json(self._record_key(chain, stored.sequence))
+            seq, prev_hash, etag = self._read_head(chain)
+            if seq != last_seen:
+                last_seen, seen_since = seq, time.monotonic()
+            elif time.monotonic() - seen_since > self.stale_head_after:
+                # the head has not moved although sequence seq+1 is taken: its writer crashed (or it is our own
+                # record from an earlier, interrupted call). Complete that append, then go on.
+                got = self._get_json(self._record_key(chain, seq + 1))
                 if got is not None:
                     other = StoredRecord(document=got[0]["record"], envelope=got[0]["envelope"])
                     self._ensure_id(other)
                     self._advance_head_to(chain, other)
                     if other.record_id == record.record_id:
                         return other
-                time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+                    continue
+            stored = seal(record, signer, chain, seq, prev_hash)
+            try:
+                self._put_new(self._record_key(chain, stored.sequence), stored.to_json().encode())
+            except _Precondition:
+                # lost the race for this sequence: the winner needs two more writes to move the head, so back off
+                # (randomised, growing) instead of hammering the head
+                time.sleep(random.uniform(0.01, min(1.0, 0.02 * 2 ** min(attempt, 6))))
                 continue
             self._ensure_id(stored)
-            self._advance_head_to(chain, stored)
+            try:
+                self._cas_head(chain, stored, etag)
+            except _Precondition:
+                self._advance_head_to(chain, stored)  # someone helped already, or retry the CAS
             return stored
         raise StoreError(f"S3 evidence store {self.url}: too much contention on chain {chain}")
 
