@@ -17,6 +17,16 @@ MOTO_ARN = "arn:aws:sts::123456789012:user/moto"  # what moto's GetCallerIdentit
 STACK = "acme/payments/prod"
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI configures structlog for its process; give the next test back what it had."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.fixture
 def setup(tmp_path, moto_endpoint, evidence_home, monkeypatch):
     keys = {}
