@@ -384,3 +384,30 @@ def test_evidence_approvals_fit_the_evidence_record():
     refs = [VerifiedReference.model_validate(r) for r in d.evidence()["approvals"]]
     assert [r.verified for r in refs] == [True, False] and "untrusted key" in refs[1].failures[0]
     assert d.evidence()["change_request"] == "CHG-1234" and d.evidence()["rollback_plan"] == "https://wiki/rb"
+
+
+def test_one_key_under_two_spellings_counts_as_one_person():
+    settings = SETTINGS.model_copy(update={"identity_aliases": {ident("alice"): ["asmith"]}})
+    doc = body()
+    for second in ("asmith", "arn:aws:sts::999999999999:assumed-role/any/alice@example.com"):
+        d = decide_gate(inputs(cr_bytes(doc, [approve(doc, "alice"), approve(doc, "alice", approver=second)])),
+                        settings)
+        assert d.blocked and "1 verified" in messages(d, APPROVALS)
+        assert "one person counts once" in messages(d, APPROVALS)
+
+
+@pytest.mark.parametrize("raw", [b'{"ticket": "CHG-1", "ticket": "CHG-2"}', b"ticket: CHG-1\nticket: CHG-2\n",
+                                 b'{"artifact": {"git_commit": "a", "git_commit": "b"}}'])
+def test_duplicate_keys_are_refused(raw):
+    d = decide_gate(inputs(raw), SETTINGS)
+    assert d.blocked and "duplicate key" in messages(d, CR_VALID)
+
+
+def test_grant_does_not_carry_a_deployer_named_only_by_the_os_user():
+    d = decide_gate(inputs(None, ci=None, deployer=Deployer("dave@example.com", "local-user"),
+                           break_glass=FakeGrant()), SETTINGS)
+    assert d.blocked and d.change_class != "emergency"
+    assert "was established by local-user, and a grant needs one of ['sts', 'ci']" in messages(d, APPROVED_PATH)
+    strict = SETTINGS.model_copy(update={"break_glass_verified_by": ["sts"]})
+    d = decide_gate(inputs(None, ci=None, deployer=Deployer("dave@example.com", "ci"), break_glass=FakeGrant()), strict)
+    assert d.blocked

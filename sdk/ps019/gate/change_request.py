@@ -177,19 +177,50 @@ def load_change_request(environ: Mapping[str, str], stack_config: Mapping[str, s
     return ChangeRequestSource(source.origin, str(path), data=data)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_document(data: bytes) -> tuple[Any, str | None]:
-    """JSON, else YAML; returns (document, error)."""
+    """JSON, else YAML; returns (document, error). Duplicate keys are refused: with last-wins parsing a reviewer
+    reading the file and the gate could see different values."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8 text (byte {exc.start})"
     try:
-        return json.loads(text), None
+        return json.loads(text, object_pairs_hook=_no_duplicates), None
+    except _DuplicateKey as exc:
+        return None, f"not a usable JSON document: {exc}"
     except json.JSONDecodeError as json_error:
         if text.lstrip().startswith(("{", "[")):
             return None, f"not valid JSON: {json_error.msg} at line {json_error.lineno} column {json_error.colno}"
     try:
-        return yaml.safe_load(text), None
+        return yaml.load(text, Loader=_StrictYamlLoader), None  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        return None, f"not a usable YAML document: {exc}"
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""

@@ -165,6 +165,19 @@ def _identity_names(identity: str) -> set[str]:
     return names
 
 
+def canonical_person(identity: str, aliases: Mapping[str, Iterable[str]] | None = None) -> str:
+    """One stable name per person: the alias owner's name if ``identity`` (or its ARN session name) is an alias."""
+    canonical: dict[str, str] = {}
+    for person, names in (aliases or {}).items():
+        for name in [person, *names]:
+            canonical[name.strip().casefold()] = person.strip().casefold()
+    names = sorted(_identity_names(identity))
+    for name in names:
+        if name in canonical:
+            return canonical[name]
+    return identity.strip().casefold()
+
+
 def same_person(a: str | None, b: str | None, aliases: Mapping[str, Iterable[str]] | None = None) -> bool:
     if not a or not b:
         return False
@@ -261,6 +274,13 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
     if tier_rules.enforcement == "advisory":
         notes.append(f"{rules_tier}: gate findings are advisory")
     grant_valid, grant_id, grant_text = _grant_summary(inputs.break_glass)
+    if grant_valid and inputs.deployer.verified_by not in settings.break_glass_verified_by:
+        # Defence in depth: a grant is bound to the operator's identity, so that identity must be established
+        # more strongly than a name anyone can put in $USER.
+        grant_valid = False
+        grant_text = (f"break-glass grant {grant_id} cannot be used: the deployer {inputs.deployer.identity} was "
+                      f"established by {inputs.deployer.verified_by or 'nothing'}, and a grant needs one of "
+                      f"{settings.break_glass_verified_by}")
     if inputs.break_glass is not None:
         notes.extend(getattr(inputs.break_glass, "notices", ()) or ())
 
@@ -367,7 +387,7 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
     verified, rejected = _verify_approvals(request, inputs, settings, binding_problems)
     counted = [a for a in verified if not a.get("excluded")]
     roles = frozenset(a["role"] for a in counted)
-    approvers = {a["approver"].casefold() for a in counted}
+    approvers = {a["person"] for a in counted}
     for a in verified:
         if a.get("excluded"):
             out.add(SEPARATION, f"approval by {a['approver']} ({a['role']}) does not count: {a['excluded']}",
@@ -459,11 +479,14 @@ def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, setting
             reject(f"approval signed at {_fmt_time(approval.signed_at)} is older than the maximum approval age "
                    f"{settings.max_approval_age}")
             continue
-        if (approval.approver.casefold(), approval.role) in seen:
-            reject("duplicate approval (same approver and role counted once)")
+        # Count people, not spellings: the person is the trusted key's identity (through aliases), so one key
+        # signing as "alice", "asmith" and "arn:...:assumed-role/x/alice" is still one approver.
+        person = canonical_person(key.identity, settings.identity_aliases)
+        if (person, approval.role) in seen:
+            reject(f"duplicate approval: {key.identity} already approved as {approval.role} (one person counts once)")
             continue
-        seen.add((approval.approver.casefold(), approval.role))
-        entry = {**base, "identity": key.identity}
+        seen.add((person, approval.role))
+        entry = {**base, "identity": key.identity, "person": person}
         if sod.approver_not_author and same_person(approval.approver, request.author, settings.identity_aliases):
             entry["excluded"] = f"the approver is the change author ({request.author})"
         elif sod.approver_not_deployer and same_person(approval.approver, inputs.deployer.identity,

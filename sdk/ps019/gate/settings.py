@@ -250,6 +250,10 @@ class GateSettings(_Model):
     max_approval_age: timedelta = timedelta(hours=72)
     max_change_request_lifetime: timedelta = timedelta(days=14)
     clock_skew: timedelta = timedelta(minutes=5)
+    break_glass_verified_by: list[Literal["sts", "ci", "local-user"]] = Field(
+        default_factory=lambda: ["sts", "ci"],
+        description="how the deployer must be established for a break-glass grant to count (recommended: sts)",
+    )
     identity_aliases: dict[str, list[str]] = Field(
         default_factory=dict,
         description="canonical identity -> other names of the same person (CI login, AWS session name)",
