@@ -246,3 +246,15 @@ def test_canonical_floats_use_the_reference():
     from ps019.evidence.record import canonical_bytes
 
     assert canonical_bytes({"a": 1.0, "b": 1e21, "c": [0.1]}) == b'{"a":1,"b":1e+21,"c":[0.1]}'
+
+
+def test_indexed_columns_come_from_the_redacted_document(evidence_signer, sqlite_evidence_url, tmp_path):
+    from ps019.evidence import Identity
+    from ps019.evidence.store import document_facts, index_facts
+
+    secret = "actor-is-a-secret-123"
+    rec = make_record(actor=Identity(id=secret), change_class="emergency", forbidden_values={secret})
+    stored = open_store(sqlite_evidence_url).append(rec, evidence_signer)
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("evidence.db*"))
+    assert secret.encode() not in raw
+    assert document_facts(stored.document) == index_facts(stored.record)

@@ -195,7 +195,10 @@ def test_any_random_edit_is_detected_at_that_record(chain_store, data):
                         .filter(lambda v: v != old or type(v) is not type(old)), label="new value")
         _set(doc, path, new)
         if path != ("hash",) and data.draw(st.booleans(), label="recompute hash"):
-            doc["hash"] = record_hash(doc)
+            try:
+                doc["hash"] = record_hash(doc)
+            except ValueError:  # not canonicalisable (e.g. an integer beyond 2**53): the forger cannot hash it
+                pass
         records[idx] = _with_doc(target, doc)
     res = verify_chain(records, KEYS)
     assert not res.ok

@@ -68,7 +68,11 @@ def verify_record(stored: StoredRecord, keys: Mapping[str, Ed25519PublicKey]) ->
     subject = (stmt.get("subject") or [{}])[0]
     if subject.get("name") != doc.get("record_id") or subject.get("digest", {}).get("sha256") != doc.get("hash"):
         return "edited", "statement subject does not name this record and hash"
-    if record_hash(doc) != doc.get("hash"):
+    try:
+        recomputed = record_hash(doc)
+    except (ValueError, TypeError) as exc:  # rfc8785 refuses e.g. integers beyond 2**53
+        return "malformed", f"record cannot be canonicalised ({type(exc).__name__})"
+    if recomputed != doc.get("hash"):
         return "edited", "record hash does not match its content (edited before signing?)"
     return None
 

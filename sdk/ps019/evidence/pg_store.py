@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from ps019.errors import StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
-from ps019.evidence.store import (EvidenceStore, StoredRecord, filters_to_query, format_utc, index_facts, seal,
+from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
                                   validated_record)
 
 SCHEMA = "ps019_evidence"
@@ -181,7 +181,7 @@ class PostgresStore(EvidenceStore):
                                    (record.chain_key,)).fetchone()
                 seq, prev = head if head else (0, None)
                 stored = seal(record, signer, record.chain_key, seq, prev)
-                f = index_facts(EvidenceRecord.model_validate(stored.document))
+                f = document_facts(stored.document)
                 con.execute(
                     f"INSERT INTO {SCHEMA}.records (record_id, chain_key, seq, prev_hash, hash, kind, stack,"
                     " environment, change_class, actor, started_at, break_glass, has_violations, document, envelope)"

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
-from ps019.evidence.store import (EvidenceStore, StoredRecord, filters_to_query, format_utc, index_facts, seal,
+from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
                                   validated_record)
 
 SCHEMA = """
@@ -143,7 +143,7 @@ class SqliteStore(EvidenceStore):
                 head = con.execute("SELECT seq, hash FROM heads WHERE chain_key = ?", (record.chain_key,)).fetchone()
                 seq, prev = head if head else (0, None)
                 stored = seal(record, signer, record.chain_key, seq, prev)
-                facts = index_facts(EvidenceRecord.model_validate(stored.document))
+                facts = document_facts(stored.document)
                 con.execute(
                     "INSERT INTO records (record_id, chain_key, seq, prev_hash, hash, kind, stack, environment,"
                     " change_class, actor, started_at, break_glass, has_violations, document, envelope)"
