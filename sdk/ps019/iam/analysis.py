@@ -10,6 +10,7 @@ import enum
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from ps019.iam import index as _ix
@@ -337,6 +338,7 @@ def _bounded(families: frozenset[str], rule: str, action: str = "") -> bool:
 _WILD_CHARS = frozenset("*?/:")
 
 
+@lru_cache(maxsize=8192)
 def _unscoped(resource: str, service_prefix: str) -> bool:
     """``*``, ``arn:aws:iam::*:role/*`` or ``arn:aws:s3:::*`` name every resource of a type; ``role/app-*`` and
     ``arn:aws:s3:::my-bucket/*`` are scoped (a prefix or a named parent)."""
@@ -560,18 +562,36 @@ def _judge_pattern(pattern: str, stmt: _Stmt, resources: list[str], families: fr
         out.add("service_wildcard", Category.SERVICE_WILDCARD, severity, lab, f"{svc_pat}:*",
                 "grants a whole-service wildcard", fix=_FIX["service_wildcard"].format(svc=svc_pat))
         return
-    if _ix.has_wildcard(pattern):
-        matches = _ix.expand(pattern)
-    else:
-        hit = _ix.lookup(pattern)
-        matches = ((pattern, hit[0], hit[1]),) if hit else ((pattern, pattern, ""),)
-    for lower, canonical, code in matches:
+    for lower, canonical, code in _relevant_actions(pattern):
         remaining = _remaining_resources(denies, lower, resources)
         if not remaining:
             continue
         prefix = lower.partition(":")[0]
         unscoped = any(_unscoped(r, prefix) for r in remaining)
         _judge_action(lower, canonical, code, unscoped, stmt, families, out, escalation_hits)
+
+
+@lru_cache(maxsize=8192)
+def _relevant_actions(pattern: str) -> tuple[tuple[str, str, str], ...]:
+    """The actions matching ``pattern`` that some rule could report. Reads, lists, tagging, non-destructive writes
+    and ``*``-only actions never produce a finding on their own, so ``ec2:Describe*`` (~200 actions) costs nothing
+    after the first call."""
+    if _ix.has_wildcard(pattern):
+        matches = _ix.expand(pattern)
+    else:
+        hit = _ix.lookup(pattern)
+        matches = ((pattern, hit[0], hit[1]),) if hit else ((pattern, pattern, ""),)
+    return tuple(m for m in matches if _could_report(m[0], m[2]))
+
+
+def _could_report(a: str, code: str) -> bool:
+    if a in _SPECIAL_ACTIONS or a.startswith("iam:attach"):
+        return True
+    if not code or "*" in code:
+        return False
+    level = code[0]
+    return level == "P" or "c" in code or (
+        level == "W" and a.partition(":")[2].startswith(K.DESTRUCTIVE_VERB_PREFIXES))
 
 
 def _judge_action(a: str, name: str, code: str, unscoped: bool, stmt: _Stmt, families: frozenset[str],
@@ -622,6 +642,8 @@ def _judge_action(a: str, name: str, code: str, unscoped: bool, stmt: _Stmt, fam
 
 
 _ESCALATION_ACTIONS = frozenset(a for combo in K.ESCALATION_COMBINATIONS for a in combo)
+_SPECIAL_ACTIONS = _ESCALATION_ACTIONS | K.DATA_READ_ACTIONS | K.PRINCIPAL_CREATION_ACTIONS | {K.PASS_ROLE,
+                                                                                             K.ASSUME_ROLE}
 
 
 # --------------------------------------------------------------------------------------------------------------
