@@ -7,12 +7,10 @@ built only when that service is first consulted. Wildcard expansions are cached 
 from __future__ import annotations
 
 import json
+import os
 import re
-import threading
 from functools import lru_cache
-from pathlib import Path
 
-_LOCK = threading.Lock()
 _RAW: dict | None = None
 _SERVICES: dict[str, "_Service"] = {}
 
@@ -30,12 +28,12 @@ class _Service:
 def _raw() -> dict:
     global _RAW
     if _RAW is None:
-        with _LOCK:
-            if _RAW is None:
-                import gzip
+        # No lock: two threads racing here both load the same immutable data; one result wins. (Importing threading
+        # and pathlib would cost more at start than the race ever could.)
+        import gzip
 
-                blob = (Path(__file__).parent / "data" / "iam_index.json.gz").read_bytes()
-                _RAW = json.loads(gzip.decompress(blob))
+        with open(os.path.join(os.path.dirname(__file__), "data", "iam_index.json.gz"), "rb") as fh:
+            _RAW = json.loads(gzip.decompress(fh.read()))
     return _RAW
 
 
