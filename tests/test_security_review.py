@@ -235,9 +235,6 @@ def test_one_key_counts_once_whatever_case_or_whitespace_the_name_uses():
     assert decision.blocked and "2 valid approval(s) required" in text(decision, APPROVALS)
 
 
-@pytest.mark.xfail(strict=True, reason="SECURITY: N-of-M counts approver *spellings*, not people: one key whose "
-                                       "identity is a name also verifies an approval that claims an AWS ARN ending in "
-                                       "that name, so a single insider meets a 2-approval rule alone")
 def test_one_key_cannot_meet_two_approvals_via_an_arn_session_name():
     settings = GateSettings(trusted_keys=[trusted("alice", identity="alice"), trusted("bob", identity="bob")],
                             approved_path=SETTINGS.approved_path)
@@ -248,8 +245,6 @@ def test_one_key_cannot_meet_two_approvals_via_an_arn_session_name():
     assert decision.blocked, "one key satisfied a two-person rule"
 
 
-@pytest.mark.xfail(strict=True, reason="SECURITY: an identity alias (gate.identity_aliases) lets one key sign under "
-                                       "each of the person's names and count once per name")
 def test_one_key_cannot_meet_two_approvals_via_identity_aliases():
     settings = SETTINGS.model_copy(update={"identity_aliases": {ident("alice"): ["asmith", "alice-gh"]}})
     doc = body()
@@ -358,9 +353,6 @@ def test_unknown_fields_are_refused_rather_than_left_unsigned():
     assert request is None and any("would not be covered by signatures" in p for p in problems)
 
 
-@pytest.mark.xfail(strict=True, reason="SECURITY: duplicate keys in a change request are silently resolved "
-                                       "last-wins (JSON and YAML), so a reviewer reading the file and the gate can "
-                                       "see different values")
 @pytest.mark.parametrize("raw", [b'{"ticket": "CHG-1", "ticket": "CHG-2"}', b"ticket: CHG-1\nticket: CHG-2\n"])
 def test_duplicate_keys_are_refused(raw):
     document, error = crm.parse_document(raw)
@@ -496,9 +488,6 @@ def _gather(tmp_path, environ: dict, grant: BreakGlassGrant | None = None, raw_s
     return facts.gather(run)
 
 
-@pytest.mark.xfail(strict=True, reason="SECURITY: the pack never tells check_break_glass how the deployer was "
-                                       "identified, so USER=<operator> on any laptop (no CI, no STS) rides on "
-                                       "someone else's active grant and walks past the production gate")
 def test_asserted_local_user_name_cannot_ride_on_someone_elses_grant(tmp_path):
     grant = grant_doc(issued_at=datetime.now(timezone.utc) - timedelta(minutes=1),
                       expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
@@ -507,9 +496,6 @@ def test_asserted_local_user_name_cannot_ride_on_someone_elses_grant(tmp_path):
     assert not facts.grant.valid and facts.decision.blocked
 
 
-@pytest.mark.xfail(strict=True, reason="SECURITY: a grant issued to an STS-verified operator is honoured for a "
-                                       "deployer whose 'identity' is only the GITHUB_ACTOR environment variable "
-                                       "(set to the operator's ARN on a laptop)")
 def test_sts_grant_cannot_be_used_by_a_ci_environment_variable_claim(tmp_path):
     grant = grant_doc(issued_at=datetime.now(timezone.utc) - timedelta(minutes=1),
                       expires_at=datetime.now(timezone.utc) + timedelta(hours=1))

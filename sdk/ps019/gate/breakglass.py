@@ -608,6 +608,14 @@ def check_break_glass(
         unverified = (f"the deploying identity {deployer_identity} is only asserted (local user name), not verified; "
                       "a grant can only be used by an identity verified with STS or by the CI system")
         checks = [dataclasses.replace(c, valid=False, problems=c.problems + (unverified,)) for c in checks]
+    elif deployer_verified_by is not None:
+        # A grant is only as strong as the identity it was issued to: one opened by an STS-verified operator cannot
+        # be used by a deployer who is only named by CI environment variables (settable on any laptop).
+        checks = [dataclasses.replace(c, valid=False, problems=c.problems + (
+                      f"grant {s.grant.grant_id} was issued to an STS-verified identity; this deployer was "
+                      f"identified by {deployer_verified_by}, not STS",))
+                  if s.grant.identity_source == "aws-sts" and deployer_verified_by != "sts" else c
+                  for s, c in zip(candidates, checks)]
     valid = [c for c in checks if c.valid]
     if valid:
         return valid[-1]

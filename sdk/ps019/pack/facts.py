@@ -87,7 +87,7 @@ def gather(run: Any) -> Facts:
     gate_records = _store_read(store, history, breakglass.load_break_glass_records, run.stack_ref, presented_grant)
     grant = breakglass.check_break_glass(
         gate_records, run.stack_ref, deployer.identity, now, gate_settings, _section(settings, "breakGlass"),
-        grant_id=presented_grant, known_controls=controls)
+        grant_id=presented_grant, known_controls=controls, deployer_verified_by=deployer.verified_by)
     if history.error:
         grant = dataclasses.replace(grant, valid=False, problems=grant.problems + (history.error,))
     exception_records = _store_read(store, history, exc_mod.load_exception_records, run.stack_ref)
