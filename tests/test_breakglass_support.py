@@ -56,7 +56,7 @@ def signer():
     return Signer.generate()
 
 
-KNOWN_CONTROLS = ("PS019-GATE-001", "PS019-IAM-001", "PS019-IAM-002", "PS019-EVIDENCE-001", "PS019-GATE-050")
+KNOWN_CONTROLS = ("PS019-GATE-001", "PS019-GATE-002", "PS019-IAM-001", "PS019-IAM-002", "PS019-EVIDENCE-001", "PS019-GATE-050")
 
 
 def open_alice(store, signer, *, waive=("PS019-IAM-001",), ttl=timedelta(hours=2), now=T0, stack=STACK,

@@ -52,8 +52,10 @@ class ExceptionSettings(BaseModel):
     approver_roles: tuple[str, ...] = Field(("approver", "security"), description="roles that may approve one")
     max_duration_days: float = Field(90, gt=0, description="longest time from approval to expiry")
     non_excepted_controls: tuple[str, ...] = Field(
-        ("PS019-EVID-*", "PS019-EVIDENCE-*", "PS019-GATE-05?"),
-        description="control IDs (fnmatch patterns) that no exception may waive")
+        ("PS019-EVID-*", "PS019-EVIDENCE-*", "PS019-GATE-00?", "PS019-GATE-05?"),
+        description="control IDs (fnmatch patterns) that no exception may waive: the evidence controls, the change "
+                    "gate itself (one approver key must not waive the two-person rule; emergencies use break-glass) "
+                    "and the break-glass/exception reporting controls")
 
     def is_exceptable(self, control_id: str) -> bool:
         return not any(fnmatch.fnmatchcase(control_id, p) for p in self.non_excepted_controls)
@@ -87,8 +89,13 @@ class ControlException(_Signed):
         prefix = f"urn:pulumi:{org_project_stack[2]}::{org_project_stack[1]}::"
         if not self.resource.startswith(prefix) or any(ch in self.resource[: len(prefix)] for ch in "*?["):
             return f"resource {self.resource!r} is not a URN of stack {self.stack} (must start with {prefix})"
-        if self.resource == prefix + "*" or re.fullmatch(re.escape(prefix) + r"[*?]+", self.resource):
-            return f"resource {self.resource!r} names every resource of the stack; name the resource or its type"
+        # After the prefix comes the resource's qualified type, then ``::`` and its name. The type must be literal:
+        # any wildcard before the name (``*``, ``*:*``, ``[!x]*``, ...) could match every resource of the stack.
+        rest = self.resource[len(prefix):]
+        type_part, sep, name_part = rest.partition("::")
+        if not sep or not type_part or not name_part or any(ch in type_part for ch in "*?["):
+            return (f"resource {self.resource!r} could match every resource of the stack; name the resource's type "
+                    f"literally ({prefix}<type>::<name or pattern>)")
         return ""
 
     def covers(self, control_id: str, urn: str) -> bool:
