@@ -391,3 +391,13 @@ def test_grant_record_moved_to_another_stack_chain_fails(store, signer):
     assert not result.valid
     assert f"grant is for stack {STACK}, not {OTHER_STACK}" in result.problems
     assert any(p.startswith("record was edited: record stack acme/payments/staging") for p in result.problems)
+
+
+def test_sts_grant_needs_an_sts_verified_deployer(store, signer):
+    """A grant opened by an STS-verified operator cannot be used by a deployer named only by CI variables."""
+    open_alice(store, signer)
+    records = load_break_glass_records(store, STACK)
+    when = T0 + timedelta(minutes=5)
+    ci = check_break_glass(records, STACK, ALICE, when, gate_settings(), deployer_verified_by="ci")
+    assert not ci.valid and any("not STS" in p for p in ci.problems)
+    assert check_break_glass(records, STACK, ALICE, when, gate_settings(), deployer_verified_by="sts").valid
