@@ -221,7 +221,8 @@ def test_governance_record_round_trip(evidence_signer, sqlite_evidence_url):
     assert store.query(actor="arn:aws:sts::1:assumed-role/oncall/bob")[0].record_id == stored.record_id
 
 
-_json_leaf = (st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text())
+_json_leaf = (st.none() | st.booleans() | st.integers(-(2**54), 2**54) | st.text()
+              | st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([80.0, -0.0, 1e-5, 1e16, 0.1]))
 _json_doc = st.recursive(_json_leaf, lambda kids: st.lists(kids, max_size=4)
                          | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=25)
 
@@ -258,3 +259,37 @@ def test_indexed_columns_come_from_the_redacted_document(evidence_signer, sqlite
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("evidence.db*"))
     assert secret.encode() not in raw
     assert document_facts(stored.document) == index_facts(stored.record)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _json_doc, max_size=5), st.data())
+def test_inputs_digest_equals_reference_definition(props, data):
+    """inputs_digest == sha256(RFC 8785 of ps019.model.redact(props, secret_paths))."""
+    import hashlib
+
+    import rfc8785
+
+    from ps019.model import redact
+
+    keys = list(props)
+    paths = frozenset(data.draw(st.lists(st.sampled_from(keys), max_size=2)) if keys else [])
+    secret_paths = frozenset((k,) for k in paths) | frozenset({("absent", "x")})
+    try:
+        expected = hashlib.sha256(rfc8785.dumps(redact(props, secret_paths))).hexdigest()
+    except ValueError:
+        return
+    assert inputs_digest(props, secret_paths) == expected
+    assert inputs_digest({"port": 80.0}) == inputs_digest({"port": 80})
+
+
+def test_hash_and_statement_match_their_definitions(evidence_signer):
+    import rfc8785
+
+    from ps019.evidence.record import hash_and_statement
+    from ps019.evidence.signing import statement
+
+    for doc in (make_record().document(), make_record(links={"x": "y"}).document()):
+        doc["hash"] = None
+        digest, payload = hash_and_statement(doc)
+        assert digest == record_hash(doc)
+        assert payload == rfc8785.dumps(statement(doc["record_id"], digest, {**doc, "hash": digest}))

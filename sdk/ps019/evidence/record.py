@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 import re
 import uuid
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal, Mapping, Union
 import rfc8785
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
-from ps019.model import redact
+from ps019.model import SECRET_PLACEHOLDER, is_unknown, redact
 
 SCHEMA_VERSION = "1.0"
 GOVERNANCE_CHAIN = "ps019/governance/-"  # chain key for governance events not tied to one stack
@@ -289,40 +290,59 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_OR_HIGH = re.compile("[\ud800-\udfff\ue000-\U0010ffff]")
 
 
-def _json_fast_path_ok(node: Any) -> bool:
-    """True when ``json.dumps(sort_keys, compact, ensure_ascii=False)`` is byte-identical to RFC 8785: no floats
-    (JCS formats numbers the ECMAScript way), integers within IEEE-754 exact range, no lone surrogates, and object
-    keys that sort the same by code point as by UTF-16 code unit. (tests/test_evidence_core.py checks this
-    equivalence with hypothesis.)"""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii() and _SURROGATE.search(item):
-                return False
-        elif isinstance(item, dict):
-            for key, value in item.items():
-                if not isinstance(key, str) or (not key.isascii() and _SURROGATE_OR_HIGH.search(key)):
-                    return False
-                stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int):
-            if not -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:
-                return False
-        else:  # floats and anything exotic go through the reference implementation
-            return False
-    return True
+class _NeedsReference(Exception):
+    """The value is outside the domain where json.dumps and RFC 8785 agree byte for byte."""
+
+
+def _jcs_ready(node: Any) -> Any:
+    """A copy of ``node`` that ``json.dumps(sort_keys, compact, ensure_ascii=False)`` renders exactly as RFC 8785
+    does, or _NeedsReference. Integral doubles become ints (JCS writes 80.0 as 80); other doubles are kept only where
+    Python's repr equals ECMAScript's Number.toString (1e-4 <= |x| < 1e16); no lone surrogates; object keys that
+    sort the same by code point as by UTF-16 code unit; integers within the IEEE-754 exact range. Mappings, tuples
+    and ps019's UNKNOWN are converted as ``ps019.model.redact`` does."""
+    t = type(node)
+    if t is str:
+        if not node.isascii() and _SURROGATE.search(node):
+            raise _NeedsReference
+        return node
+    if t is dict or isinstance(node, Mapping):
+        out = {}
+        for key, value in node.items():
+            if type(key) is not str or (not key.isascii() and _SURROGATE_OR_HIGH.search(key)):
+                raise _NeedsReference
+            out[key] = _jcs_ready(value)
+        return out
+    if t is list or t is tuple:
+        return [_jcs_ready(v) for v in node]
+    if node is None or t is bool:
+        return node
+    if t is int:
+        if -_MAX_SAFE_INT <= node <= _MAX_SAFE_INT:
+            return node
+        raise _NeedsReference
+    if t is float:
+        if node.is_integer() and abs(node) <= _MAX_SAFE_INT:
+            return int(node)
+        if math.isfinite(node) and 1e-4 <= abs(node) < 1e16:
+            return node
+        raise _NeedsReference
+    if is_unknown(node):
+        return "[unknown]"
+    raise _NeedsReference
+
+
+def _fast_dumps(node: Any) -> bytes:
+    return json.dumps(node, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def canonical_bytes(document: Mapping[str, Any]) -> bytes:
-    """RFC 8785 (JCS) canonical JSON. The ``rfc8785`` package is the reference; documents without floats (every
-    record ps019 writes) take an equivalent C-speed path, which matters for 1,000-resource records."""
-    if _json_fast_path_ok(document):
-        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return rfc8785.dumps(document)
+    """RFC 8785 (JCS) canonical JSON. The ``rfc8785`` package is the reference; values in the domain where
+    ``json.dumps`` agrees with it byte for byte (nearly all real records, see :func:`_jcs_ready`) take that C-speed
+    path -- a hypothesis test checks the equivalence -- which matters for 1,000-resource records."""
+    try:
+        return _fast_dumps(_jcs_ready(document))
+    except _NeedsReference:
+        return rfc8785.dumps(document)
 
 
 def record_hash(document: Mapping[str, Any]) -> str:
@@ -331,10 +351,48 @@ def record_hash(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(body)).hexdigest()
 
 
+def hash_and_statement(document: dict[str, Any]) -> tuple[str, bytes]:
+    """(record hash, canonical in-toto Statement bytes) for a sealed document, normalising it only once. Equal to
+    ``record_hash(doc)`` and ``canonical_bytes(statement(record_id, hash, doc))``."""
+    from ps019.evidence.signing import PREDICATE_TYPE, statement
+
+    try:
+        ready = _jcs_ready({k: v for k, v in document.items() if k != "hash"})
+    except _NeedsReference:
+        digest = record_hash(document)
+        return digest, rfc8785.dumps(statement(document["record_id"], digest, {**document, "hash": digest}))
+    digest = hashlib.sha256(_fast_dumps(ready)).hexdigest()
+    ready["hash"] = digest
+    return digest, _fast_dumps(statement(ready["record_id"], digest, ready))
+
+
 def inputs_digest(props: Mapping[str, Any], secret_paths: frozenset = frozenset()) -> str:
-    """Digest of a resource's inputs with every secret replaced by ``[secret]`` first (``ps019.model.redact``), so
-    that no secret value -- not even a low-entropy one -- can be recovered by hashing guesses."""
-    return hashlib.sha256(canonical_bytes(redact(props, secret_paths))).hexdigest()
+    """Digest of a resource's inputs with every secret replaced by ``[secret]`` first (``ps019.model.redact``
+    semantics), so that no secret value -- not even a low-entropy one -- can be recovered by hashing guesses.
+    Numbers are canonical (80.0 and 80 digest alike), so wire values and state-export values compare equal."""
+    try:
+        bag = _jcs_ready(props)  # already a plain copy: redact it in place
+    except _NeedsReference:
+        return hashlib.sha256(rfc8785.dumps(redact(props, secret_paths))).hexdigest()
+    for path in secret_paths:
+        _replace_at(bag, tuple(path))
+    return hashlib.sha256(_fast_dumps(bag)).hexdigest()
+
+
+def _replace_at(tree: Any, path: tuple) -> None:
+    """Mirror of ps019.model's: replace the value at ``path`` (if present) by ``[secret]``."""
+    if not path:
+        return
+    node = tree
+    for key in path[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return
+    try:
+        node[path[-1]] = SECRET_PLACEHOLDER
+    except (KeyError, IndexError, TypeError):
+        return
 
 
 def resource_change(view: Any, op: str | None = None) -> ResourceChange:

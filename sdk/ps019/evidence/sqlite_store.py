@@ -23,6 +23,7 @@ from ps019.evidence.signing import Signer
 from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
                                   validated_record)
 
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
   id INTEGER PRIMARY KEY,                  -- global insertion order
@@ -118,9 +119,11 @@ class SqliteStore(EvidenceStore):
         return cls(Path(raw), read_only=ro)
 
     def _ensure_schema(self) -> None:
+        if self._con.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return  # created before: skip re-running the DDL on every open (one `pulumi up` opens once)
         for attempt in range(50):
             try:
-                self._con.executescript(SCHEMA)
+                self._con.executescript(SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
                 return
             except sqlite3.OperationalError as exc:  # another process creating it at the same moment
                 if "locked" not in str(exc) or attempt == 49:

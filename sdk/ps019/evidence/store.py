@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 import structlog
 
 from ps019.errors import InputError
-from ps019.evidence.record import EvidenceRecord, RecordKind, format_utc, record_hash
+from ps019.evidence.record import EvidenceRecord, RecordKind, format_utc, hash_and_statement
 from ps019.evidence.settings import resolve_store_url
 from ps019.evidence.signing import Signer
 from ps019.model import SECRET_PLACEHOLDER
@@ -210,8 +210,8 @@ def seal(record: EvidenceRecord, signer: Signer, chain_key: str, prev_seq: int, 
     doc["sequence"] = prev_seq + 1
     doc["prev_hash"] = prev_hash or GENESIS_HASH
     doc["hash"] = None
-    doc["hash"] = record_hash(doc)
-    envelope = signer.sign_statement(doc["record_id"], doc["hash"], doc)
+    doc["hash"], payload = hash_and_statement(doc)
+    envelope = signer.sign_envelope(payload)
     return StoredRecord(document=doc, envelope=envelope)
 
 
