@@ -20,7 +20,7 @@ from ps019.gate import signing
 from ps019.gate.ci import CiRun
 from ps019.gate.decision import Deployer, GateInputs, decide_gate, escalation_violations
 from ps019.gate.settings import GateSettings, TrustedKey
-from ps019.model import Level, ResourceView
+from ps019.model import Diagnostic, Level, ResourceView, Severity
 
 FIXTURES = Path(gate_controls.__file__).parent / "fixtures"
 MODULES = ("change_request_valid", "approvals_verified", "separation_of_duties", "approved_deployment_path",
@@ -76,11 +76,13 @@ def test_fixture(module, path):
     case = json.loads(path.read_text())
     control = importlib.import_module(f"ps019.controls.gate.{module}").CONTROL
     decision = decide_gate(scenario_inputs(case), SETTINGS)
-    if control.scope == "stack":
-        found = escalation_violations(decision, case.get("finding_severities", ()), SETTINGS)
+    ctx = RunContext(organization="acme", project="payments", stack="prod", dry_run=False, tier="production",
+                     gate=decision)
+    if control.scope == "findings":
+        findings = [Diagnostic(control_id="PS019-IAM-001", level=Level.MANDATORY, severity=Severity(s), urn=ROOT.urn,
+                               message="finding") for s in case.get("finding_severities", ())]
+        found = control.check(findings, ctx, control.params({}))
     else:
-        ctx = RunContext(organization="acme", project="payments", stack="prod", dry_run=False, tier="production",
-                         gate=decision)
         found = [v for v in control.check(ROOT, ctx, control.params({})) if not v.details.get("advisory")]
     if path.parent.name == "allow":
         assert found == [], (case["description"], [v.message for v in found])
@@ -98,4 +100,4 @@ def test_every_gate_control_has_allow_and_deny_fixtures_and_is_mandatory_on_the_
         assert list((FIXTURES / module / "deny").glob("*.json")), module
         control = importlib.import_module(f"ps019.controls.gate.{module}").CONTROL
         assert control.level == Level.MANDATORY
-        assert control.scope == "stack" or control.resource_types == ("pulumi:pulumi:Stack",)
+        assert control.scope == "findings" or control.resource_types == ("pulumi:pulumi:Stack",)

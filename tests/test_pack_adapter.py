@@ -44,7 +44,7 @@ def test_every_registered_control_is_a_policy_of_the_pack(ps019_pack, pack_pool)
     for control in all_controls():
         assert listed[control.id].level == control.level
         assert listed[control.id].severity.value == control.severity.value
-        assert listed[control.id].kind == control.scope
+        assert listed[control.id].kind == ("stack" if control.scope == "stack" else "resource")
     assert result.pack_name == "ps019" and result.pack_version == "0.1.0"
 
 

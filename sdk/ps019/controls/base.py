@@ -15,6 +15,9 @@ A resource control::
     )
 
 A stack control sets ``scope="stack"`` and its check receives the tuple of all resources (outputs) instead of one.
+A findings control sets ``scope="findings"``: it runs after the others, once per resource (and once for the stack
+results), over the ``Diagnostic``s the other controls produced there — e.g. the escalation rule, which asks whether a
+finding above the delegated severity has a security approver.
 ``params`` are the control's configured properties (``--policy-pack-config``) merged over ``defaults``.
 """
 
@@ -69,7 +72,7 @@ class Control:
     rationale: str
     remediation: str
     check: Callable[..., Iterable[Violation]]
-    scope: Literal["resource", "stack"] = "resource"
+    scope: Literal["resource", "stack", "findings"] = "resource"
     # None = every resource type (including pulumi:pulumi:Stack and providers).
     resource_types: tuple[str, ...] | None = None
     # JSON Schema "properties" for the control's config (validated by the engine before Configure) and their defaults.

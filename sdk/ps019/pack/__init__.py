@@ -31,6 +31,7 @@ def build_policies(controls: tuple[Control, ...]) -> list:
 
     policies = []
     for c in controls:
+        # A findings control reports on resources, so the engine lists it as a resource policy.
         kind = StackValidationPolicy if c.scope == "stack" else ResourceValidationPolicy
         policies.append(kind(
             name=c.id,

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import structlog
 
 from ps019.controls.base import RunContext
-from ps019.model import Diagnostic, Level, ResourceView, Severity
+from ps019.model import Diagnostic, Level, ResourceView
 
 log = structlog.get_logger("ps019.pack")
 
@@ -59,8 +59,6 @@ class Facts:
     waivers: list = field(default_factory=list)
     commit: str | None = None
     plan_digest: str | None = None
-    severities: list = field(default_factory=list)
-    escalated: bool = False
 
 
 def gather(run: Any) -> Facts:
@@ -131,45 +129,20 @@ def _default_gate_settings() -> Any:
 
 
 def post_process(run: Any, facts: Facts, view: ResourceView, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    """Escalation (a finding above the delegated threshold needs a security approver) and waivers."""
-    diagnostics = diagnostics + _escalation(run, facts, diagnostics)
     return _waive(facts, diagnostics)
 
 
 def post_process_stack(run: Any, facts: Facts, outputs: tuple, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    diagnostics = diagnostics + _escalation(run, facts, diagnostics)
     return _waive(facts, diagnostics)
 
 
 def _waive(facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Exceptions and break-glass waivers, applied in one place to every diagnostic (ps019.gate.waivers)."""
     if not facts.waivers:
         return diagnostics
     from ps019.gate.waivers import apply_waivers
 
     return [apply_waivers(d, facts.waivers) for d in diagnostics]
-
-
-def _escalation(run: Any, facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    from ps019.gate import decision as gate_decision
-
-    # Risks in the change itself: the gate's, the pack's and the evidence controls' own findings are not risks to
-    # escalate (they have their own controls and levels).
-    severities = [d.severity for d in diagnostics
-                  if d.control_id.split("-")[1:2] not in (["GATE"], ["PACK"], ["EVID"]) and d.level is not Level.DISABLED]
-    if not severities or facts.escalated or facts.decision is None:
-        return []
-    settings = _section(run.settings, "gate")
-    out = []
-    for violation in gate_decision.escalation_violations(facts.decision, severities, settings):
-        control_id = violation.details.get("control_id", gate_decision.ESCALATION)
-        level = run.levels.get(control_id, Level.MANDATORY)
-        if level is Level.DISABLED:
-            continue
-        facts.escalated = True  # once per run: the first resource that needs it carries the block
-        out.append(Diagnostic(control_id=control_id, level=level, severity=Severity.HIGH,
-                              urn=violation.urn or (diagnostics[0].urn if diagnostics else ""),
-                              message=violation.message, resource_type=diagnostics[0].resource_type))
-    return out
 
 
 # --- the evidence record -------------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         """Resolve each control's level and params once per Configure, not once per resource."""
         resource: dict[str | None, list[tuple[Control, Level, dict]]] = {}
         stack: list[tuple[Control, Level, dict]] = []
+        findings: list[tuple[Control, Level, dict]] = []
         levels: dict[str, Level] = {}
         for control in self.controls:
             level = _PP_LEVEL[self._get_enforcement_level(self._policy_by_name[control.id])]
@@ -93,11 +94,14 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             entry = (control, level, control.params(self._get_policy_config(control.id)))
             if control.scope == "stack":
                 stack.append(entry)
+            elif control.scope == "findings":
+                findings.append(entry)
             else:
                 for t in control.resource_types or (None,):
                     resource.setdefault(t, []).append(entry)
         self._resource_controls = resource
         self._stack_controls = stack
+        self._findings_controls = findings
         self.levels = levels
         self.settings = Settings(raw=self._get_policy_config(SETTINGS_POLICY) or {})
 
@@ -120,6 +124,7 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             ctx = run.context()
             controls = self._resource_controls.get(view.type, []) + self._resource_controls.get(None, [])
             diagnostics = [d for c, level, params in controls for d in self._run_control(c, level, params, view, ctx)]
+            diagnostics += self._run_findings_controls(diagnostics, ctx, view.urn, view.type)
             diagnostics = run.finish_resource(view, diagnostics)
         except Exception as exc:  # never a traceback into the engine
             diagnostics = [_internal_error(getattr(request, "urn", ""), getattr(request, "type", ""), exc)]
@@ -137,12 +142,24 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             diagnostics = []
             for control, level, params in self._stack_controls:
                 diagnostics.extend(self._run_control(control, level, params, views, ctx, default_urn=root))
+            diagnostics += self._run_findings_controls(diagnostics, ctx, root, "pulumi:pulumi:Stack")
             diagnostics = run.finish_stack(views, diagnostics)
         except Exception as exc:
             diagnostics = [_internal_error("", "pulumi:pulumi:Stack", exc)]
             log.error("analyze_stack_failed", error=_describe(exc))
         _add(response, diagnostics, self.pack_name, self.pack_version, self._policy_by_name, resource_scope=False)
         return response
+
+    def _run_findings_controls(self, diagnostics: list[Diagnostic], ctx: Any, urn: str,
+                               rtype: str) -> list[Diagnostic]:
+        if not diagnostics or not self._findings_controls:
+            return []
+        out: list[Diagnostic] = []
+        for control, level, params in self._findings_controls:
+            for d in self._run_control(control, level, params, tuple(diagnostics), ctx, default_urn=urn):
+                out.append(Diagnostic(control_id=d.control_id, level=d.level, severity=d.severity, urn=d.urn,
+                                      message=d.message, resource_type=rtype))
+        return out
 
     def _run_control(self, control: Control, level: Level, params: Mapping[str, Any], subject: Any, ctx: Any,
                      default_urn: str | None = None) -> Iterable[Diagnostic]:

@@ -1,9 +1,9 @@
 """PS019-GATE-005: findings above the delegated severity threshold are escalated to a security approver.
 
-Findings are only known once every resource has been analyzed, so this is a stack control: it runs in AnalyzeStack
-with the severities of the run's findings. In ``pulumi up`` the preview phase runs it before anything changes, so a
-missing security approval stops the update there (after an update AnalyzeStack can only mark the run failed).
-The adapter supplies the severities as ``ctx.finding_severities`` (or calls ``escalation_violations`` itself).
+A findings control: the adapter runs it on each resource after the other controls, over the findings they produced
+there. So a high-severity finding without a security approval blocks that very resource in an update, before the
+provider creates it, and the preview reports it on every resource that carries such a finding. The gate's, the pack's
+and the evidence controls' own findings are not risks in the change and do not count.
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ from typing import Any, Mapping, Sequence
 
 from ps019.controls.base import Control, RunContext
 from ps019.gate.decision import ESCALATION, escalation_violations
-from ps019.model import Level, ResourceView, Severity, Violation
+from ps019.model import Diagnostic, Level, Severity, Violation
 
 CONTROL_ID = ESCALATION
 
 
-def check(resources: Sequence[ResourceView], ctx: RunContext, params: Mapping[str, Any]) -> list[Violation]:
-    severities = getattr(ctx, "finding_severities", None)
-    if ctx.gate is None or severities is None:
+_NOT_RISKS = ("PS019-GATE-", "PS019-PACK-", "PS019-EVID-")
+
+
+def check(findings: Sequence[Diagnostic], ctx: RunContext, params: Mapping[str, Any]) -> list[Violation]:
+    if ctx.gate is None:
         return []
-    return escalation_violations(ctx.gate, severities)
+    severities = [f.severity for f in findings if not f.control_id.startswith(_NOT_RISKS)]
+    return escalation_violations(ctx.gate, severities) if severities else []
 
 
 CONTROL = Control(
@@ -36,5 +39,5 @@ CONTROL = Control(
     remediation="Fix the findings, or have a security approver sign the change request "
                 "(`ps019 approve FILE --role security`), or record an approved exception (`ps019 exception add`).",
     check=check,
-    scope="stack",
+    scope="findings",
 )
