@@ -183,3 +183,14 @@ def test_no_secret_in_s3(s3_evidence_url, evidence_signer):
         raw += s3.get_object(Bucket=store.bucket, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
     assert b"[secret]" in raw
     _assert_no_secret(raw, "s3 objects")
+
+
+def test_unusable_record_is_an_input_error_not_a_spooled_outage(tmp_path, evidence_signer):
+    from ps019.errors import InputError
+    from ps019.evidence import VerifiedReference
+
+    settings = EvidenceSettings(store_url=f"sqlite://{tmp_path}/e.db", spool_dir=str(tmp_path / "spool"))
+    bad = make_record(approvals=[VerifiedReference(ref_id="x", kind="approval", details={"n": 2**60})])
+    with pytest.raises(InputError, match="canonicalised"):
+        emit(bad, settings, signer=evidence_signer)
+    assert spooled_files(settings) == []

@@ -18,7 +18,7 @@ from typing import Literal
 
 import structlog
 
-from ps019.errors import IntegrityError, StoreError
+from ps019.errors import InputError, IntegrityError, StoreError
 from ps019.evidence.record import EvidenceRecord, canonical_bytes
 from ps019.evidence.settings import EvidenceSettings
 from ps019.evidence.signing import (SPOOL_PREDICATE_TYPE, Signer, decode_statement, load_signer, verify_envelope)
@@ -59,6 +59,8 @@ def emit(record: EvidenceRecord, settings: EvidenceSettings | None = None, *, si
                           f"(chain {stored.chain_key} #{stored.sequence})", stored=stored)
     except StoreError as exc:
         reason = str(exc)
+    except InputError:
+        raise  # the record itself is unusable: spooling it would only defer the same failure
     except Exception as exc:  # noqa: BLE001 -- a driver error must not lose the record; spool it and say why
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     path = spool(record, settings, signer)

@@ -210,7 +210,10 @@ def seal(record: EvidenceRecord, signer: Signer, chain_key: str, prev_seq: int, 
     doc["sequence"] = prev_seq + 1
     doc["prev_hash"] = prev_hash or GENESIS_HASH
     doc["hash"] = None
-    doc["hash"], payload = hash_and_statement(doc)
+    try:
+        doc["hash"], payload = hash_and_statement(doc)
+    except ValueError as exc:  # e.g. an integer beyond 2**53 in a details field: RFC 8785 has no form for it
+        raise InputError(f"evidence record {doc['record_id']} cannot be canonicalised (RFC 8785): {exc}") from exc
     envelope = signer.sign_envelope(payload)
     return StoredRecord(document=doc, envelope=envelope)
 
