@@ -62,29 +62,11 @@ def _private_evidence_store(tmp_path_factory):
         yield
 
 
-class ReusingPool:
-    """The session pack pool, keyed without PYTEST_CURRENT_TEST: pytest changes that variable for every test, and the
-    pool keys processes by the whole environment they inherit, so without this no process would be reused."""
-
-    _VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})
-
-    def __init__(self, pool):
-        self._pool = pool
-
-    def acquire(self, key, start):
-        directory, interpreter, env = key
-        return self._pool.acquire((directory, interpreter, tuple(kv for kv in env if kv[0] not in self._VOLATILE)),
-                                  start)
-
-    def __getattr__(self, name):
-        return getattr(self._pool, name)
-
-
 @pytest.fixture(autouse=True)
 def _reuse_pack_processes(pack_pool, monkeypatch):
     import ps019.cli.analyze as analyze_module
 
-    monkeypatch.setattr(analyze_module, "ENGINE_POOL", ReusingPool(pack_pool))
+    monkeypatch.setattr(analyze_module, "ENGINE_POOL", pack_pool)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import pytest
 import ps019.cli.analyze as analyze_module
 from ps019.cli import main
 from ps019.cli.demo import DEMO_SECRET_CONFIG
-from tests.test_cli_analyze import ReusingPool
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -84,7 +83,7 @@ def _fast(pack_pool, monkeypatch, _capture_cache):
             _capture_cache[key] = real_capture(program, stack, dry_run=dry_run, config=config)
         return _capture_cache[key]
 
-    monkeypatch.setattr(analyze_module, "ENGINE_POOL", ReusingPool(pack_pool))
+    monkeypatch.setattr(analyze_module, "ENGINE_POOL", pack_pool)
     monkeypatch.setattr(analyze_module, "capture", cached)
 
 

@@ -38,6 +38,10 @@ _SEVERITY = {
 }
 _POLICY_TYPE = {analyzer_pb2.POLICY_TYPE_RESOURCE: "resource", analyzer_pb2.POLICY_TYPE_STACK: "stack"}
 
+# Variables that change under the caller without changing what a pack sees of its run (pytest sets one per test);
+# they must not stop a pool from reusing a pack process.
+_VOLATILE_VARS = frozenset({"PYTEST_CURRENT_TEST"})
+
 # Variables the stand-in owns in the pack's environment (never inherited from the caller's shell).
 _OWNED_VARS = ("PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_ORGANIZATION", "PULUMI_DRY_RUN", "PULUMI_CONFIG",
                "PULUMI_CONFIG_SECRET_KEYS")
@@ -257,7 +261,8 @@ def run_pass(pack_dir: str | Path, resources: Iterable[EngineResource], *, stack
         return PackProcess(project, interpreter, env, timeout, scrub)
 
     if pool is not None:
-        process, started = pool.acquire((str(project.directory), interpreter, tuple(sorted(env.items()))), start)
+        key_env = tuple(sorted((k, v) for k, v in env.items() if k not in _VOLATILE_VARS))
+        process, started = pool.acquire((str(project.directory), interpreter, key_env), start)
     else:
         process, started = start(), True
     try:
