@@ -56,9 +56,10 @@ def cases():
 def test_fixture(module, path):
     case = json.loads(path.read_text())
     control = importlib.import_module(f"ps019.controls.gate.{module}").CONTROL
-    gate = SimpleNamespace(break_glass=grant_check(case.get("break_glass")),
-                           exceptions=exceptions_summary(case.get("exceptions")))
-    ctx = RunContext(organization="acme", project="payments", stack="prod", dry_run=True, tier="production", gate=gate)
+    gate = SimpleNamespace(break_glass=grant_check(case.get("break_glass")))
+    history = SimpleNamespace(exceptions=exceptions_summary(case.get("exceptions")))
+    ctx = RunContext(organization="acme", project="payments", stack="prod", dry_run=True, tier="production", gate=gate,
+                     history=history)
     found = list(control.check(ROOT, ctx, control.params({})))
     if path.parent.name == "allow":
         assert found == [], case["description"]

@@ -136,3 +136,22 @@ def test_exception_end_to_end(resources, world, ps019_pack, pack_pool):
     b = by_policy(result, URN_B)["PS019-IAM-001"]
     assert all(not d.mandatory and f"waived by exception {exc.exception_id}" in d.message for d in a)
     assert all(d.mandatory and "waived" not in d.message for d in b)
+
+
+def test_unapproved_exception_does_nothing_and_the_run_says_why(resources, world, ps019_pack, pack_pool, tmp_path):
+    from ps019.evidence import load_signer
+
+    with _store(world) as store:
+        exc = add_exception(store, load_signer(), KEYS["dave"], control_id="PS019-IAM-001", resource=URN_A,
+                            stack_ref=STACK, reason="vendor tool", approved_by="dave@example.com",
+                            expires_at=datetime.now(timezone.utc) + timedelta(days=7),
+                            gate_settings=GateSettings.model_validate({"trustedKeys": TRUSTED}))
+    # The platform team no longer trusts dave's key: his exception is reported (PS019-GATE-052) and waives nothing.
+    untrusting = tmp_path / "untrusting.json"
+    untrusting.write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": TRUSTED[:1]},
+                                                         "identity": {"lookup": "off"}}}))
+    result = run_pass(ps019_pack, resources, stack=STACK, dry_run=True, policy_pack_config=untrusting,
+                      pool=pack_pool)
+    ignored = [d for d in result.diagnostics if d.policy_name == "PS019-GATE-052"]
+    assert ignored and exc.exception_id in ignored[0].message and not ignored[0].mandatory
+    assert all(d.mandatory for d in by_policy(result, URN_A)["PS019-IAM-001"])

@@ -50,7 +50,8 @@ def build_policies(controls: tuple[Control, ...]) -> list:
         validate=unused,
         enforcement_level=EnforcementLevel.ADVISORY,
         config_schema=PolicyConfigSchema(properties={
-            name: {"type": "object"} for name in ("environments", "gate", "breakGlass", "identity", "evidence", "log")
+            name: {"type": "object"} for name in ("environments", "gate", "breakGlass", "exceptions", "identity",
+                                                     "evidence", "log")
         }),
     ))
     return policies

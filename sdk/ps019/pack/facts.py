@@ -42,6 +42,7 @@ class History:
     store_url: str | None = None
     error: str | None = None
     promotion: Any = None  # ps019.evidence.audit promotion facts (prior updates of the artifact)
+    exceptions: Any = None  # ps019.gate.exceptions.ExceptionsSummary: exceptions in force and those ignored (why)
     preview_record_id: str | None = None
 
 
@@ -89,7 +90,9 @@ def gather(run: Any) -> Facts:
     if history.error:
         grant = dataclasses.replace(grant, valid=False, problems=grant.problems + (history.error,))
     exception_records = _store_read(store, history, exc_mod.load_exception_records, run.stack_ref)
-    exceptions = exc_mod.summarize(exception_records, run.stack_ref, now, gate_settings, known_controls=controls)
+    exceptions = exc_mod.summarize(exception_records, run.stack_ref, now, gate_settings,
+                                   _section(settings, "exceptions"), known_controls=controls)
+    history.exceptions = exceptions
 
     inputs = gate_edges.gate_inputs(
         stack_ref=run.stack_ref, tier=tier, tier_source=tier_source, dry_run=run.dry_run, now=now, environ=env,

@@ -8,6 +8,7 @@ keys, the evidence store) live under one extra, no-op stack policy called ``ps01
         "environments": {...},   # ps019.gate.settings.EnvironmentSettings
         "gate": {...},           # ps019.gate.settings.GateSettings
         "breakGlass": {...},     # ps019.gate.breakglass.BreakGlassSettings
+        "exceptions": {...},     # ps019.gate.exceptions.ExceptionSettings
         "identity": {...},       # ps019.aws.settings.IdentitySettings
         "evidence": {...},       # ps019.evidence.EvidenceSettings
         "log": {"file": "/var/log/ps019/decisions.jsonl", "level": "info"}
@@ -33,6 +34,7 @@ SECTIONS = {
     "environments": "ps019.gate.settings:EnvironmentSettings",
     "gate": "ps019.gate.settings:GateSettings",
     "breakGlass": "ps019.gate.breakglass:BreakGlassSettings",
+    "exceptions": "ps019.gate.exceptions:ExceptionSettings",
     "identity": "ps019.aws.settings:IdentitySettings",
     "evidence": "ps019.evidence:EvidenceSettings",
 }

@@ -27,12 +27,8 @@ def grant_check_of(ctx: RunContext) -> Any:
 
 
 def exceptions_summary_of(ctx: RunContext) -> Any:
-    """The run's ``ExceptionsSummary``: ``ctx.exceptions`` or ``ctx.gate.exceptions``."""
-    for holder in (ctx, getattr(ctx, "gate", None), getattr(ctx, "history", None)):
-        value = getattr(holder, "exceptions", None) if holder is not None else None
-        if value is not None and hasattr(value, "ignored"):
-            return value
-    return None
+    """The run's ``ExceptionsSummary``, read from the evidence store by the pack's edge (``ctx.history``)."""
+    return getattr(ctx.history, "exceptions", None)
 
 
 def _fmt(ts: datetime | None) -> str:
