@@ -455,7 +455,9 @@ class _Collector:
             category, severity, headline, fix = self._meta[key]
             statements = key[2]
             shown = ", ".join(actions[:6]) + (f" and {len(actions) - 6} more" if len(actions) > 6 else "")
-            where = ", ".join(f"Statement {_q(s)}" if isinstance(s, str) else f"Statement[{s}]" for s in statements)
+            names = [_q(s) if isinstance(s, str) else f"[{s}]" for s in statements]
+            where = ("Statement" if len(names) == 1 else "Statements ") + ", ".join(
+                (" " + n if n.startswith('"') and len(names) == 1 else n) for n in names)
             message = f"{where}: {headline}" + (f": {shown}" if shown else "")
             out.append(IamFinding(category, severity, message, statements, tuple(actions), fix))
         out.sort(key=lambda f: (-f.severity.rank, f.category.value, str(f.statements)))
@@ -519,7 +521,7 @@ def _analyze_identity(statements: list[_Stmt]) -> list[IamFinding]:
             labels = tuple(sorted({lab for a in combo for lab in escalation_hits[a]}, key=str))
             names = tuple(sorted(_canonical(a) for a in combo))
             headline = ("grants a privilege-escalation action on unscoped resources" if len(combo) == 1
-                        else "together grant the privilege-escalation combination " + " + ".join(names))
+                        else "together grant a privilege-escalation combination")
             for name in names:
                 out.add("escalation", Category.PRIVILEGE_ESCALATION, Severity.CRITICAL, labels, name, headline)
     return out.findings()
@@ -600,7 +602,7 @@ def _judge_action(a: str, name: str, code: str, unscoped: bool, stmt: _Stmt, fam
     P = Category.PRIVILEGE_ESCALATION
     if a == K.PASS_ROLE:
         if unscoped and not _bounded(families, "pass_role", a):
-            out.add("pass_role", P, Severity.HIGH, lab, name, "grants iam:PassRole on every role")
+            out.add("pass_role", P, Severity.HIGH, lab, name, "can pass every role to a service")
             escalation_hits.setdefault(a, set()).add(stmt.label)
         return
     if a.startswith("iam:attach") and ("p" in code or a.endswith("policy")):
