@@ -40,6 +40,25 @@ def configure(stream: TextIO | None = None, json_lines: bool | None = None, leve
     )
 
 
+class CurrentStderr:
+    """Whatever ``sys.stderr`` is at the moment of writing (not the object it was when logging was configured), so
+    that a caller who swaps stderr -- a test harness, an embedding program -- never leaves logging on a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def configure_cli(default_level: str = "warning") -> None:
+    """CLI commands: logs to stderr (stdout carries the command's output), level from ``PS019_LOG_LEVEL``."""
+    configure(stream=CurrentStderr(), level=os.environ.get("PS019_LOG_LEVEL", default_level))  # type: ignore[arg-type]
+
+
 def configure_pack_logging(settings: Any) -> None:
     """The pack's decision log goes where the pack config (``ps019-settings.log.file``) or ``PS019_LOG_FILE`` says;
     by default to stderr, which the engine shows as diagnostics — never stdout."""

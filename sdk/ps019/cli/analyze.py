@@ -280,9 +280,9 @@ class _Request:
 def configure_cli_logging() -> None:
     """Logs go to stderr (stdout carries the table/JSON/SARIF). User-facing warnings are part of the report, so
     the log shows errors only unless PS019_LOG_LEVEL says otherwise."""
-    from ps019.logging import configure
+    from ps019.logging import configure_cli
 
-    configure(stream=sys.stderr, level=os.environ.get("PS019_LOG_LEVEL", "error"))
+    configure_cli("error")
 
 
 def _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs, secret_pairs,

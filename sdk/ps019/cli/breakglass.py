@@ -130,31 +130,10 @@ def _info(message: str) -> None:
 # --- break-glass ----------------------------------------------------------------------------------------------------
 
 
-class _CurrentStderr:
-    """Whatever ``sys.stderr`` is at the moment of writing (not the object it was when logging was configured), so
-    that a caller who swaps stderr -- a test harness, an embedding program -- never leaves logging on a closed file."""
-
-    def write(self, text: str) -> int:
-        import sys
-
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        import sys
-
-        sys.stderr.flush()
-
-    def isatty(self) -> bool:
-        import sys
-
-        return sys.stderr.isatty()
-
-
 def _configure_logging() -> None:
-    from ps019.logging import configure
+    from ps019.logging import configure_cli
 
-    # stdout carries only the IDs these commands print; logs go to stderr.
-    configure(stream=_CurrentStderr(), level=os.environ.get("PS019_LOG_LEVEL", "warning"))  # type: ignore[arg-type]
+    configure_cli()  # stdout carries only the IDs these commands print; logs go to stderr
 
 
 @click.group("break-glass")

@@ -173,9 +173,9 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
 
 def configure_logging() -> None:
     """Logs go to stderr (warnings and up), so `--format json` output on stdout stays parseable."""
-    from ps019.logging import configure
+    from ps019.logging import configure_cli
 
-    configure(level="warning")
+    configure_cli()
 
 
 @click.group()
