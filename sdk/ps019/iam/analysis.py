@@ -628,8 +628,8 @@ def _judge_action(a: str, name: str, code: str, unscoped: bool, stmt: _Stmt, fam
             category = Category.DATA_EXFILTRATION
             out.add("data", category, Severity.HIGH, lab, name, "reads data or secrets on every resource")
         return
-    if a in _ESCALATION_ACTIONS:
-        return  # judged across statements once all are seen
+    if a in _SINGLE_ESCALATIONS:
+        return  # reported as privilege escalation once all statements are seen
     if _bounded(families, "generic", a):
         return
     if "c" in code:
@@ -644,6 +644,7 @@ def _judge_action(a: str, name: str, code: str, unscoped: bool, stmt: _Stmt, fam
 
 
 _ESCALATION_ACTIONS = frozenset(a for combo in K.ESCALATION_COMBINATIONS for a in combo)
+_SINGLE_ESCALATIONS = frozenset(next(iter(c)) for c in K.ESCALATION_COMBINATIONS if len(c) == 1)
 _SPECIAL_ACTIONS = _ESCALATION_ACTIONS | K.DATA_READ_ACTIONS | K.PRINCIPAL_CREATION_ACTIONS | {K.PASS_ROLE,
                                                                                              K.ASSUME_ROLE}
 
