@@ -101,3 +101,10 @@ def test_every_gate_control_has_allow_and_deny_fixtures_and_is_mandatory_on_the_
         control = importlib.import_module(f"ps019.controls.gate.{module}").CONTROL
         assert control.level == Level.MANDATORY
         assert control.scope == "findings" or control.resource_types == ("pulumi:pulumi:Stack",)
+
+
+def test_escalation_control_id_matches_the_decision():
+    from ps019.controls.gate import escalation
+    from ps019.gate.decision import ESCALATION
+
+    assert escalation.CONTROL.id == ESCALATION

@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ps019.controls.base import Control, RunContext
-from ps019.gate.decision import ESCALATION, escalation_violations
 from ps019.model import Diagnostic, Level, Severity, Violation
 
-CONTROL_ID = ESCALATION
+CONTROL_ID = "PS019-GATE-005"  # ps019.gate.decision.ESCALATION; not imported here to keep pack start-up light
 
 
 _NOT_RISKS = ("PS019-GATE-", "PS019-PACK-", "PS019-EVID-")
@@ -24,7 +23,11 @@ def check(findings: Sequence[Diagnostic], ctx: RunContext, params: Mapping[str, 
     if ctx.gate is None:
         return []
     severities = [f.severity for f in findings if not f.control_id.startswith(_NOT_RISKS)]
-    return escalation_violations(ctx.gate, severities) if severities else []
+    if not severities:
+        return []
+    from ps019.gate.decision import escalation_violations
+
+    return escalation_violations(ctx.gate, severities)
 
 
 CONTROL = Control(
