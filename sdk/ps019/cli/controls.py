@@ -40,8 +40,19 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         applies = "every resource" if r["resource_types"] is None else ", ".join(f"`{t}`" for t in r["resource_types"])
         if r["scope"] == "stack":
             applies = "the whole stack (AnalyzeStack)"
-        lines.append(f"| {r['id']} | {cell(r['title'])} | {cell(r['clause'])} | {r['level']} | {r['severity']} | "
-                     f"{applies} |")
+        elif r["scope"] == "findings":
+            applies = "the findings of every resource"
+        lines.append(f"| [{r['id']}](#{r['id'].lower()}) | {cell(r['title'])} | {cell(r['clause'])} | {r['level']} | "
+                     f"{r['severity']} | {applies} |")
+    for r in rows:
+        lines += ["", f"## {r['id']}", "", f"**{r['title']}** — {r['level']}, {r['severity']}.", "",
+                  f"*Clause:* {r['clause']}", "", f"*Why:* {r['rationale']}", "", f"*Fix:* {r['remediation']}"]
+        if r["config_schema"]:
+            lines += ["", "*Parameters* (`--policy-pack-config`):", ""]
+            for name, schema in r["config_schema"].items():
+                default = r["defaults"].get(name)
+                shown = f" (default `{json.dumps(default)}`)" if name in r["defaults"] else ""
+                lines.append(f"- `{name}`{shown}: {cell(schema.get('description', schema.get('type', '')))}")
     return "\n".join(lines) + "\n"
 
 
