@@ -515,6 +515,7 @@ def _break_glass_story(console: Any, number: int, setup: _DemoSetup, examples: P
     identity = resolve_operator_identity(ci_env)
     env = _Env(str(setup.config_path), setup.store_url)
     try:
+        _finish_interrupted_grants(console, env, setup, identity)
         grant = open_grant(env.store(), env.signer(), setup.keys["olivia"], identity, PROD_STACK,
                            reason="assets bucket objects corrupted; the web service serves 5xx", incident=incident,
                            ttl=timedelta(hours=1), waive=list(WAIVED_CONTROLS), gate_settings=env.gate,
@@ -590,6 +591,27 @@ def _break_glass_story(console: Any, number: int, setup: _DemoSetup, examples: P
     outcome.expect(row.get("state") == "closed", f"grant state {row.get('state')}, not closed")
     outcome.expect(row.get("reviewer") == REVIEWER, f"review recorded by {row.get('reviewer')}")
     console.print()
+
+
+def _finish_interrupted_grants(console: Any, env: Any, setup: _DemoSetup, identity: Any) -> None:
+    """A demo run interrupted after opening its grant leaves it unreviewed; once that review is overdue, break-glass
+    on the stack is blocked (as it should be). Close and review such demo grants first, on the record, so the demo
+    can be run again and again."""
+    from ps019.gate.breakglass import close_grant, grant_statuses, load_break_glass_records, review_grant
+
+    now = datetime.now(timezone.utc)
+    store = env.store()
+    for status in grant_statuses(load_break_glass_records(store, PROD_STACK), now, env.gate, env.break_glass):
+        if status.grant.operator != OPERATOR or status.review is not None or not status.trusted:
+            continue
+        if status.closed_at is None:
+            close_grant(store, env.signer(), setup.keys["olivia"], identity, status.grant.grant_id,
+                        gate_settings=env.gate, settings=env.break_glass, notes="left open by an interrupted demo run")
+        review_grant(store, env.signer(), setup.keys["rita"], REVIEWER, status.grant.grant_id,
+                     notes="demo clean-up: grant left unreviewed by an interrupted demo run", links=[],
+                     gate_settings=env.gate, settings=env.break_glass)
+        console.print(f"[dim](closed and reviewed {status.grant.grant_id}, left open by an interrupted earlier demo "
+                      "run)[/dim]")
 
 
 # --- the auditor ----------------------------------------------------------------------------------------------------
