@@ -583,7 +583,7 @@ def test_exception_cannot_waive_the_change_gate(tmp_path):
     # The exception is refused, with the reason, and the gate's own finding stays mandatory.
     assert not facts.exceptions.valid
     assert any(exc is not None and exc.control_id == "PS019-GATE-002" for exc, _ in facts.exceptions.ignored)
-    gate_finding = [d for d in pack_facts.post_process(types.SimpleNamespace(settings=None, levels={}), facts, None,
+    gate_finding = [d for d in pack_facts.post_process(types.SimpleNamespace(settings=None, levels={}), facts,
                                                        [diag("PS019-GATE-002", urn=ROOT_URN)])
                     if d.control_id == "PS019-GATE-002"]
     assert gate_finding[0].level is Level.MANDATORY, gate_finding[0].message

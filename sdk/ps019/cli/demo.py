@@ -60,9 +60,10 @@ KEYS = {  # file name -> (identity, roles)
     "olivia": (OPERATOR, ["operator"]),
     "rita": (REVIEWER, ["reviewer"]),
 }
-# The hotfix's over-broad IAM statement is a high-severity PS019-IAM-001 finding, which also triggers the escalation
-# to a security approver (PS019-GATE-005). A grant waives nothing implicitly, so the operator names both.
-WAIVED_CONTROLS = ("PS019-IAM-001", "PS019-GATE-005")
+# The hotfix's over-broad IAM statement is a high-severity PS019-IAM-001 finding. The operator names that control in
+# the grant (a grant waives nothing implicitly); an overridden finding is a recorded, accepted risk, so it does not
+# also need a security approver (PS019-GATE-005).
+WAIVED_CONTROLS = ("PS019-IAM-001",)
 SAMPLE_SEED = "ps019-demo"
 
 # Each analysis story: (id, title, what it shows, run_analysis arguments relative to examples/).

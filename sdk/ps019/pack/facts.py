@@ -131,15 +131,7 @@ def _default_gate_settings() -> Any:
 # --- per-resource and per-stack post-processing ---------------------------------------------------------------------
 
 
-def post_process(run: Any, facts: Facts, view: ResourceView, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    return _waive(facts, diagnostics)
-
-
-def post_process_stack(run: Any, facts: Facts, outputs: tuple, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    return _waive(facts, diagnostics)
-
-
-def _waive(facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+def post_process(run: Any, facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """Exceptions and break-glass waivers, applied in one place to every diagnostic (ps019.gate.waivers)."""
     if not facts.waivers:
         return diagnostics
@@ -151,7 +143,7 @@ def _waive(facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 # --- the evidence record -------------------------------------------------------------------------------------------
 
 
-def emit_record(run: Any, facts: Facts | None, kind: str, outputs: Any) -> Any:
+def emit_record(run: Any, facts: Facts | None, kind: str) -> Any:
     """Build, sign and store this run's record (or spool it if the store is down). Never raises."""
     from ps019 import evidence
 
@@ -267,7 +259,7 @@ def evidence_diagnostics(run: Any, facts: Facts | None) -> list[Diagnostic]:
     violations = record_delivered.violations_for(result, is_production=bool(ctx and ctx.is_production))
     return [Diagnostic(control_id=control.id,
                        level=Level.ADVISORY if v.details.get("advisory") else level,
-                       severity=control.severity, urn=run.root_urn(()), message=v.message,
+                       severity=control.severity, urn=run.root_urn(), message=v.message,
                        resource_type="pulumi:pulumi:Stack") for v in violations]
 
 

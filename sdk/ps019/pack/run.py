@@ -60,33 +60,35 @@ class Run:
                 self._ctx = self._facts.context
             return self._ctx
 
+    def waive(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        """Apply the run's exceptions and break-glass waivers (idempotent: a waived finding stays as it is)."""
+        from ps019.pack import facts
+
+        return facts.post_process(self, self._facts, diagnostics)
+
     def finish_resource(self, view: ResourceView, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         from ps019.pack import facts
 
         with self._lock:
-            diagnostics = facts.post_process(self, self._facts, view, diagnostics)
+            diagnostics = facts.post_process(self, self._facts, diagnostics)
             self.resources.append(view)
             self.diagnostics.extend(diagnostics)
             if not self.dry_run and self.blocked_at is None and any(d.level is Level.MANDATORY for d in diagnostics):
                 # The engine stops this update here and will not call AnalyzeStack: record the block now.
                 self.blocked_at = view.urn
-                self.evidence = facts.emit_record(self, self._facts, kind="blocked", outputs=None)
+                self.evidence = facts.emit_record(self, self._facts, kind="blocked")
             return diagnostics
 
-    def finish_stack(self, outputs: tuple[ResourceView, ...], diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    def finish_stack(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         from ps019.pack import facts
 
         with self._lock:
-            diagnostics = facts.post_process_stack(self, self._facts, outputs, diagnostics)
+            diagnostics = facts.post_process(self, self._facts, diagnostics)
             self.diagnostics.extend(diagnostics)
-            self.evidence = facts.emit_record(self, self._facts, kind="preview" if self.dry_run else "update",
-                                              outputs=outputs)
+            self.evidence = facts.emit_record(self, self._facts, kind="preview" if self.dry_run else "update")
             return diagnostics + facts.evidence_diagnostics(self, self._facts)
 
-    def root_urn(self, views: tuple[ResourceView, ...]) -> str:
-        for v in views:
-            if v.type == "pulumi:pulumi:Stack":
-                return v.urn
+    def root_urn(self) -> str:
         for v in self.resources:
             if v.type == "pulumi:pulumi:Stack":
                 return v.urn

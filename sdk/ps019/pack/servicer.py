@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import traceback
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import structlog
 from pulumi.runtime import proto
@@ -124,6 +124,9 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             ctx = run.context()
             controls = self._resource_controls.get(view.type, []) + self._resource_controls.get(None, [])
             diagnostics = [d for c, level, params in controls for d in self._run_control(c, level, params, view, ctx)]
+            # Waivers first, so findings controls (escalation) see which risks were accepted under an exception or
+            # overridden under a grant.
+            diagnostics = run.waive(diagnostics)
             diagnostics += self._run_findings_controls(diagnostics, ctx, view.urn, view.type)
             diagnostics = run.finish_resource(view, diagnostics)
         except Exception as exc:  # never a traceback into the engine
@@ -136,14 +139,15 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         response = proto.AnalyzeResponse()
         try:
             run = self._current_run()
-            views = tuple(convert.request_view(r) for r in request.resources)
+            views = LazyViews(request.resources)
             ctx = run.context()
-            root = run.root_urn(views)
+            root = next((r.urn for r in request.resources if r.type == "pulumi:pulumi:Stack"), None) or run.root_urn()
             diagnostics = []
             for control, level, params in self._stack_controls:
                 diagnostics.extend(self._run_control(control, level, params, views, ctx, default_urn=root))
+            diagnostics = run.waive(diagnostics)
             diagnostics += self._run_findings_controls(diagnostics, ctx, root, "pulumi:pulumi:Stack")
-            diagnostics = run.finish_stack(views, diagnostics)
+            diagnostics = run.finish_stack(diagnostics)
         except Exception as exc:
             diagnostics = [_internal_error("", "pulumi:pulumi:Stack", exc)]
             log.error("analyze_stack_failed", error=_describe(exc))
@@ -176,6 +180,29 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             v_level = Level.ADVISORY if v.details.get("unverifiable") or v.details.get("advisory") else level
             yield Diagnostic(control_id=control.id, level=v_level, severity=control.severity, urn=v.urn or urn,
                              message=v.message, resource_type=rtype)
+
+
+class LazyViews(Sequence):
+    """The stack's resources (outputs) as ResourceViews, converted only if a stack control actually reads them: at
+    10,000 resources converting every output costs seconds, and most stack controls only read the run's facts."""
+
+    def __init__(self, resources: Any) -> None:
+        self._resources = resources
+        self._views: tuple[ResourceView, ...] | None = None
+
+    def _all(self) -> tuple[ResourceView, ...]:
+        if self._views is None:
+            self._views = tuple(convert.request_view(r) for r in self._resources)
+        return self._views
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._resources)
+
+    def __iter__(self):
+        return iter(self._all())
 
 
 def _internal_error(urn: str, rtype: str, exc: BaseException) -> Diagnostic:

@@ -22,7 +22,8 @@ _NOT_RISKS = ("PS019-GATE-", "PS019-PACK-", "PS019-EVID-")
 def check(findings: Sequence[Diagnostic], ctx: RunContext, params: Mapping[str, Any]) -> list[Violation]:
     if ctx.gate is None:
         return []
-    severities = [f.severity for f in findings if not f.control_id.startswith(_NOT_RISKS)]
+    # A finding waived by an approved exception or named in a break-glass grant is an accepted, recorded risk.
+    severities = [f.severity for f in findings if not f.control_id.startswith(_NOT_RISKS) and not f.waived_by]
     if not severities:
         return []
     from ps019.gate.decision import escalation_violations
