@@ -2,7 +2,7 @@
 
 Covers stand-alone policies, inline policies (role/user/group) and the policies embedded in ``aws:iam/role:Role``
 (``inlinePolicies``) and in the ``aws-native`` Role/User/Group (``policies``). The verdict is the IAM analysis core's
-(``ps019.iam.analyze_policy``, see docs/iam-analysis.md).
+(``ps019.iam.analyze_policy``, see docs/iam.md).
 """
 
 from __future__ import annotations
