@@ -42,7 +42,7 @@ def _hammer(url: str, signer: Signer, per_proc: int) -> tuple[list[str], float]:
             time.sleep(0.5)
             t0 = time.perf_counter()
             start.set()
-            ids = [i for p in pending for i in p.get(timeout=600)]
+            ids = [i for p in pending for i in p.get(timeout=1800)]
             elapsed = time.perf_counter() - t0
     return ids, elapsed
 
