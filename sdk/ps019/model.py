@@ -92,6 +92,8 @@ class ResourceView:
     parent: str | None = None
     dependencies: tuple[str, ...] = ()
     custom: bool = True
+    # Set by the adapter when it could take the evidence digest straight from the wire bytes (no secret, no unknown).
+    inputs_digest: str | None = None
 
     def redacted_props(self) -> dict[str, Any]:
         """The property bag with every secret value replaced by ``[secret]`` (safe for logs and evidence)."""

@@ -21,6 +21,7 @@ import rfc8785
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from ps019.model import SECRET_PLACEHOLDER, is_unknown, redact
+from ps019.digest import inputs_digest, wire_inputs_digest  # noqa: F401 - part of this module's API
 
 SCHEMA_VERSION = "1.0"
 GOVERNANCE_CHAIN = "ps019/governance/-"  # chain key for governance events not tied to one stack
@@ -102,7 +103,8 @@ class ResourceChange(_Model):
     urn: str
     type: str
     op: str | None = Field(None, description="create | update | replace | delete | same | unknown")
-    inputs_digest: str | None = Field(None, description="sha256 of the canonical JSON of the redacted inputs")
+    inputs_digest: str | None = Field(None, description="sha256 of the redacted inputs in the engine's wire encoding "
+                                                        "(see ps019.evidence.record.inputs_digest)")
 
 
 class PolicyResult(_Model):
@@ -366,39 +368,10 @@ def hash_and_statement(document: dict[str, Any]) -> tuple[str, bytes]:
     return digest, _fast_dumps(statement(ready["record_id"], digest, ready))
 
 
-def inputs_digest(props: Mapping[str, Any], secret_paths: frozenset = frozenset()) -> str:
-    """Digest of a resource's inputs with every secret replaced by ``[secret]`` first (``ps019.model.redact``
-    semantics), so that no secret value -- not even a low-entropy one -- can be recovered by hashing guesses.
-    Numbers are canonical (80.0 and 80 digest alike), so wire values and state-export values compare equal."""
-    try:
-        bag = _jcs_ready(props)  # already a plain copy: redact it in place
-    except _NeedsReference:
-        return hashlib.sha256(rfc8785.dumps(redact(props, secret_paths))).hexdigest()
-    for path in secret_paths:
-        _replace_at(bag, tuple(path))
-    return hashlib.sha256(_fast_dumps(bag)).hexdigest()
-
-
-def _replace_at(tree: Any, path: tuple) -> None:
-    """Mirror of ps019.model's: replace the value at ``path`` (if present) by ``[secret]``."""
-    if not path:
-        return
-    node = tree
-    for key in path[:-1]:
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            return
-    try:
-        node[path[-1]] = SECRET_PLACEHOLDER
-    except (KeyError, IndexError, TypeError):
-        return
-
-
 def resource_change(view: Any, op: str | None = None) -> ResourceChange:
     """A :class:`ResourceChange` from a ``ps019.model.ResourceView``."""
-    return ResourceChange(urn=view.urn, type=view.type, op=op,
-                          inputs_digest=inputs_digest(view.props, view.secret_paths))
+    digest = getattr(view, "inputs_digest", None) or inputs_digest(view.props, view.secret_paths)
+    return ResourceChange(urn=view.urn, type=view.type, op=op, inputs_digest=digest)
 
 
 def policy_result(diag: Any) -> PolicyResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ps019.digest import wire_inputs_digest
 from ps019.model import UNKNOWN, ResourceView, _Unknown
 
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -31,13 +32,32 @@ def struct_to_plain(struct: Any, drop_internal: bool = True) -> tuple[dict[str, 
 
     Returns the property dict and the set of paths whose values were secret (unwrapped here, as pulumi_policy does).
     """
+    props, secret_paths, _ = _convert(struct, drop_internal)
+    return props, secret_paths
+
+
+def _convert(struct: Any, drop_internal: bool) -> tuple[dict[str, Any], frozenset, bool]:
+    """(props, secret paths, whether the Struct is exactly what the evidence digest covers: no secret, no unknown,
+    nothing dropped)."""
     secrets: list[tuple] = []
     out: dict[str, Any] = {}
+    verbatim = True
     for key, value in struct.fields.items():
         if drop_internal and key.startswith("__"):
+            verbatim = False
             continue
         out[key] = _value(value, (key,), secrets)
-    return out, frozenset(secrets)
+    return out, frozenset(secrets), verbatim and not secrets and not _has_unknown(out)
+
+
+def _has_unknown(value: Any) -> bool:
+    if isinstance(value, _Unknown):
+        return True
+    if isinstance(value, dict):
+        return any(_has_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_unknown(v) for v in value)
+    return False
 
 
 def _value(v: Any, path: tuple, secrets: list) -> Any:
@@ -73,7 +93,7 @@ def provider_view(request: Any) -> ResourceView | None:
 
 def request_view(request: Any) -> ResourceView:
     """An ``AnalyzeRequest`` (inputs) or ``AnalyzerResource`` (outputs, from AnalyzeStack) as a ResourceView."""
-    props, secret_paths = struct_to_plain(request.properties)
+    props, secret_paths, verbatim = _convert(request.properties, True)
     parent = getattr(request, "parent", "") or request.options.parent or None
     deps = tuple(getattr(request, "dependencies", ()) or ())
     return ResourceView(
@@ -85,6 +105,7 @@ def request_view(request: Any) -> ResourceView:
         provider=provider_view(request),
         parent=parent,
         dependencies=deps,
+        inputs_digest=wire_inputs_digest(request.properties) if verbatim else None,
     )
 
 
