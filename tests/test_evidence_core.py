@@ -306,3 +306,14 @@ def test_hash_and_statement_match_their_definitions(evidence_signer):
         digest, payload = hash_and_statement(doc)
         assert digest == record_hash(doc)
         assert payload == rfc8785.dumps(statement(doc["record_id"], digest, {**doc, "hash": digest}))
+
+
+def test_append_many_writes_the_same_chain_as_single_appends(evidence_signer, tmp_path):
+    """The batch path (spool flush, migrations, benchmarks) is the single-append path in one transaction."""
+    one, many = open_store(f"sqlite:///{tmp_path}/one.db"), open_store(f"sqlite:///{tmp_path}/many.db")
+    records = [make_record() for _ in range(5)]
+    singles = [one.append(r, evidence_signer) for r in records]
+    batch = many.append_many(records, evidence_signer)
+    assert [s.document for s in singles] == [b.document for b in batch]
+    assert many.append_many(records[:2], evidence_signer)[0].document == singles[0].document  # idempotent
+    assert many.count() == 5 and verify_store(many, {evidence_signer.keyid: evidence_signer.public_key}).ok

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterable, Any, Iterator
 from urllib.parse import unquote
 
 from ps019.errors import InputError, StoreError
@@ -131,39 +131,50 @@ class SqliteStore(EvidenceStore):
                 time.sleep(0.05)
 
     def append(self, record: EvidenceRecord, signer: Signer) -> StoredRecord:
+        return self.append_many([record], signer)[0]
+
+    def append_many(self, records: Iterable[EvidenceRecord], signer: Signer) -> list[StoredRecord]:
+        """Append records in order in ONE transaction: the same checks, sealing and rows as ``append`` one at a time
+        (a spool flush, a migration, a benchmark population), without a commit per record."""
         if self.read_only:
             raise StoreError(f"evidence store {self.path} is open read-only")
-        record = validated_record(record)
+        records = [validated_record(r) for r in records]
         con = self._con
+        out: list[StoredRecord] = []
         try:
             con.execute("BEGIN IMMEDIATE")  # the write lock before reading the head: no fork, no lost link
             try:
-                existing = con.execute("SELECT document, envelope FROM records WHERE record_id = ?",
-                                       (record.record_id,)).fetchone()
-                if existing:
-                    con.execute("ROLLBACK")
-                    return _row(existing)
-                head = con.execute("SELECT seq, hash FROM heads WHERE chain_key = ?", (record.chain_key,)).fetchone()
-                seq, prev = head if head else (0, None)
-                stored = seal(record, signer, record.chain_key, seq, prev)
-                facts = document_facts(stored.document)
-                con.execute(
-                    "INSERT INTO records (record_id, chain_key, seq, prev_hash, hash, kind, stack, environment,"
-                    " change_class, actor, started_at, break_glass, has_violations, document, envelope)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (facts.record_id, facts.chain_key, stored.sequence, stored.prev_hash, stored.hash, facts.kind,
-                     facts.stack, facts.environment, facts.change_class, facts.actor, facts.started_at,
-                     int(facts.break_glass), int(facts.has_violations),
-                     json.dumps(stored.document, sort_keys=True, separators=(",", ":")),
-                     json.dumps(stored.envelope, sort_keys=True, separators=(",", ":"))))
+                for record in records:
+                    out.append(self._append_locked(con, record, signer))
                 con.execute("COMMIT")
-                return stored
+                return out
             except BaseException:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"evidence store {self.path} refused the append: {exc}") from exc
+
+    @staticmethod
+    def _append_locked(con: sqlite3.Connection, record: EvidenceRecord, signer: Signer) -> StoredRecord:
+        existing = con.execute("SELECT document, envelope FROM records WHERE record_id = ?",
+                               (record.record_id,)).fetchone()
+        if existing:
+            return _row(existing)  # idempotent by record ID
+        head = con.execute("SELECT seq, hash FROM heads WHERE chain_key = ?", (record.chain_key,)).fetchone()
+        seq, prev = head if head else (0, None)
+        stored = seal(record, signer, record.chain_key, seq, prev)
+        facts = document_facts(stored.document)
+        con.execute(
+            "INSERT INTO records (record_id, chain_key, seq, prev_hash, hash, kind, stack, environment,"
+            " change_class, actor, started_at, break_glass, has_violations, document, envelope)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (facts.record_id, facts.chain_key, stored.sequence, stored.prev_hash, stored.hash, facts.kind,
+             facts.stack, facts.environment, facts.change_class, facts.actor, facts.started_at,
+             int(facts.break_glass), int(facts.has_violations),
+             json.dumps(stored.document, sort_keys=True, separators=(",", ":")),
+             json.dumps(stored.envelope, sort_keys=True, separators=(",", ":"))))
+        return stored
 
     def get(self, record_id: str) -> StoredRecord | None:
         row = self._exec(f"SELECT {_COLUMNS} FROM records WHERE record_id = ?", (record_id,)).fetchone()
