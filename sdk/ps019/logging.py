@@ -8,9 +8,28 @@ import os
 import sys
 from typing import Any, TextIO
 
-import structlog
 
 _SECRET_HINTS = ("secret", "password", "token", "private_key", "credential", "access_key")
+
+
+class LazyLogger:
+    """``structlog.get_logger(name)``, imported on first use: the pack's start-up (spawn until the port is printed)
+    must not pay for structlog, and the pack only learns where its log goes at Configure."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, method: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, method)
+
+
+def get_logger(name: str) -> LazyLogger:
+    return LazyLogger(name)
 
 
 def drop_secret_fields(_logger: Any, _name: str, event: dict) -> dict:
@@ -22,6 +41,8 @@ def drop_secret_fields(_logger: Any, _name: str, event: dict) -> dict:
 
 
 def configure(stream: TextIO | None = None, json_lines: bool | None = None, level: str = "info") -> None:
+    import structlog
+
     stream = stream or sys.stderr
     if json_lines is None:
         json_lines = not stream.isatty()
@@ -59,11 +80,19 @@ def configure_cli(default_level: str = "warning") -> None:
     configure(stream=CurrentStderr(), level=os.environ.get("PS019_LOG_LEVEL", default_level))  # type: ignore[arg-type]
 
 
+_pack_log_target: tuple | None = None
+
+
 def configure_pack_logging(settings: Any) -> None:
     """The pack's decision log goes where the pack config (``ps019-settings.log.file``) or ``PS019_LOG_FILE`` says;
-    by default to stderr, which the engine shows as diagnostics — never stdout."""
+    by default to stderr, which the engine shows as diagnostics — never stdout. Called at every Configure; it only
+    reconfigures when the destination changed."""
+    global _pack_log_target
     target = (getattr(settings, "log", {}) or {}).get("file") or os.environ.get("PS019_LOG_FILE")
     level = (getattr(settings, "log", {}) or {}).get("level") or os.environ.get("PS019_LOG_LEVEL", "warning")
+    if _pack_log_target == (target, level):
+        return
+    _pack_log_target = (target, level)
     if target:
         try:
             stream = open(target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the pack

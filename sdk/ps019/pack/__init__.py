@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from concurrent import futures
@@ -58,31 +59,31 @@ def build_policies(controls: tuple[Control, ...]) -> list:
 
 
 def pack_version(pack_dir: Path) -> str:
+    """The ``version`` of PulumiPolicy.yaml (a top-level scalar; read without a YAML parser to keep start-up light).
+    The engine uses this version over whatever the pack reports; ps019 records it in evidence."""
     try:
-        import yaml
-
-        return str(yaml.safe_load((pack_dir / "PulumiPolicy.yaml").read_text()).get("version") or "0.0.1")
-    except Exception:
+        text = (pack_dir / "PulumiPolicy.yaml").read_text()
+    except OSError:
         return "0.0.1"
+    match = re.search(r"""^version:[ \t]*["']?([^"'#\s]+)""", text, re.MULTILINE)
+    return match.group(1) if match else "0.0.1"
 
 
 def serve(pack_dir: str | Path | None = None) -> None:
     """Serve the pack on 127.0.0.1 exactly as pulumi_policy.PolicyPack does: print the port, then wait."""
-    # structlog imports rich (for pretty tracebacks) when it is installed: ~100-250 ms of start-up for output the
-    # pack never renders (it logs JSON lines). Hide rich from this process only.
+    # structlog imports rich (for pretty tracebacks) when it is installed: ~100-250 ms for output the pack never
+    # renders (it logs JSON lines). Hide rich from this process only. Logging itself is configured at Configure.
     sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
     import grpc
     from pulumi.runtime.proto import analyzer_pb2_grpc
 
     from ps019.controls.registry import all_controls
-    from ps019.logging import configure_pack_logging
     from ps019.pack.servicer import Ps019Servicer
 
     pack_dir = Path(pack_dir or Path.cwd())
     controls = all_controls()
     servicer = Ps019Servicer(PACK_NAME, pack_version(pack_dir), controls, build_policies(controls),
                              description="PS-019 secure change management: gate, least privilege, evidence")
-    configure_pack_logging(servicer.settings)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
                          options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
     analyzer_pb2_grpc.add_AnalyzerServicer_to_server(servicer, server)

@@ -16,12 +16,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Iterable
 
-import structlog
 
 from ps019.controls.base import RunContext
+from ps019.logging import get_logger
 from ps019.model import Diagnostic, Level, ResourceView
 
-log = structlog.get_logger("ps019.pack")
+log = get_logger("ps019.pack")
 
 PREVIEW_LINK_WINDOW = timedelta(hours=12)
 

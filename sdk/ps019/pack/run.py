@@ -14,12 +14,12 @@ import threading
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-import structlog
 
 from ps019.controls.base import RunContext
+from ps019.logging import get_logger
 from ps019.model import Diagnostic, Level, ResourceView
 
-log = structlog.get_logger("ps019.pack")
+log = get_logger("ps019.pack")
 
 
 class Run:

@@ -16,17 +16,17 @@ import threading
 import traceback
 from typing import Any, Iterable, Mapping, Sequence
 
-import structlog
 from pulumi.runtime import proto
 from pulumi_policy import policy as pp
 
 from ps019.controls.base import Control
+from ps019.logging import configure_pack_logging, get_logger
 from ps019.model import Diagnostic, Level, ResourceView, Severity, Violation
 from ps019.pack import convert
 from ps019.pack.run import Run
 from ps019.pack.settings import SETTINGS_POLICY, Settings
 
-log = structlog.get_logger("ps019.pack")
+log = get_logger("ps019.pack")
 
 INTERNAL_ERROR_ID = "PS019-PACK-000"
 
@@ -70,6 +70,7 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         response = super().Configure(request, context)
         with self._lock:
             self._apply_config()
+            configure_pack_logging(self.settings)  # the log's destination is part of the pack config
             self._run = None  # a new Configure starts a new run (the stand-in reuses processes across runs)
         return response
 
