@@ -106,12 +106,26 @@ def test_approve_refuses_a_world_readable_key(workspace, capsys):
 
 def test_yaml_change_request_round_trips(workspace, capsys):
     code, _, _ = run(capsys, "change-request", "new", "--out", "cr.yaml", "--ticket", "CHG-8", "--stack",
-                     "acme/web/prod", "--commit", COMMIT, "--author", "carol@example.com")
+                     "acme/web/prod", "--commit", COMMIT, "--author", "carol@example.com", "--summary", "rotate",
+                     "--owner", "payments", "--test-evidence", "https://ci/1", "--rollback-plan", "https://wiki/rb",
+                     "--monitoring-plan", "https://wiki/mon", "--security-review", "SEC-1")
     assert code == 0
     run(capsys, "approve", "cr.yaml", "--key", "keys/alice_example.com.key", "--identity", "alice@example.com")
     assert (workspace / "cr.yaml").read_text().lstrip()[0] != "{"
     code, out, _ = run(capsys, "change-request", "validate", "cr.yaml", "--policy-pack-config", "pack.json")
     assert code == 0 and ": verified" in out
+
+
+def test_validate_with_the_pack_config_refuses_what_the_gate_would_block(workspace, capsys):
+    """An approver must not sign a request the gate is bound to block: template placeholders and the fields the
+    stack's tier requires for the change class are checked by validate too."""
+    code, _, _ = run(capsys, "change-request", "new", "--out", "todo.json", "--stack", "acme/web/prod",
+                     "--commit", COMMIT, "--author", "carol@example.com")
+    assert code == 0
+    code, out, _ = run(capsys, "change-request", "validate", "todo.json", "--policy-pack-config", "pack.json")
+    assert code == 1
+    assert "still the template placeholder" in out
+    assert "test_evidence: required for a normal change in production (acme/web/prod)" in out
 
 
 def test_missing_file_is_exit_2(workspace, capsys):

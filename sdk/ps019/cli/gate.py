@@ -48,6 +48,25 @@ def _load_gate_settings(config_path: str | None) -> Any:
         raise InputError(f"{config_path}: ps019-settings.gate: " + "; ".join(errors)) from None
 
 
+def _tier_problems(request: Any, settings: Any, config_path: str) -> list[str]:
+    """What the gate will require of this request on each of its stacks (their tiers' rules for its class), so an
+    approver never signs a request the gate is bound to block."""
+    from ps019.gate import change_request as crm
+    from ps019.gate.settings import EnvironmentSettings, classify_environment
+
+    raw = json.loads(Path(config_path).read_text())
+    environments = EnvironmentSettings.model_validate(
+        ((raw.get("ps019-settings") or {}).get("environments") or {}) if isinstance(raw, dict) else {})
+    problems: list[str] = []
+    for stack_ref in request.stacks:
+        org, project, stack = (stack_ref.split("/") + ["", "", ""])[:3]
+        tier, _ = classify_environment(org, project, stack, {}, {}, environments)
+        rules = settings.rules_for(tier, environments.unknown_treated_as)
+        problems += [f"{p.replace('in this tier', f'in {tier} ({stack_ref})')}"
+                     for p in crm.required_field_problems(request, rules)]
+    return list(dict.fromkeys(problems))
+
+
 def _read_request_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -182,6 +201,7 @@ def validate(file: str, config_path: str | None, fmt: str) -> None:
     if request is not None:
         if settings is not None:
             problems += crm.content_problems(request, settings.ticket_pattern)
+            problems += _tier_problems(request, settings, config_path)
         if _now() > request.expires_at:
             problems.append(f"expires_at: the change request expired at {request.expires_at.isoformat()}")
         for index, approval in enumerate(request.approvals):

@@ -275,7 +275,18 @@ def content_problems(request: ChangeRequest, ticket_pattern: str) -> list[str]:
         problems.append(f"ticket: {request.ticket!r} does not match the required pattern {ticket_pattern}")
     if request.created_at and request.created_at > request.expires_at:
         problems.append("expires_at: is before created_at")
+    for name, value in request.model_dump(mode="json", exclude={"approvals"}).items():
+        for text in (value if isinstance(value, list) else [value]):
+            if isinstance(text, str) and text.strip().upper().startswith("TODO"):
+                problems.append(f"{name}: still the template placeholder {text!r}")
     return problems
+
+
+def required_field_problems(request: ChangeRequest, tier_rules: Any) -> list[str]:
+    """Fields the tier's rules require for this change class (``gate.rules.<tier>.<class>.required_fields``)."""
+    rule = getattr(tier_rules, request.change_class)
+    return [f"{name}: required for a {request.change_class} change in this tier" for name in rule.required_fields
+            if not getattr(request, name)]
 
 
 def json_schema() -> dict[str, Any]:
