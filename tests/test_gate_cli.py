@@ -145,3 +145,14 @@ def test_schema_accepts_what_the_model_accepts(workspace, capsys):
     jsonschema.validate(json.loads((workspace / "cr.json").read_text()), crm.json_schema())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"ticket": "CHG-1"}, crm.json_schema())
+
+
+def test_approve_refuses_someone_elses_key_and_never_silently_replaces_an_approval(workspace, capsys):
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",
+                       "sec@example.com", "--policy-pack-config", "pack.json")
+    assert code == 2 and "belongs to alice@example.com, not sec@example.com" in err
+    assert run(capsys, "approve", "cr.json", "--key", "keys/sec_example.com.key", "--identity",
+               "sec@example.com")[0] == 0
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",
+                       "sec@example.com")
+    assert code == 2 and "already holds an approval by sec@example.com" in err

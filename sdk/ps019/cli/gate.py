@@ -257,7 +257,8 @@ def schema() -> None:
 @click.option("--identity", required=True, help="your identity (must match your trusted key entry)")
 @click.option("--role", default="approver", show_default=True, help="role you approve as, e.g. approver, security")
 @click.option("--expires", default=None, help="approval lifetime, e.g. 24h (default: until the request expires)")
-@click.option("--policy-pack-config", "config_path", default=None, help="pack config JSON to check the ticket pattern")
+@click.option("--policy-pack-config", "config_path", default=None,
+              help="pack config JSON: check the ticket pattern, and that your key is trusted for IDENTITY and ROLE")
 def approve(file: str, key_path: str, identity: str, role: str, expires: str | None, config_path: str | None) -> None:
     """Sign FILE as IDENTITY in ROLE and add the approval to it. Refuses to sign an invalid or expired request."""
     from ps019.gate import change_request as crm
@@ -286,9 +287,25 @@ def approve(file: str, key_path: str, identity: str, role: str, expires: str | N
         except ValueError as exc:
             raise InputError(f"--expires: {exc}") from None
     private_key = load_private_key(Path(key_path))
+    my_key = key_id(private_key)
+    if settings is not None:
+        trusted = settings.trusted_index().get(my_key)
+        if trusted is None:
+            raise InputError(f"key {my_key} is not in gate.trusted_keys of {config_path}; an approval signed with it "
+                             "would not count")
+        if trusted.identity.strip().casefold() != identity.strip().casefold():
+            raise InputError(f"key {my_key} belongs to {trusted.identity}, not {identity}: sign with your own key")
+        if role not in trusted.roles:
+            raise InputError(f"key {my_key} may not sign as {role!r} (its roles: {', '.join(trusted.roles)})")
     approval = crm.sign_approval(request, private_key, approver=identity, role=role, signed_at=now,
                                  expires_at=expires_at)
-    # A re-approval by the same person in the same role replaces their earlier one.
+    # A re-approval by the same person in the same role, with the same key, replaces their earlier one; an approval
+    # made with another key is never silently replaced.
+    clash = [a for a in request.approvals if a.approver.casefold() == identity.casefold() and a.role == role
+             and a.key_id != my_key]
+    if clash:
+        raise InputError(f"{path} already holds an approval by {identity} as {role} signed with key "
+                         f"{clash[0].key_id}; remove it first if you mean to replace it")
     kept = [a for a in request.approvals
             if not (a.approver.casefold() == identity.casefold() and a.role == role)]
     updated = request.model_copy(update={"approvals": [*kept, approval]})
