@@ -321,14 +321,29 @@ def run_analysis(*, stack: str, state: str | None = None, program: str | None = 
                  secret_pairs: tuple[str, ...] = (), tag_pairs: tuple[str, ...] = (), timeout: float = 60.0) -> dict:
     """What ``ps019 analyze`` (mode ``preview``/``update``) and ``ps019 up`` (mode ``up`` or ``up-skip-preview``) do,
     as a function: returns the report (see docs/output-formats.md). Raises ``Ps019Error`` for unusable input."""
-    from ps019.engine import run_pass
-
     if mode not in ("preview", "update", "up", "up-skip-preview"):
         raise ValueError(f"unknown mode {mode!r}")
     phases = {"preview": ["preview"], "update": ["update"], "up": ["preview", "update"],
               "up-skip-preview": ["update"]}[mode]
     request = _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs,
                        secret_pairs, tag_pairs, timeout, phases[0])
+    # The pack digests the program's source tree into the record, as it does under `pulumi up` run from the program.
+    saved_program_dir = os.environ.get("PS019_PROGRAM_DIR")
+    if program:
+        os.environ["PS019_PROGRAM_DIR"] = str(Path(program).resolve())
+    try:
+        return _run_phases(request, phases, mode)
+    finally:
+        if program:
+            if saved_program_dir is None:
+                os.environ.pop("PS019_PROGRAM_DIR", None)
+            else:
+                os.environ["PS019_PROGRAM_DIR"] = saved_program_dir
+
+
+def _run_phases(request: Any, phases: list[str], mode: str) -> Any:
+    from ps019.engine import run_pass
+
     passes: list = []
     skipped: list = []
     for phase in phases:
@@ -354,7 +369,8 @@ def analyze(state, program, stack, policy_pack, policy_pack_config, config_file,
 
     \b
     ps019 analyze --state stack-export.json --stack acme/web-service/prod
-    ps019 analyze --program examples/deploy-role --stack acme/deploy-role/dev --format sarif -o ps019.sarif
+    ps019 analyze --program examples/deploy-role --stack acme/deploy-role/dev --format sarif -o ps019.sarif \
+        --secret-config deploySecretAccessKey=...
 
     Exit status: 0 nothing mandatory, 1 a mandatory violation, 2 unusable input.
     """

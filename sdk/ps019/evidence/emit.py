@@ -183,4 +183,4 @@ def _safe_url(url: str) -> str:
         if parts.port:
             host = f"{host}:{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return url  # nothing to hide: keep it exactly as given, so it can be pasted back into --store

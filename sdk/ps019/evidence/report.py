@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping
 
 from ps019.evidence.audit import REQUIRED_FIELDS, is_production_update, missing_fields, parse_time, percentile
 
-DEFAULT_REVIEW_SLA = timedelta(days=5)
+DEFAULT_REVIEW_SLA = timedelta(hours=72)  # the break-glass settings' default review_sla_hours
 
 
 @dataclass
@@ -117,7 +117,8 @@ def compute_metrics(documents: Iterable[Mapping[str, Any]], *, since: datetime |
     m.emergency_ratio = m.emergency_updates / len(prod) if prod else None
     m.blocked_attempts = m.by_kind.get("blocked", 0)
     m.break_glass_grants_opened = m.by_kind.get("break_glass_open", 0)
-    m.break_glass_deployments = sum(1 for d in period if d.get("kind") in ("update", "preview", "blocked")
+    # Deployments, not passes: `pulumi up` leaves a preview and an update record for one change.
+    m.break_glass_deployments = sum(1 for d in period if d.get("kind") in ("update", "blocked")
                                     and (d.get("break_glass") or {}).get("verified"))
     m.gate_bypasses = m.break_glass_grants_opened + m.break_glass_deployments + m.blocked_attempts
 

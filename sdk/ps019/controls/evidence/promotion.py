@@ -56,7 +56,8 @@ def promotion_violations(artifact: Any, tier: str, prior_updates: Iterable[Any],
     if not wanted:
         return [Violation(
             f"cannot show environment promotion: this {tier} update records no artifact {match_on.replace('_', ' ')} "
-            "(run from a git checkout or set PS019_SOURCE_DIR so the pack can digest the program)",
+            "(set PS019_GIT_COMMIT to the deployed commit, or run from the program directory / set PS019_PROGRAM_DIR "
+            "so the pack can digest the program's source tree)",
             details={"match_on": match_on})]
     lower = []
     for prior in prior_updates:
