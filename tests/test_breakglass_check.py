@@ -401,3 +401,12 @@ def test_sts_grant_needs_an_sts_verified_deployer(store, signer):
     ci = check_break_glass(records, STACK, ALICE, when, gate_settings(), deployer_verified_by="ci")
     assert not ci.valid and any("not STS" in p for p in ci.problems)
     assert check_break_glass(records, STACK, ALICE, when, gate_settings(), deployer_verified_by="sts").valid
+
+
+def test_someone_elses_closed_grant_is_not_offered_as_a_reason(store, signer):
+    grant = open_alice(store, signer)
+    close_grant(store, signer, KEYS["alice"], who(ALICE), grant.grant_id, gate_settings=gate_settings(),
+                now=T0 + timedelta(minutes=30))
+    result = check(store, deployer="bob@example.com", now=T0 + timedelta(minutes=31))
+    assert not result.valid and result.grant_id is None
+    assert result.problems == (f"no break-glass grant for stack {STACK}",)

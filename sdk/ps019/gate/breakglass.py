@@ -596,7 +596,11 @@ def check_break_glass(
             return GrantCheck(grant_id, False, (f"grant {grant_id} not found in the evidence store",),
                               notices=base_notices, stack=stack_ref, overdue_reviews=overdue)
     else:
-        candidates = [s for s in statuses if s.grant.stack == stack_ref]
+        # Without a presented grant: the deployer's own grants (so "your grant expired" is said), and other people's
+        # grants only while they are live (an old closed grant of someone else is noise, not a reason).
+        candidates = [s for s in statuses if s.grant.stack == stack_ref
+                      and (s.grant.operator == deployer_identity
+                           or (s.closed_at is None and now < s.grant.expires_at))]
         if not candidates:
             return GrantCheck(None, False, (f"no break-glass grant for stack {stack_ref}",), notices=base_notices,
                               stack=stack_ref, overdue_reviews=overdue)
