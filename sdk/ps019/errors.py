@@ -24,3 +24,22 @@ class IntegrityError(Ps019Error):
     """A signature, hash chain or sequence check failed (exit status 1: the check ran and found a problem)."""
 
     exit_code = 1
+
+
+def validation_problems(exc: "object", prefix: str = "") -> list[str]:
+    """A pydantic ``ValidationError`` as one ``where: what`` line per problem (``approvals[1].signature: field
+    required``), with pydantic's own "Value error, " prefix dropped. One renderer for every model ps019 validates."""
+    lines = []
+    for err in exc.errors(include_url=False):  # type: ignore[attr-defined]
+        parts = [p for p in err.get("loc", ()) if p not in ("function-after", "function-before")]
+        where = ""
+        for part in parts:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        if prefix:
+            where = f"{prefix}.{where}" if where else prefix
+        msg = str(err.get("msg", "invalid"))
+        msg = msg[:1].lower() + msg[1:]
+        if msg.startswith("value error, "):
+            msg = msg[len("value error, "):]
+        lines.append(f"{where}: {msg}" if where else msg)
+    return lines

@@ -341,9 +341,9 @@ def _ledger(records: Iterable[Any]) -> _Ledger:
         try:
             parsed = model.model_validate(doc)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            ledger.unreadable.append(f"{kind} record {record_id} is malformed ({where}: {first.get('msg')})")
+            from ps019.errors import validation_problems
+
+            ledger.unreadable.append(f"{kind} record {record_id} is malformed ({validation_problems(exc)[0]})")
             continue
         if isinstance(parsed, BreakGlassGrant):
             ledger.grants.setdefault(parsed.grant_id, []).append((parsed, _mirror_mismatch(record, parsed)))

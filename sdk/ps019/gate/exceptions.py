@@ -196,9 +196,9 @@ def active_exceptions(records: Iterable[Any], stack_ref: str, now: datetime, gat
         try:
             exc = ControlException.model_validate(doc)
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            ignored.append((None, f"exception record {record_id} is malformed ({where}: {first.get('msg')})"))
+            from ps019.errors import validation_problems
+
+            ignored.append((None, f"exception record {record_id} is malformed ({validation_problems(err)[0]})"))
             continue
         if exc.exception_id in seen:
             if seen[exc.exception_id] != exc:
@@ -267,9 +267,9 @@ def add_exception(store: Any, evidence_signer: Any, private_key: Any, *, control
                                stack=stack_ref, reason=reason.strip(), approved_by=approved_by, approved_at=now,
                                expires_at=expires_at, key_id="")
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise InputError(f"exception {where}: {first.get('msg')}") from None
+        from ps019.errors import validation_problems
+
+        raise InputError("exception " + "; ".join(validation_problems(err))) from None
     from ps019.gate.breakglass import sign_document
 
     signed = sign_document(exc, private_key)

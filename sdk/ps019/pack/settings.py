@@ -80,8 +80,6 @@ class Settings:
 
 
 def format_validation_error(prefix: str, exc: Any) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"{prefix}.{loc}: {err.get('msg')}" if loc else f"{prefix}: {err.get('msg')}")
-    return "; ".join(parts)
+    from ps019.errors import validation_problems
+
+    return "; ".join(validation_problems(exc, prefix))
