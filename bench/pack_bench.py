@@ -42,6 +42,9 @@ def main() -> None:
     parser.add_argument("--resources", type=int, nargs="+", default=[1000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    from ps019.logging import configure_cli
+
+    configure_cli("warning")  # stdout carries the table
     tmp = tempfile.mkdtemp(prefix="ps019-bench-")
     os.environ.update(XDG_DATA_HOME=tmp, PS019_EVIDENCE_STORE=f"sqlite:///{tmp}/evidence.db",
                       AWS_EC2_METADATA_DISABLED="true")

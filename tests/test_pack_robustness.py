@@ -97,3 +97,14 @@ def test_unverifiable_findings_are_advisory_whatever_the_level():
     response = service.Analyze(pb.AnalyzeRequest(type="x:y:Z", name="z", urn="urn:pulumi:dev::robust::x:y:Z::z",
                                                  properties=struct_pb2.Struct()), None)
     assert [d.enforcementLevel for d in response.diagnostics] == [pb.ADVISORY]
+
+
+def test_evidence_digest_from_the_wire_equals_the_plain_definition_with_nested_secrets():
+    from ps019.digest import inputs_digest
+    from ps019.pack.convert import request_view
+
+    props = {"a": Secret({"inner": [Secret("x"), 2]}), "b": [1, Secret("pw")], "c": {"d": Secret(True)}}
+    view = request_view(pb.AnalyzeRequest(type="t:i:T", urn="urn:pulumi:s::p::t:i:T::n",
+                                          properties=marshal_properties(props, dry_run=False)))
+    assert view.inputs_digest == inputs_digest(view.props, view.secret_paths)
+    assert "pw" not in str(view.redacted_props())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ps019.digest import wire_inputs_digest
-from ps019.model import UNKNOWN, ResourceView, _Unknown
+from ps019.model import SECRET_PLACEHOLDER, UNKNOWN, ResourceView, _Unknown
 
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -37,8 +37,8 @@ def struct_to_plain(struct: Any, drop_internal: bool = True) -> tuple[dict[str, 
 
 
 def _convert(struct: Any, drop_internal: bool) -> tuple[dict[str, Any], frozenset, bool]:
-    """(props, secret paths, whether the Struct is exactly what the evidence digest covers: no secret, no unknown,
-    nothing dropped)."""
+    """(props, secret paths, whether the evidence digest can be taken from the wire bytes: no unknown and nothing
+    dropped -- secrets are redacted in a copy of the Struct, see :func:`_wire_digest`)."""
     secrets: list[tuple] = []
     out: dict[str, Any] = {}
     verbatim = True
@@ -47,7 +47,7 @@ def _convert(struct: Any, drop_internal: bool) -> tuple[dict[str, Any], frozense
             verbatim = False
             continue
         out[key] = _value(value, (key,), secrets)
-    return out, frozenset(secrets), verbatim and not secrets and not _has_unknown(out)
+    return out, frozenset(secrets), verbatim and not _has_unknown(out)
 
 
 def _has_unknown(value: Any) -> bool:
@@ -83,6 +83,29 @@ def _value(v: Any, path: tuple, secrets: list) -> Any:
     return None  # null_value or unset
 
 
+def _wire_digest(struct: Any, secret_paths: frozenset) -> str:
+    """``ps019.digest.inputs_digest`` of the converted bag, computed on the Struct: each secret is replaced by
+    ``[secret]`` in a copy, exactly where ``ps019.model.redact`` replaces it in the plain bag."""
+    if not secret_paths:
+        return wire_inputs_digest(struct)
+    from google.protobuf import struct_pb2
+
+    copy = struct_pb2.Struct()
+    copy.CopyFrom(struct)
+    replaced: list[tuple] = []
+    for path in sorted(secret_paths, key=len):
+        if any(path[: len(done)] == done for done in replaced):
+            continue  # inside a secret already replaced as a whole
+        replaced.append(path)
+        node: Any = copy
+        for key in path[:-1]:
+            value = node.fields[key] if isinstance(key, str) else node.values[key]
+            node = value.struct_value if value.WhichOneof("kind") == "struct_value" else value.list_value
+        leaf = node.fields[path[-1]] if isinstance(path[-1], str) else node.values[path[-1]]
+        leaf.string_value = SECRET_PLACEHOLDER
+    return wire_inputs_digest(copy)
+
+
 def provider_view(request: Any) -> ResourceView | None:
     if not request.HasField("provider"):
         return None
@@ -105,7 +128,7 @@ def request_view(request: Any) -> ResourceView:
         provider=provider_view(request),
         parent=parent,
         dependencies=deps,
-        inputs_digest=wire_inputs_digest(request.properties) if verbatim else None,
+        inputs_digest=_wire_digest(request.properties, secret_paths) if verbatim else None,
     )
 
 
