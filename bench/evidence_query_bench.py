@@ -1,4 +1,4 @@
-"""Evidence query and verification benchmark (results: docs/benchmarks.d/evidence-query.md).
+"""Evidence query and verification benchmark (results: docs/benchmarks.md).
 
     .venv/bin/python bench/evidence_query_bench.py --store sqlite --records 1000000 --verify-at 10000,100000,1000000
 

@@ -11,7 +11,7 @@ bench/requirements-iam.txt when missing, in a worker subprocess fed the same cor
 
 Each tool gets the raw document text (parsing is part of its cost) and, per document, the median of ``--reps``
 timed calls after one warm-up pass over the whole corpus (so one-off database loads are reported separately as
-"first call"). Verdict mapping for the peers is documented in docs/benchmarks.d/iam.md.
+"first call"). Verdict mapping for the peers is documented in docs/benchmarks.md.
 """
 
 from __future__ import annotations
