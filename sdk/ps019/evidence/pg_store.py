@@ -18,6 +18,7 @@ from ps019.errors import StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
+                                  sql_where,
                                   validated_record)
 
 SCHEMA = "ps019_evidence"
@@ -201,33 +202,7 @@ class PostgresStore(EvidenceStore):
 
     def query(self, **filters: Any) -> list[StoredRecord]:
         q = filters_to_query(filters)
-        where, args = [], []
-        if q.stack:
-            if "/" in q.stack:
-                where.append("stack = %s")
-                args.append(q.stack)
-            else:
-                where.append("stack LIKE %s")
-                args.append("%/" + q.stack.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
-        for column, value in (("environment", q.environment), ("change_class", q.change_class), ("actor", q.actor)):
-            if value:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if q.kind:
-            where.append("kind = %s")
-            args.append(getattr(q.kind, "value", q.kind))
-        if q.since:
-            where.append("started_at >= %s")
-            args.append(format_utc(q.since))
-        if q.until:
-            where.append("started_at < %s")
-            args.append(format_utc(q.until))
-        if q.break_glass is not None:
-            where.append("break_glass = %s")
-            args.append(q.break_glass)
-        if q.with_violations is not None:
-            where.append("has_violations = %s")
-            args.append(q.with_violations)
+        where, args = sql_where(q, "%s")
         sql = f"SELECT document, envelope FROM {SCHEMA}.records"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -21,6 +21,7 @@ from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
+                                  sql_where,
                                   validated_record)
 
 SCHEMA_VERSION = 1
@@ -185,34 +186,7 @@ class SqliteStore(EvidenceStore):
 
     def query(self, **filters: Any) -> list[StoredRecord]:
         q = filters_to_query(filters)
-        where, args = [], []
-        if q.stack:
-            if "/" in q.stack:
-                where.append("stack = ?")
-                args.append(q.stack)
-            else:
-                where.append("stack LIKE ? ESCAPE '\\'")
-                args.append("%/" + q.stack.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
-        for column, value in (("environment", q.environment), ("change_class", q.change_class),
-                              ("actor", q.actor)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if q.kind:
-            where.append("kind = ?")
-            args.append(getattr(q.kind, "value", q.kind))
-        if q.since:
-            where.append("started_at >= ?")
-            args.append(format_utc(q.since))
-        if q.until:
-            where.append("started_at < ?")
-            args.append(format_utc(q.until))
-        if q.break_glass is not None:
-            where.append("break_glass = ?")
-            args.append(int(q.break_glass))
-        if q.with_violations is not None:
-            where.append("has_violations = ?")
-            args.append(int(q.with_violations))
+        where, args = sql_where(q, "?", like_escape=" ESCAPE '\\'", bools_as_int=True)
         sql = f"SELECT {_COLUMNS} FROM records"
         if where:
             sql += " WHERE " + " AND ".join(where)
