@@ -325,6 +325,8 @@ def _jcs_ready(node: Any) -> Any:
     if t is float:
         if node.is_integer() and abs(node) <= _MAX_SAFE_INT:
             return int(node)
+        if node.is_integer():  # beyond 2**53 ECMAScript prints shortest digits padded with zeros: use the reference
+            raise _NeedsReference
         if math.isfinite(node) and 1e-4 <= abs(node) < 1e16:
             return node
         raise _NeedsReference
