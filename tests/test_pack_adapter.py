@@ -124,3 +124,18 @@ def test_up_links_the_update_record_to_its_preview(ps019_pack, evidence_store):
     update = [s.record for s in evidence_store.query(stack=str(stack), kind="update")][-1]
     assert update.links.get("preview_record_id") == preview.record_id
     assert update.sequence == preview.sequence + 1 and update.prev_hash == preview.hash
+
+
+def test_decision_log_goes_where_the_pack_config_says_as_json_lines_without_secrets(ps019_pack, pack_pool, tmp_path):
+    stack = StackRef.parse("acme/adapter-log/prod")
+    log_file = tmp_path / "decisions.jsonl"
+    config = {"ps019-settings": {"log": {"file": str(log_file), "level": "info"}}}
+    result = run_pass(ps019_pack, stack_resources(stack), stack=stack, dry_run=True, pool=pack_pool,
+                      policy_pack_config=config)
+    assert result.stack_analyzed
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    facts = [e for e in lines if e.get("event") == "run_facts" and e.get("stack") == str(stack)]
+    assert facts and facts[-1]["tier"] == "production" and facts[-1]["gate"] == "blocked"
+    assert any(e.get("event") == "evidence_written" for e in lines)
+    assert SECRET not in log_file.read_text()
+    assert not [line for line in result.pack_output if line.strip()]  # nothing on the engine's stdout channel
