@@ -581,9 +581,9 @@ def test_exception_cannot_waive_the_change_gate(tmp_path):
     # what the pack does once per run, then to the gate's own finding on the root stack resource
     facts = _gather(tmp_path, {}, store_url=url, levels={"PS019-GATE-002": Level.MANDATORY})
     # The exception is refused, with the reason, and the gate's own finding stays mandatory.
-    assert not facts.exceptions.valid
-    assert any(exc is not None and exc.control_id == "PS019-GATE-002" for exc, _ in facts.exceptions.ignored)
-    gate_finding = [d for d in pack_facts.post_process(types.SimpleNamespace(settings=None, levels={}), facts,
+    assert not facts.history.exceptions.valid
+    assert any(exc is not None and exc.control_id == "PS019-GATE-002" for exc, _ in facts.history.exceptions.ignored)
+    gate_finding = [d for d in pack_facts.post_process(facts,
                                                        [diag("PS019-GATE-002", urn=ROOT_URN)])
                     if d.control_id == "PS019-GATE-002"]
     assert gate_finding[0].level is Level.MANDATORY, gate_finding[0].message

@@ -27,15 +27,6 @@ PREVIEW_LINK_WINDOW = timedelta(hours=12)
 
 
 @dataclass
-class Deployer:
-    """Who runs this pass, and how we know: an STS-verified ARN beats a CI identity beats the local user name."""
-
-    id: str | None
-    verified_by: str  # "sts" | "ci" | "local-user" | "none"
-    kind: str = "unknown"
-
-
-@dataclass
 class History:
     """Facts read from the evidence store for controls (promotion) and for linking records."""
 
@@ -49,12 +40,10 @@ class History:
 @dataclass
 class Facts:
     context: RunContext
-    deployer: Deployer
+    deployer: Any  # ps019.gate.decision.Deployer: an STS-verified ARN beats a CI identity beats the local user
     ci: Any = None
     identity: Any = None
-    change_request: Any = None
     grant: Any = None
-    exceptions: Any = None
     decision: Any = None
     history: History = field(default_factory=History)
     waivers: list = field(default_factory=list)
@@ -109,9 +98,8 @@ def gather(run: Any) -> Facts:
         tier=tier, tier_source=tier_source, stack_config=run.stack_config, stack_tags=run.stack_tags, now=now,
         gate=decision, deploy_identity=identity, settings=settings, history=history,
     )
-    facts = Facts(context=ctx, deployer=Deployer(deployer.identity, deployer.verified_by or "none"), ci=ci,
-                  identity=identity, change_request=inputs.change_request, grant=grant, exceptions=exceptions,
-                  decision=decision, history=history, commit=inputs.artifact_commit, plan_digest=inputs.plan_digest)
+    facts = Facts(context=ctx, deployer=deployer, ci=ci, identity=identity, grant=grant, decision=decision,
+                  history=history, commit=inputs.artifact_commit, plan_digest=inputs.plan_digest)
     facts.waivers = exceptions.waivers() + _grant_waivers(grant)
     log.info("run_facts", stack=run.stack_ref, dry_run=run.dry_run, tier=tier, deployer=deployer.identity,
              verified_by=deployer.verified_by, grant=grant.grant_id, grant_valid=grant.valid,
@@ -131,7 +119,7 @@ def _default_gate_settings() -> Any:
 # --- per-resource and per-stack post-processing ---------------------------------------------------------------------
 
 
-def post_process(run: Any, facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+def post_process(facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """Exceptions and break-glass waivers, applied in one place to every diagnostic (ps019.gate.waivers)."""
     if not facts.waivers:
         return diagnostics
@@ -241,9 +229,9 @@ def _attach_gate(record: Any, facts: Facts) -> None:
         record.approvals = refs
     if facts.grant is not None and facts.grant.grant_id:
         record.break_glass = rec.VerifiedReference.model_validate(facts.grant.evidence_reference())
-    if facts.exceptions is not None:
+    if facts.history.exceptions is not None:
         record.exceptions = [rec.VerifiedReference.model_validate(e)
-                             for e in facts.exceptions.evidence_references()]
+                             for e in facts.history.exceptions.evidence_references()]
 
 
 def evidence_diagnostics(run: Any, facts: Facts | None) -> list[Diagnostic]:
@@ -415,16 +403,16 @@ def _grant_waivers(grant: Any) -> list:
 def _actor(facts: Facts | None) -> Any:
     from ps019.evidence import Identity
 
-    if facts is None or facts.deployer.id is None:
+    if facts is None or facts.deployer.identity is None:
         return None
     d = facts.deployer
     identity = facts.identity
     if d.verified_by == "sts":
-        return Identity(id=d.id, kind="aws-sts", verified=True, verified_by="sts:GetCallerIdentity",
+        return Identity(id=d.identity, kind="aws-sts", verified=True, verified_by="sts:GetCallerIdentity",
                         account=getattr(identity, "account", None), role=getattr(identity, "role_name", None))
     if d.verified_by == "ci":
-        return Identity(id=d.id, kind="ci-env", verified=False, verified_by="CI environment variables")
-    return Identity(id=d.id, kind="local-user", verified=False, verified_by="local user name")
+        return Identity(id=d.identity, kind="ci-env", verified=False, verified_by="CI environment variables")
+    return Identity(id=d.identity, kind="local-user", verified=False, verified_by="local user name")
 
 
 def _ci(facts: Facts | None) -> Any:

@@ -64,13 +64,13 @@ class Run:
         """Apply the run's exceptions and break-glass waivers (idempotent: a waived finding stays as it is)."""
         from ps019.pack import facts
 
-        return facts.post_process(self, self._facts, diagnostics)
+        return facts.post_process(self._facts, diagnostics)
 
     def finish_resource(self, view: ResourceView, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         from ps019.pack import facts
 
         with self._lock:
-            diagnostics = facts.post_process(self, self._facts, diagnostics)
+            diagnostics = facts.post_process(self._facts, diagnostics)
             self.resources.append(view)
             self.diagnostics.extend(diagnostics)
             if not self.dry_run and self.blocked_at is None and any(d.level is Level.MANDATORY for d in diagnostics):
@@ -83,7 +83,7 @@ class Run:
         from ps019.pack import facts
 
         with self._lock:
-            diagnostics = facts.post_process(self, self._facts, diagnostics)
+            diagnostics = facts.post_process(self._facts, diagnostics)
             self.diagnostics.extend(diagnostics)
             self.evidence = facts.emit_record(self, self._facts, kind="preview" if self.dry_run else "update")
             return diagnostics + facts.evidence_diagnostics(self, self._facts)
