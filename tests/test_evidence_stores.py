@@ -145,3 +145,29 @@ def test_s3_unreachable_is_store_error(monkeypatch, evidence_signer):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with pytest.raises(StoreError, match="unreachable"):
         open_store("s3://nowhere-bucket/x").append(make_record(), evidence_signer)
+
+
+def test_list_summaries_are_the_records_own_summaries(store_url, evidence_signer):
+    """`ps019 evidence list` reads a projection of indexed columns (no record decoded); it must say exactly what
+    the records say, for deployments and governance events alike, under every filter."""
+    from datetime import datetime, timedelta, timezone
+
+    from ps019.evidence import BreakGlassOpenPayload, EvidenceRecord, Identity, VerifiedReference
+    from ps019.evidence.store import record_summary
+    from tests.plugins.evidence import make_record
+
+    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    grant = EvidenceRecord(kind="break_glass_open", organization="acme", project="payments", stack="prod",
+                           environment="production", started_at=now, payload=BreakGlassOpenPayload(
+                               grant_id="BG-1", operator=Identity(id="olivia"), reason="r", incident="INC-1",
+                               opened_at=now, expires_at=now + timedelta(hours=1)))
+    records = [make_record(), make_record(kind="preview", policy_results=[]), grant,
+               make_record(change_class="emergency", break_glass=VerifiedReference(
+                   ref_id="BG-1", kind="break_glass", verified=True))]
+    with open_store(store_url) as store:
+        for r in records:
+            store.append(r, evidence_signer)
+        for filters in ({}, {"break_glass": True}, {"kind": "update"}, {"stack": "acme/payments/prod", "limit": 2},
+                        {"actor": "olivia"}):
+            expected = [record_summary(s.document) for s in store.query(**filters)]
+            assert store.summaries(**filters) == expected, filters

@@ -156,16 +156,10 @@ def _actor(doc: dict[str, Any]) -> str:
 
 
 def summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """The compact per-record view used by `list --format json` and the table."""
-    return {
-        "record_id": doc.get("record_id"), "kind": doc.get("kind"), "started_at": doc.get("started_at"),
-        "stack": f"{doc.get('organization')}/{doc.get('project')}/{doc.get('stack')}" if doc.get("stack") else "",
-        "environment": doc.get("environment"), "change_class": doc.get("change_class"),
-        "outcome": doc.get("outcome"), "actor": _actor(doc),
-        "violations": len(doc.get("policy_results") or []),
-        "break_glass": (doc.get("break_glass") or {}).get("ref_id") or (doc.get("payload") or {}).get("grant_id"),
-        "chain": f"{doc.get('chain_key')}#{doc.get('sequence')}", "hash": doc.get("hash"),
-    }
+    """The compact per-record view used by `list --format json` and the table (``ps019.evidence.store``)."""
+    from ps019.evidence.store import record_summary
+
+    return record_summary(doc)
 
 
 # --- the group ----------------------------------------------------------------------------------------------------
@@ -197,7 +191,7 @@ def list_cmd(store_url, stack, environment, kind, change_class, actor, since, un
     if limit:
         filters["limit"] = limit
     with opened_store(store_url) as store:
-        rows = [summary(r.document) for r in store.query(**filters)]
+        rows = store.summaries(**filters)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return

@@ -21,7 +21,7 @@ from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
-                                  sql_where,
+                                  SUMMARY_FIELDS, sql_where,
                                   validated_record)
 
 SCHEMA_VERSION = 1
@@ -195,6 +195,22 @@ class SqliteStore(EvidenceStore):
             sql += " LIMIT ?"
             args.append(int(q.limit))
         return [_row(r) for r in self._exec(sql, args)]
+
+    def summaries(self, **filters: Any) -> list[dict[str, Any]]:
+        q = filters_to_query(filters)
+        where, args = sql_where(q, "?", like_escape=" ESCAPE '\\'", bools_as_int=True)
+        sql = ("SELECT record_id, kind, started_at, stack, environment, change_class,"
+               " json_extract(document, '$.outcome'), coalesce(actor, ''),"
+               " coalesce(json_array_length(document, '$.policy_results'), 0),"
+               " coalesce(json_extract(document, '$.break_glass.ref_id'), json_extract(document, '$.payload.grant_id')),"
+               " chain_key || '#' || seq, hash FROM records")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC"
+        if q.limit:
+            sql += " LIMIT ?"
+            args.append(int(q.limit))
+        return [dict(zip(SUMMARY_FIELDS, row)) for row in self._exec(sql, args)]
 
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
         if stack:

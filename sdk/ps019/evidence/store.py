@@ -185,6 +185,11 @@ class EvidenceStore(abc.ABC):
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
         """Every record in chain order (per chain ascending sequence); ``stack`` = a chain key."""
 
+    def summaries(self, **filters: Any) -> list[dict[str, Any]]:
+        """``record_summary`` of each record ``query`` would return. The SQL stores override this with a projection
+        of indexed columns, so that listing many records decodes none of them."""
+        return [record_summary(s.document) for s in self.query(**filters)]
+
     @abc.abstractmethod
     def heads(self) -> dict[str, tuple[int, str]]:
         """The store's own record of each chain's head (sequence, hash), for truncation checks."""
@@ -325,3 +330,20 @@ def sql_where(q: Any, placeholder: str, like_escape: str = "", bools_as_int: boo
             where.append(f"{column} = {ph}")
             args.append(int(value) if bools_as_int else value)
     return where, args
+
+
+SUMMARY_FIELDS = ("record_id", "kind", "started_at", "stack", "environment", "change_class", "outcome", "actor",
+                  "violations", "break_glass", "chain", "hash")
+
+
+def record_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The compact per-record view of ``ps019 evidence list`` (table and ``--format json``)."""
+    facts = document_facts(doc)
+    return {
+        "record_id": doc.get("record_id"), "kind": doc.get("kind"), "started_at": doc.get("started_at"),
+        "stack": facts.stack, "environment": doc.get("environment"), "change_class": doc.get("change_class"),
+        "outcome": doc.get("outcome"), "actor": facts.actor or "",
+        "violations": len(doc.get("policy_results") or []),
+        "break_glass": (doc.get("break_glass") or {}).get("ref_id") or (doc.get("payload") or {}).get("grant_id"),
+        "chain": f"{doc.get('chain_key')}#{doc.get('sequence')}", "hash": doc.get("hash"),
+    }
