@@ -171,3 +171,19 @@ def test_list_summaries_are_the_records_own_summaries(store_url, evidence_signer
                         {"actor": "olivia"}):
             expected = [record_summary(s.document) for s in store.query(**filters)]
             assert store.summaries(**filters) == expected, filters
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_append_many_equals_single_appends(backend, request, tmp_path, evidence_signer):
+    """The batch path (spool flush, migrations, benchmarks) writes exactly the records single appends write."""
+    from tests.plugins.evidence import make_record
+
+    records = [make_record() for _ in range(4)]
+    with open_store(f"sqlite://{tmp_path / 'one.db'}") as store:
+        singles = [store.append(r, evidence_signer) for r in records]
+    many = (f"sqlite://{tmp_path / 'many.db'}" if backend == "sqlite"
+            else request.getfixturevalue("pg_evidence").writer_dsn)
+    with open_store(many) as store:
+        batch = store.append_many(records, evidence_signer)
+        assert [s.document for s in singles] == [b.document for b in batch]
+        assert store.append_many(records[:1], evidence_signer)[0].document == singles[0].document  # idempotent

@@ -11,7 +11,7 @@ cannot touch ``heads`` directly). Appends run in one transaction under a per-cha
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Iterable, Any, Iterator
 from urllib.parse import urlsplit
 
 from ps019.errors import StoreError
@@ -169,31 +169,46 @@ class PostgresStore(EvidenceStore):
             raise StoreError(f"PostgreSQL evidence store {self.where}: {_first_line(exc)}") from exc
 
     def append(self, record: EvidenceRecord, signer: Signer) -> StoredRecord:
-        record = validated_record(record)
+        return self.append_many([record], signer)[0]
+
+    def append_many(self, records: Iterable[EvidenceRecord], signer: Signer) -> list[StoredRecord]:
+        """Append records in order in ONE transaction: the same lock, checks, sealing and rows as ``append`` one at a
+        time (spool flush, migration, benchmark population)."""
+        records = [validated_record(r) for r in records]
 
         def tx(con):
             with con.transaction():
-                con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7274))", (record.chain_key,))
-                row = con.execute(f"SELECT document, envelope FROM {SCHEMA}.records WHERE record_id = %s",
-                                  (record.record_id,)).fetchone()
-                if row:
-                    return _row(row)
-                head = con.execute(f"SELECT seq, hash FROM {SCHEMA}.heads WHERE chain_key = %s",
-                                   (record.chain_key,)).fetchone()
-                seq, prev = head if head else (0, None)
-                stored = seal(record, signer, record.chain_key, seq, prev)
-                f = document_facts(stored.document)
-                con.execute(
-                    f"INSERT INTO {SCHEMA}.records (record_id, chain_key, seq, prev_hash, hash, kind, stack,"
-                    " environment, change_class, actor, started_at, break_glass, has_violations, document, envelope)"
-                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    (f.record_id, f.chain_key, stored.sequence, stored.prev_hash, stored.hash, f.kind, f.stack,
-                     f.environment, f.change_class, f.actor, f.started_at, f.break_glass, f.has_violations,
-                     json.dumps(stored.document, sort_keys=True, separators=(",", ":")),
-                     json.dumps(stored.envelope, sort_keys=True, separators=(",", ":"))))
-                return stored
+                locked: set[str] = set()
+                out = []
+                for record in records:
+                    if record.chain_key not in locked:  # per-chain lock held to the end of the transaction
+                        con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7274))", (record.chain_key,))
+                        locked.add(record.chain_key)
+                    out.append(self._append_locked(con, record, signer))
+                return out
 
         return self._run(tx)
+
+    @staticmethod
+    def _append_locked(con: Any, record: EvidenceRecord, signer: Signer) -> StoredRecord:
+        row = con.execute(f"SELECT document, envelope FROM {SCHEMA}.records WHERE record_id = %s",
+                          (record.record_id,)).fetchone()
+        if row:
+            return _row(row)  # idempotent by record ID
+        head = con.execute(f"SELECT seq, hash FROM {SCHEMA}.heads WHERE chain_key = %s",
+                           (record.chain_key,)).fetchone()
+        seq, prev = head if head else (0, None)
+        stored = seal(record, signer, record.chain_key, seq, prev)
+        f = document_facts(stored.document)
+        con.execute(
+            f"INSERT INTO {SCHEMA}.records (record_id, chain_key, seq, prev_hash, hash, kind, stack,"
+            " environment, change_class, actor, started_at, break_glass, has_violations, document, envelope)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            (f.record_id, f.chain_key, stored.sequence, stored.prev_hash, stored.hash, f.kind, f.stack,
+             f.environment, f.change_class, f.actor, f.started_at, f.break_glass, f.has_violations,
+             json.dumps(stored.document, sort_keys=True, separators=(",", ":")),
+             json.dumps(stored.envelope, sort_keys=True, separators=(",", ":"))))
+        return stored
 
     def get(self, record_id: str) -> StoredRecord | None:
         row = self._run(lambda c: c.execute(f"SELECT document, envelope FROM {SCHEMA}.records WHERE record_id = %s",
