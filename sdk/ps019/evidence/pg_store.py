@@ -18,7 +18,7 @@ from ps019.errors import StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
-                                  SUMMARY_FIELDS, sql_where,
+                                  SUMMARY_FIELDS, sql_select,
                                   validated_record)
 
 SCHEMA = "ps019_evidence"
@@ -216,33 +216,17 @@ class PostgresStore(EvidenceStore):
         return _row(row) if row else None
 
     def query(self, **filters: Any) -> list[StoredRecord]:
-        q = filters_to_query(filters)
-        where, args = sql_where(q, "%s")
-        sql = f"SELECT document, envelope FROM {SCHEMA}.records"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC"
-        if q.limit:
-            sql += " LIMIT %s"
-            args.append(int(q.limit))
+        sql, args = sql_select(f"SELECT document, envelope FROM {SCHEMA}.records", filters_to_query(filters), "%s")
         return [_row(r) for r in self._run(lambda c: c.execute(sql, args).fetchall())]
 
     def summaries(self, **filters: Any) -> list[dict[str, Any]]:
-        q = filters_to_query(filters)
-        where, args = sql_where(q, "%s")
-        sql = (f"SELECT record_id, kind, started_at, stack, environment, change_class,"
-               f" document::jsonb->>'outcome', coalesce(actor, ''),"
-               f" coalesce(jsonb_array_length(document::jsonb->'policy_results'), 0),"
-               f" coalesce(document::jsonb->'break_glass'->>'ref_id', document::jsonb->'payload'->>'grant_id'),"
-               f" chain_key || '#' || seq, hash FROM {SCHEMA}.records")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC"
-        if q.limit:
-            sql += " LIMIT %s"
-            args.append(int(q.limit))
-        rows = self._run(lambda c: c.execute(sql, args).fetchall())
-        return [dict(zip(SUMMARY_FIELDS, row)) for row in rows]
+        # `ps019 evidence list` reads indexed columns plus three small fields, so listing decodes no record.
+        sql, args = sql_select(
+            "SELECT record_id, kind, started_at, stack, environment, change_class, document::jsonb->>'outcome',"
+            " coalesce(actor, ''), coalesce(jsonb_array_length(document::jsonb->'policy_results'), 0),"
+            " coalesce(document::jsonb->'break_glass'->>'ref_id', document::jsonb->'payload'->>'grant_id'),"
+            f" chain_key || '#' || seq, hash FROM {SCHEMA}.records", filters_to_query(filters), "%s")
+        return [dict(zip(SUMMARY_FIELDS, row)) for row in self._run(lambda c: c.execute(sql, args).fetchall())]
 
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
         # a server-side cursor keeps memory flat over a million rows

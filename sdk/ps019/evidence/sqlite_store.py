@@ -21,7 +21,7 @@ from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
-                                  SUMMARY_FIELDS, sql_where,
+                                  SUMMARY_FIELDS, sql_select,
                                   validated_record)
 
 SCHEMA_VERSION = 1
@@ -80,6 +80,13 @@ CREATE INDEX IF NOT EXISTS records_violations ON records (started_at) WHERE has_
 """
 
 _COLUMNS = "document, envelope"
+# `ps019 evidence list` reads indexed columns plus three small fields, so listing decodes no record.
+_SUMMARY_SELECT = ("SELECT record_id, kind, started_at, stack, environment, change_class,"
+                   " json_extract(document, '$.outcome'), coalesce(actor, ''),"
+                   " coalesce(json_array_length(document, '$.policy_results'), 0),"
+                   " coalesce(json_extract(document, '$.break_glass.ref_id'),"
+                   " json_extract(document, '$.payload.grant_id')),"
+                   " chain_key || '#' || seq, hash FROM records")
 
 
 class SqliteStore(EvidenceStore):
@@ -185,32 +192,14 @@ class SqliteStore(EvidenceStore):
         return self._exec("SELECT 1 FROM records WHERE record_id = ?", (record_id,)).fetchone() is not None
 
     def query(self, **filters: Any) -> list[StoredRecord]:
-        q = filters_to_query(filters)
-        where, args = sql_where(q, "?", like_escape=" ESCAPE '\\'", bools_as_int=True)
-        sql = f"SELECT {_COLUMNS} FROM records"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC"
-        if q.limit:
-            sql += " LIMIT ?"
-            args.append(int(q.limit))
-        return [_row(r) for r in self._exec(sql, args)]
+        return [_row(r) for r in self._exec(*self._select(f"SELECT {_COLUMNS} FROM records", filters))]
 
     def summaries(self, **filters: Any) -> list[dict[str, Any]]:
-        q = filters_to_query(filters)
-        where, args = sql_where(q, "?", like_escape=" ESCAPE '\\'", bools_as_int=True)
-        sql = ("SELECT record_id, kind, started_at, stack, environment, change_class,"
-               " json_extract(document, '$.outcome'), coalesce(actor, ''),"
-               " coalesce(json_array_length(document, '$.policy_results'), 0),"
-               " coalesce(json_extract(document, '$.break_glass.ref_id'), json_extract(document, '$.payload.grant_id')),"
-               " chain_key || '#' || seq, hash FROM records")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC"
-        if q.limit:
-            sql += " LIMIT ?"
-            args.append(int(q.limit))
-        return [dict(zip(SUMMARY_FIELDS, row)) for row in self._exec(sql, args)]
+        return [dict(zip(SUMMARY_FIELDS, row)) for row in self._exec(*self._select(_SUMMARY_SELECT, filters))]
+
+    @staticmethod
+    def _select(select_from: str, filters: dict[str, Any]) -> tuple[str, list]:
+        return sql_select(select_from, filters_to_query(filters), "?", like_escape=" ESCAPE '\\'", bools_as_int=True)
 
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
         if stack:

@@ -332,6 +332,17 @@ def sql_where(q: Any, placeholder: str, like_escape: str = "", bools_as_int: boo
     return where, args
 
 
+def sql_select(select_from: str, q: Any, placeholder: str, like_escape: str = "",
+               bools_as_int: bool = False) -> tuple[str, list]:
+    """``SELECT … FROM …`` plus the Query's WHERE, the store-wide newest-first order and its LIMIT."""
+    where, args = sql_where(q, placeholder, like_escape, bools_as_int)
+    sql = select_from + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_at DESC, id DESC"
+    if q.limit:
+        sql += f" LIMIT {placeholder}"
+        args.append(int(q.limit))
+    return sql, args
+
+
 SUMMARY_FIELDS = ("record_id", "kind", "started_at", "stack", "environment", "change_class", "outcome", "actor",
                   "violations", "break_glass", "chain", "hash")
 
