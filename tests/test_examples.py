@@ -56,17 +56,6 @@ def _export_file(export: str) -> dict:
     return json.loads((EXAMPLES / export).read_text())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_evidence_store(tmp_path_factory):
-    """The ps019 pack writes an evidence record on every pass: keep them (and the default signing key) out of the
-    user's real store. Module scope: the pack processes inherit this environment and are reused within the module."""
-    home = tmp_path_factory.mktemp("ps019-data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_DATA_HOME", str(home))
-        patch.setenv("PS019_EVIDENCE_STORE", f"sqlite://{home / 'evidence.db'}")
-        yield
-
-
 @pytest.fixture(scope="module")
 def _capture_cache():
     return {}
