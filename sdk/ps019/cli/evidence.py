@@ -457,7 +457,7 @@ def verify_deployment(state_file, stack, store_url, fmt, no_record) -> None:
     configure_logging()
     from ps019.engine import StackRef, load_stack_export
     from ps019.evidence import EvidenceRecord, EvidenceSettings, Identity, RecordKind, VerificationPayload, emit
-    from ps019.evidence.audit import compare_state, last_update_record, state_digests
+    from ps019.evidence.audit import compare_state, last_update_record
 
     ref = StackRef.parse(stack)
     stack_ref = f"{ref.organization}/{ref.project}/{ref.stack}"
@@ -499,6 +499,25 @@ def verify_deployment(state_file, stack, store_url, fmt, no_record) -> None:
             click.echo(f"verification record {record_id} appended")
     if not cmp.matched:
         raise SystemExit(1)
+
+
+def state_digests(export: Any) -> dict[str, tuple[str, str]]:
+    """``urn -> (type, inputs_digest)`` for every resource of a loaded stack export (``ps019.engine.StackExport``).
+
+    The digest is computed exactly as the pack computes it for the record: the resource's inputs go through the
+    engine's wire encoding (``marshal_properties``) and the pack's single conversion (``struct_to_plain``, which
+    unwraps secrets and lists their paths), then ``ps019.evidence.record.inputs_digest`` (secrets replaced by
+    ``[secret]`` before hashing). So a secret never influences the digest and never leaves this function.
+    """
+    from ps019.engine.values import marshal_properties
+    from ps019.digest import inputs_digest
+    from ps019.pack.convert import struct_to_plain
+
+    out: dict[str, tuple[str, str]] = {}
+    for res in export:
+        props, secret_paths = struct_to_plain(marshal_properties(res.inputs, dry_run=False))
+        out[res.urn] = (res.type, inputs_digest(props, secret_paths))
+    return out
 
 
 def _local_user() -> str:

@@ -29,7 +29,8 @@ from ps019.evidence.record import (
 )
 from ps019.evidence.settings import EvidenceSettings, default_data_dir, default_store_url
 from ps019.evidence.signing import PAYLOAD_TYPE, PREDICATE_TYPE, Signer, keyid_of, load_signer, public_key_map
-from ps019.evidence.store import GENESIS_HASH, EvidenceStore, Query, StoredRecord, open_store
+from ps019.evidence.registry import open_store, register_scheme
+from ps019.evidence.store import GENESIS_HASH, EvidenceStore, Query, StoredRecord
 
 __all__ = [
     "SCHEMA_VERSION", "ApprovalPayload", "Artifact", "BreakGlassClosePayload", "BreakGlassOpenPayload",
@@ -38,6 +39,6 @@ __all__ = [
     "PAYLOAD_TYPE", "PREDICATE_TYPE", "PolicyPackRef", "PolicyResult", "Query", "RecordKind", "ResourceChange",
     "Signer", "StoredRecord", "VerificationPayload", "VerifiedReference", "canonical_bytes", "default_data_dir",
     "default_store_url", "emit", "flush_spool", "inputs_digest", "json_schema", "keyid_of", "load_signer",
-    "open_store", "policy_result", "public_key_map", "record_hash", "resource_change", "spooled_files",
+    "open_store", "policy_result", "register_scheme", "public_key_map", "record_hash", "resource_change", "spooled_files",
     "verify_chain", "verify_record", "verify_store",
 ]

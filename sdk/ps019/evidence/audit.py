@@ -3,8 +3,8 @@
 * :func:`sample` -- a deterministic, reproducible sample of a population (SHA-256 ranking, see its docstring);
 * :data:`REQUIRED_FIELDS` / :func:`missing_fields` -- what "complete evidence" means for a production update;
 * :func:`parse_stack_history` / :func:`reconcile` -- ``pulumi stack history --json`` against the evidence;
-* :func:`state_digests` / :func:`compare_state` -- post-release verification of a stack's state against the last
-  update record (same resources, same input digests, computed exactly as the pack computes them);
+* :func:`compare_state` -- post-release verification of a stack's state (digested by ``ps019 verify``, the CLI edge,
+  exactly as the pack digests it) against the last update record (same resources, same input digests);
 * :func:`percentile` -- the nearest-rank percentile used by the metrics report.
 
 The CLI (``ps019.cli.evidence``) and the report (``ps019.evidence.report``) do the I/O around these.
@@ -333,25 +333,6 @@ class StateComparison:
         return ([f"missing from state: {u}" for u in self.missing]
                 + [f"not in the update record: {u}" for u in self.unexpected]
                 + [f"inputs differ: {u}" for u in self.changed])
-
-
-def state_digests(export: Any) -> dict[str, tuple[str, str]]:
-    """``urn -> (type, inputs_digest)`` for every resource of a loaded stack export (``ps019.engine.StackExport``).
-
-    The digest is computed exactly as the pack computes it for the record: the resource's inputs go through the
-    engine's wire encoding (``marshal_properties``) and the pack's single conversion (``struct_to_plain``, which
-    unwraps secrets and lists their paths), then ``ps019.evidence.record.inputs_digest`` (secrets replaced by
-    ``[secret]`` before hashing). So a secret never influences the digest and never leaves this function.
-    """
-    from ps019.engine.values import marshal_properties
-    from ps019.evidence.record import inputs_digest
-    from ps019.pack.convert import struct_to_plain
-
-    out: dict[str, tuple[str, str]] = {}
-    for res in export:
-        props, secret_paths = struct_to_plain(marshal_properties(res.inputs, dry_run=False))
-        out[res.urn] = (res.type, inputs_digest(props, secret_paths))
-    return out
 
 
 def compare_state(record: Mapping[str, Any], state: Mapping[str, tuple[str, str]]) -> StateComparison:

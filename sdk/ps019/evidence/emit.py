@@ -21,8 +21,10 @@ import structlog
 from ps019.errors import InputError, IntegrityError, StoreError
 from ps019.evidence.record import EvidenceRecord, canonical_bytes
 from ps019.evidence.settings import EvidenceSettings
-from ps019.evidence.signing import (SPOOL_PREDICATE_TYPE, Signer, decode_statement, load_signer, verify_envelope)
-from ps019.evidence.store import EvidenceStore, StoredRecord, open_store, redact_forbidden, validated_record
+from ps019.evidence.signing import (SPOOL_PREDICATE_TYPE, Signer, decode_statement, load_signer, public_key_map,
+                                    verify_envelope)
+from ps019.evidence.registry import open_store
+from ps019.evidence.store import EvidenceStore, StoredRecord, redact_forbidden, validated_record
 
 log = structlog.get_logger(__name__)
 
@@ -161,8 +163,6 @@ def _read_spooled(path: Path, keys) -> EvidenceRecord:
 
 
 def _configured_keys(settings: EvidenceSettings):
-    from ps019.evidence.signing import public_key_map
-
     return public_key_map(settings.verify_keys) if settings.verify_keys else {}
 
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 from ps019.errors import StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
-from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
-                                  SUMMARY_FIELDS, sql_select,
-                                  validated_record)
+from ps019.evidence.sql import sql_select
+from ps019.evidence.store import (SUMMARY_FIELDS, EvidenceStore, StoredRecord, document_facts, filters_to_query,
+                                  seal, validated_record)
 
 SCHEMA = "ps019_evidence"
 
@@ -266,3 +266,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _row(row: tuple[str, str]) -> StoredRecord:
     return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1]))
+
+
+def open_url(url: str, settings: Any = None) -> PostgresStore:
+    """The registry's opener for ``postgresql://`` and ``postgres://`` URLs."""
+    return PostgresStore.from_url(url, connect_timeout=getattr(settings, "connect_timeout_s", 5.0))

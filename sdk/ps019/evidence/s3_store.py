@@ -238,3 +238,9 @@ class S3Store(EvidenceStore):
         hits = [r for r in self.iter_all() if q.matches(index_facts(r.record))]
         hits.sort(key=lambda r: r.document.get("started_at", ""), reverse=True)
         return hits[: q.limit] if q.limit else hits
+
+
+def open_url(url: str, settings: Any = None) -> S3Store:
+    """The registry's opener for ``s3://`` URLs."""
+    return S3Store.from_url(url, retention_days=getattr(settings, "s3_retention_days", None),
+                            connect_timeout=getattr(settings, "connect_timeout_s", 5.0))

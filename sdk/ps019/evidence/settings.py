@@ -8,23 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-ENV_STORE = "PS019_EVIDENCE_STORE"
-ENV_SPOOL = "PS019_EVIDENCE_SPOOL_DIR"
-
-
-def default_data_dir() -> Path:
-    """``${XDG_DATA_HOME:-~/.local/share}/ps019``: the per-user home of the default store, key and spool."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "ps019"
-
-
-def default_store_url() -> str:
-    return f"sqlite://{default_data_dir() / 'evidence.db'}"  # sqlite:///home/me/.local/share/...
-
-
-def resolve_store_url(url: str | None) -> str:
-    """explicit URL -> $PS019_EVIDENCE_STORE -> the per-user sqlite default."""
-    return url or os.environ.get(ENV_STORE) or default_store_url()
+from ps019.evidence.paths import (ENV_SPOOL, ENV_STORE, default_data_dir, default_store_url,  # noqa: F401 - API
+                                  resolve_store_url)
+from ps019.evidence.signing import load_signer, public_key_map
 
 
 class EvidenceSettings(BaseModel):
@@ -53,8 +39,6 @@ class EvidenceSettings(BaseModel):
     def public_keys(self):
         """keyid -> Ed25519PublicKey for verification. With no keys configured, the local signer's own public key
         (self-verification: fine for a demo, not an independent check -- docs/evidence.md)."""
-        from ps019.evidence.signing import load_signer, public_key_map
-
         if self.verify_keys:
             return public_key_map(self.verify_keys)
         signer = load_signer(self)

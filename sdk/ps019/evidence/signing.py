@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ps019.errors import InputError
-from ps019.evidence.record import canonical_bytes
+from ps019.evidence.canonical import canonical_bytes
+from ps019.evidence.paths import default_data_dir
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -176,8 +177,6 @@ def decode_statement(payload: bytes) -> dict[str, Any] | None:
 
 
 def default_key_path() -> Path:
-    from ps019.evidence.settings import default_data_dir
-
     return default_data_dir() / "evidence-signing-key.pem"
 
 

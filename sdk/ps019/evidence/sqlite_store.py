@@ -20,9 +20,9 @@ from urllib.parse import unquote
 from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
-from ps019.evidence.store import (EvidenceStore, StoredRecord, document_facts, filters_to_query, format_utc, seal,
-                                  SUMMARY_FIELDS, sql_select,
-                                  validated_record)
+from ps019.evidence.sql import sql_select
+from ps019.evidence.store import (SUMMARY_FIELDS, EvidenceStore, StoredRecord, document_facts, filters_to_query,
+                                  seal, validated_record)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -227,3 +227,8 @@ class SqliteStore(EvidenceStore):
 
 def _row(row: tuple[str, str]) -> StoredRecord:
     return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1]))
+
+
+def open_url(url: str, settings: Any = None) -> SqliteStore:
+    """The registry's opener for ``sqlite:`` URLs."""
+    return SqliteStore.from_url(url)

@@ -1,4 +1,7 @@
-"""The store interface shared by the sqlite, S3 and PostgreSQL back ends, and ``open_store``.
+"""The store interface shared by the sqlite, S3 and PostgreSQL back ends.
+
+Imports run one way: the back ends (``sqlite_store``, ``pg_store``, ``s3_store``) depend on this module, never the
+reverse; ``ps019.evidence.registry.open_store`` picks a back end by URL scheme.
 
 Every store appends through :func:`seal`: the record is redacted against its ``forbidden_values`` hint, given its
 chain fields (per-stack ``sequence`` and ``prev_hash``), hashed (SHA-256 over RFC 8785 canonical JSON without the
@@ -18,7 +21,6 @@ import structlog
 
 from ps019.errors import InputError
 from ps019.evidence.record import EvidenceRecord, RecordKind, format_utc, hash_and_statement
-from ps019.evidence.settings import resolve_store_url
 from ps019.evidence.signing import Signer
 from ps019.model import SECRET_PLACEHOLDER
 
@@ -272,75 +274,11 @@ def redact_forbidden(document: Any, forbidden: set[str] | frozenset[str]) -> Any
     return result
 
 
-def open_store(url: str | None = None, settings: Any = None) -> EvidenceStore:
-    """The store for ``url`` (None -> ``$PS019_EVIDENCE_STORE`` -> per-user sqlite default)."""
-    url = resolve_store_url(url or getattr(settings, "store_url", None))
-    if url.startswith("sqlite:"):
-        from ps019.evidence.sqlite_store import SqliteStore
-
-        return SqliteStore.from_url(url)
-    if url.startswith("s3://"):
-        from ps019.evidence.s3_store import S3Store
-
-        return S3Store.from_url(url, retention_days=getattr(settings, "s3_retention_days", None),
-                                connect_timeout=getattr(settings, "connect_timeout_s", 5.0))
-    if url.startswith(("postgresql://", "postgres://")):
-        from ps019.evidence.pg_store import PostgresStore
-
-        return PostgresStore.from_url(url, connect_timeout=getattr(settings, "connect_timeout_s", 5.0))
-    raise InputError(f"unsupported evidence store URL scheme: {url.split(':', 1)[0]!r} "
-                     "(use sqlite:///path, s3://bucket/prefix or postgresql://...)")
-
-
 def filters_to_query(filters: Mapping[str, Any]) -> Query:
     unknown = set(filters) - set(Query.__dataclass_fields__)
     if unknown:
         raise InputError(f"unknown evidence query filter(s): {', '.join(sorted(unknown))}")
     return Query(**{k: v for k, v in filters.items()})
-
-
-def sql_where(q: Any, placeholder: str, like_escape: str = "", bools_as_int: bool = False) -> tuple[list[str], list]:
-    """The WHERE conditions of a ``Query`` for the SQL stores (their indexed columns are the same); each store only
-    brings its placeholder style, its LIKE escape clause and how it stores booleans."""
-    where: list[str] = []
-    args: list = []
-    ph = placeholder
-    if q.stack:
-        if "/" in q.stack:
-            where.append(f"stack = {ph}")
-            args.append(q.stack)
-        else:  # a short stack name matches any org/project
-            where.append(f"stack LIKE {ph}{like_escape}")
-            args.append("%/" + q.stack.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
-    for column, value in (("environment", q.environment), ("change_class", q.change_class), ("actor", q.actor)):
-        if value:
-            where.append(f"{column} = {ph}")
-            args.append(value)
-    if q.kind:
-        where.append(f"kind = {ph}")
-        args.append(getattr(q.kind, "value", q.kind))
-    if q.since:
-        where.append(f"started_at >= {ph}")
-        args.append(format_utc(q.since))
-    if q.until:
-        where.append(f"started_at < {ph}")
-        args.append(format_utc(q.until))
-    for column, value in (("break_glass", q.break_glass), ("has_violations", q.with_violations)):
-        if value is not None:
-            where.append(f"{column} = {ph}")
-            args.append(int(value) if bools_as_int else value)
-    return where, args
-
-
-def sql_select(select_from: str, q: Any, placeholder: str, like_escape: str = "",
-               bools_as_int: bool = False) -> tuple[str, list]:
-    """``SELECT … FROM …`` plus the Query's WHERE, the store-wide newest-first order and its LIMIT."""
-    where, args = sql_where(q, placeholder, like_escape, bools_as_int)
-    sql = select_from + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_at DESC, id DESC"
-    if q.limit:
-        sql += f" LIMIT {placeholder}"
-        args.append(int(q.limit))
-    return sql, args
 
 
 SUMMARY_FIELDS = ("record_id", "kind", "started_at", "stack", "environment", "change_class", "outcome", "actor",
