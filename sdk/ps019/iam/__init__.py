@@ -4,19 +4,36 @@
     >>> analyze_policy('{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}').verdict
     'deny'
 
-Importing this package is cheap (no data is read); the action index loads on first use (~10 ms).
+Importing this package is cheap (no data is read); the action index loads on first use (~10 ms), the AWS managed-policy
+dataset on the first ``managed_policy(...)`` lookup (~40 ms).
 """
 
 from ps019.iam._data_version import IAM_DATA_VERSION
 from ps019.iam.analysis import Category, IamFinding, IamResult, analyze_policy, is_admin_equivalent_managed_policy
 from ps019.iam.knowledge import ADMIN_EQUIVALENT_POLICY_ARNS
+from ps019.iam._managed_version import MANAGED_POLICY_DATA_VERSION
+from ps019.iam.managed import (
+    ManagedPolicy,
+    is_aws_managed_arn,
+    managed_policy,
+    managed_policy_data_version,
+    managed_policy_info,
+    managed_policy_names,
+)
 
 __all__ = [
     "ADMIN_EQUIVALENT_POLICY_ARNS",
     "IAM_DATA_VERSION",
+    "MANAGED_POLICY_DATA_VERSION",
+    "ManagedPolicy",
     "Category",
     "IamFinding",
     "IamResult",
     "analyze_policy",
     "is_admin_equivalent_managed_policy",
+    "is_aws_managed_arn",
+    "managed_policy",
+    "managed_policy_data_version",
+    "managed_policy_info",
+    "managed_policy_names",
 ]
