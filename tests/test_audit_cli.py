@@ -104,7 +104,7 @@ def test_show_full_record_and_signature_status(capsys, outputs, pop):
 def test_verify_ok_then_names_first_tampered_record(capsys, outputs, pop, tmp_path):
     url, stored = pop
     code, out, _ = run(capsys, "evidence", "verify", "--store", url)
-    assert code == 0 and out.startswith("OK: 35 records in 2 chain(s)")
+    assert code == 0 and out.startswith("OK: 35 records in 3 chain(s)")  # 2 stacks + one governance chain
     code, out, _ = run(capsys, "evidence", "verify", "--store", url, "--stack", "acme/payments/staging")
     assert code == 0 and "OK: 4 records" in out
     # An insider edits a stored record behind the append-only triggers' back.

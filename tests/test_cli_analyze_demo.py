@@ -103,7 +103,7 @@ def test_break_glass_emergency_change_waiver_close_and_review(first_run):
 
 def test_auditor_view_verify_sample_report_and_tamper_detection(first_run, demo_tmp):
     facts = _story(first_run, "auditor")["facts"]
-    assert facts["verify"]["ok"] and facts["verify"]["chains"] == 3
+    assert facts["verify"]["ok"] and facts["verify"]["chains"] == 4  # 3 stacks + the break-glass governance chain
     assert {"preview", "update", "blocked", "break_glass_open", "break_glass_close", "break_glass_review"} <= set(
         facts["kinds"])
     approved = _story(first_run, "approved-production")["facts"]["record_id"]

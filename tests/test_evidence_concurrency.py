@@ -1,4 +1,5 @@
-"""8 processes x 500 appends to ONE chain in each store: no loss, no fork, the chain verifies."""
+"""8 processes x 500 appends to ONE chain in each store while checkpoints are taken: no loss, no fork, the chain
+verifies, and it is consistent with every checkpoint taken during the appends."""
 
 from __future__ import annotations
 
@@ -99,18 +100,43 @@ def conc_url(request, tmp_path):
     return request.getfixturevalue("pg_evidence").writer_dsn
 
 
+def _checkpointing(url: str, signer: Signer, done, out: list) -> None:
+    """Take heads-only checkpoints (what `ps019 evidence checkpoint --no-verify` signs) until ``done``."""
+    from ps019.evidence.checkpoint import make_checkpoint, parse_checkpoint
+
+    with open_store(url) as store:
+        while not done.is_set():
+            cp = make_checkpoint(store.url, store.heads(), signer, verified=False)
+            out.append(parse_checkpoint(cp, {signer.keyid: signer.public_key}))
+            time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_concurrent_appends_never_fork_or_lose(conc_url, evidence_signer, capsys):
+    import threading
+
     per_proc = S3_PER_PROC if conc_url.startswith("s3:") else PER_PROC
-    ids, elapsed = _hammer(conc_url, evidence_signer, per_proc)
+    done, checkpoints = threading.Event(), []
+    taker = threading.Thread(target=_checkpointing, args=(conc_url, evidence_signer, done, checkpoints))
+    taker.start()
+    try:
+        ids, elapsed = _hammer(conc_url, evidence_signer, per_proc)
+    finally:
+        done.set()
+        taker.join(60)
     total = PROCS * per_proc
+    taken = [cp.chains.get("acme/payments/prod", (0, ""))[0] for cp in checkpoints]
+    assert len(checkpoints) >= 3 and taken == sorted(taken)  # heads only ever moved forward
+    assert any(0 < seq < total for seq in taken)  # some were taken mid-way
     assert len(ids) == len(set(ids)) == total
     with open_store(conc_url) as store:
         seqs = [r.sequence for r in store.iter_all("acme/payments/prod")]
         assert seqs == list(range(1, total + 1))  # no gap, no duplicate, no fork
         assert store.heads()["acme/payments/prod"][0] == total
-        res = verify_store(store, {evidence_signer.keyid: evidence_signer.public_key})
+        res = verify_store(store, {evidence_signer.keyid: evidence_signer.public_key},
+                           checkpoints=[cp.chains for cp in checkpoints])
         assert res.ok, res.summary()
+        assert res.checkpoints_checked == len(checkpoints)
         assert all(store.contains(i) for i in ids[:: max(1, total // 50)])
     with capsys.disabled():
         print(f"\n[evidence concurrency] {conc_url.split(':')[0]}: {total} appends by {PROCS} processes "

@@ -80,8 +80,12 @@ class _Env:
         if self._store is None:
             from ps019.evidence import open_store
 
+            from ps019.evidence import EvidenceSettings
+
             evidence = self.settings.section("evidence")
             self._store = open_store(self._store_url or getattr(evidence, "store_url", None), evidence)
+            # every grant, close, review and exception read back must be signed by a trusted evidence key
+            self._store.trust((evidence or EvidenceSettings()).public_keys())
         return self._store
 
     def signer(self) -> Any:

@@ -59,9 +59,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextmanager
-def opened_store(url: str | None, *, read_only: bool = True) -> Iterator[Any]:
+def opened_store(url: str | None, *, read_only: bool = True, keys: dict[str, Any] | None = None) -> Iterator[Any]:
     """Open the store; any failure to reach or read it becomes a one-line StoreError (exit 2). Read-only commands
-    open sqlite read-only, so an auditor's typo never creates an empty store."""
+    open sqlite read-only, so an auditor's typo never creates an empty store. With ``keys``, every record a query
+    returns must carry a good signature by one of them (and its columns must agree with it): IntegrityError, exit 1,
+    naming the record and field, otherwise."""
     from ps019.evidence import open_store
     from ps019.evidence.settings import resolve_store_url
 
@@ -75,6 +77,8 @@ def opened_store(url: str | None, *, read_only: bool = True) -> Iterator[Any]:
         raise
     except Exception as exc:  # noqa: BLE001 -- driver errors: one line, no traceback
         raise StoreError(f"cannot open evidence store {safe_url(resolved)}: {_first_line(exc)}") from None
+    if keys is not None:
+        store.trust(keys)
     try:
         yield store
     except (Ps019Error, click.exceptions.ClickException, click.exceptions.Exit, SystemExit, KeyboardInterrupt):
@@ -183,14 +187,16 @@ def evidence() -> None:
 @filter_options
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many records (0 = all).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@key_option
 def list_cmd(store_url, stack, environment, kind, change_class, actor, since, until, break_glass, with_violations,
-             limit, fmt) -> None:
-    """List records, newest first."""
+             limit, fmt, public_keys) -> None:
+    """List records, newest first. Every record listed is checked: signature, and every indexed column against the
+    signed document (exit 1 naming the record and field when one disagrees)."""
     filters = query_filters(stack, environment, kind, change_class, actor, since, until, break_glass,
                             with_violations)
     if limit:
         filters["limit"] = limit
-    with opened_store(store_url) as store:
+    with opened_store(store_url, keys=trusted_keys(public_keys)) as store:
         rows = store.summaries(**filters)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -215,14 +221,15 @@ def list_cmd(store_url, stack, environment, kind, change_class, actor, since, un
 @click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
 def show(record_id, store_url, public_keys, fmt) -> None:
     """Show one record in full, with its signature status (exit 1 when the signature does not verify)."""
-    from ps019.evidence.chain import verify_record
+    from ps019.evidence.chain import record_problems
 
     with opened_store(store_url) as store:
         stored = store.get(record_id)
     if stored is None:
         raise InputError(f"no evidence record {record_id!r} in the store")
     keys = trusted_keys(public_keys)
-    problem = verify_record(stored, keys)
+    problems = record_problems(stored, keys)
+    problem = (problems[0][0], "; ".join(f"{f}: {r}" if f else r for _, f, r in problems)) if problems else None
     sigs = stored.envelope.get("signatures") or [{}]
     status = {"valid": problem is None, "keyid": sigs[0].get("keyid"),
               "reason": None if problem is None else problem[1]}
@@ -245,13 +252,20 @@ def show(record_id, store_url, public_keys, fmt) -> None:
 @click.option("--stack", help="Verify one chain (ORG/PROJECT/STACK as recorded in chain_key).")
 @click.option("--file", "jsonl_file", type=click.Path(dir_okay=False), default=None,
               help="Verify a JSONL export instead of a store (no truncation check: a file has no recorded heads).")
+@click.option("--checkpoint", "checkpoint_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="A signed checkpoint (`ps019 evidence checkpoint`): prove the store still holds every record it "
+                   "attests (detects truncation, head rewind and rollback). Repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def verify(store_url, public_keys, stack, jsonl_file, fmt) -> None:
-    """Check every signature and the whole hash chain; name the first broken record (exit 1 when broken)."""
+def verify(store_url, public_keys, stack, jsonl_file, checkpoint_files, fmt) -> None:
+    """Check every signature, hash, chain link, indexed column and recorded head, and every checkpoint given; list
+    EVERY failure (exit 1 when there is one)."""
     from ps019.evidence import verify_chain
     from ps019.evidence.chain import verify_store
+    from ps019.evidence.checkpoint import load_checkpoint
 
     keys = trusted_keys(public_keys)
+    checkpoints = [load_checkpoint(path, checkpoint_keys(keys)) for path in checkpoint_files]
+    anchors = [cp.chains for cp in checkpoints]
     if jsonl_file:
         from ps019.evidence.export import read_jsonl
 
@@ -261,21 +275,77 @@ def verify(store_url, public_keys, stack, jsonl_file, fmt) -> None:
         except OSError as exc:
             raise InputError(f"cannot read {jsonl_file}: {exc.strerror}") from None
         records.sort(key=lambda r: (r.chain_key, r.sequence))
-        result = verify_chain(records, keys)
+        if stack:
+            anchors = [{k: v for k, v in a.items() if k == stack} for a in anchors]
+        result = verify_chain(records, keys, checkpoints=anchors)
     else:
         with opened_store(store_url) as store:
-            result = verify_store(store, keys, stack)
+            result = verify_store(store, keys, stack, checkpoints=anchors)
     if fmt == "json":
         f = result.first_failure
         click.echo(json.dumps({"ok": result.ok, "records_checked": result.records_checked,
-                               "chains": len(result.chains),
-                               "first_failure": None if f is None else {
-                                   "record_id": f.record_id, "chain_key": f.chain_key, "sequence": f.sequence,
-                                   "code": f.code, "reason": f.reason}}, indent=2))
+                               "chains": len(result.chains), "checkpoints": result.checkpoints_checked,
+                               "first_failure": None if f is None else f.to_dict(),
+                               "failures": [x.to_dict() for x in result.failures]}, indent=2))
     else:
         click.echo(result.summary())
+        for failure in result.failures:
+            click.echo(f"  FAIL [{failure.code}] {failure}")
     if not result.ok:
         raise SystemExit(1)
+
+
+def checkpoint_keys(keys: dict[str, Any]) -> dict[str, Any]:
+    """Keys a checkpoint may be signed by: the trusted record keys, plus this user's own evidence key (an auditor
+    signs the checkpoints they take and keep)."""
+    from ps019.evidence import EvidenceSettings, load_signer
+
+    out = dict(keys)
+    try:
+        own = load_signer(EvidenceSettings())
+        out[own.keyid] = own.public_key
+    except Ps019Error:
+        pass
+    return out
+
+
+@evidence.command("checkpoint")
+@store_option
+@key_option
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the checkpoint here (default: stdout). Keep it where the store's writer cannot rewrite "
+                   "it: an Object Lock bucket, a second store, the CI log, the auditor's own files.")
+@click.option("--no-verify", is_flag=True,
+              help="Attest the store's heads without verifying the whole store first (faster; the checkpoint then "
+                   "says verified: false).")
+def checkpoint(store_url, public_keys, out_file, no_verify) -> None:
+    """Export a signed checkpoint of the store: every chain's head (sequence and hash), the time, and a digest over
+    them, signed with the evidence signing key. `verify --checkpoint FILE` later proves the store still holds all of
+    it. Refuses (exit 1) to attest a store that does not verify."""
+    from ps019.evidence import EvidenceSettings, load_signer
+    from ps019.evidence.chain import verify_store
+    from ps019.evidence.checkpoint import make_checkpoint
+
+    keys = trusted_keys(public_keys)
+    with opened_store(store_url) as store:
+        if no_verify:
+            heads, verified = store.heads(), False
+        else:
+            result = verify_store(store, keys)
+            if not result.ok:
+                click.echo(result.summary(), err=True)
+                raise SystemExit(1)
+            heads, verified = result.chains, True
+        cp = make_checkpoint(safe_url(store.url), heads, load_signer(EvidenceSettings()), verified=verified)
+    text = json.dumps(cp, indent=2, sort_keys=True) + "\n"
+    if out_file:
+        try:
+            Path(out_file).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write {out_file}: {exc.strerror}") from None
+        click.echo(f"checkpoint of {len(heads)} chain(s) written to {out_file}", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 @evidence.command("sample")
@@ -288,7 +358,8 @@ def verify(store_url, public_keys, stack, jsonl_file, fmt) -> None:
 @click.option("--kind", type=click.Choice(_KINDS), default="update", show_default=True)
 @click.option("--stack", help="Restrict the population to one stack.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def sample_cmd(store_url, n, seed, since, until, environment, kind, stack, fmt) -> None:
+@key_option
+def sample_cmd(store_url, n, seed, since, until, environment, kind, stack, fmt, public_keys) -> None:
     """A reproducible sample of changes for a period.
 
     Algorithm (ps019-sample-v1): every record in the population gets rank = SHA-256("<seed>:<record_id>"); the
@@ -297,7 +368,7 @@ def sample_cmd(store_url, n, seed, since, until, environment, kind, stack, fmt) 
 
     filters = {k: v for k, v in {"environment": environment, "kind": kind, "stack": stack,
                                  "since": _time(since, "--since"), "until": _time(until, "--until")}.items() if v}
-    with opened_store(store_url) as store:
+    with opened_store(store_url, keys=trusted_keys(public_keys)) as store:
         population = [r.document for r in store.query(**filters)]
     chosen = sample(population, n, seed)
     rows = [{**summary(d), "rank": sample_rank(seed, d["record_id"])} for d in chosen]
@@ -336,7 +407,7 @@ def export(store_url, fmt, since, until, stack, environment, out_file, public_ke
 
     t0, t1 = _time(since, "--since"), _time(until, "--until")
     filters = {k: v for k, v in {"since": t0, "until": t1, "stack": stack, "environment": environment}.items() if v}
-    with opened_store(store_url) as store:
+    with opened_store(store_url, keys=trusted_keys(public_keys)) as store:
         records = store.query(**filters)
         chain_ok = None
         if fmt == "oscal":
@@ -397,7 +468,8 @@ def flush(store_url) -> None:
 @click.option("--tolerance", type=int, default=300, show_default=True,
               help="Seconds of clock skew allowed between history times and record times.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def reconcile_cmd(history_file, stack, store_url, kinds, tolerance, fmt) -> None:
+@key_option
+def reconcile_cmd(history_file, stack, store_url, kinds, tolerance, fmt, public_keys) -> None:
     """List stack updates that have no evidence record (exit 1 when any is missing). Works from the history file
     and the store alone; the policy pack does not need to be installed."""
     from ps019.evidence.audit import parse_stack_history, reconcile
@@ -411,7 +483,7 @@ def reconcile_cmd(history_file, stack, store_url, kinds, tolerance, fmt) -> None
         raise InputError("--stack must be ORG/PROJECT/STACK (or PROJECT/STACK)")
     kinds_list = [k.strip() for k in kinds.split(",") if k.strip()]
     window = [h.start for h in history]
-    with opened_store(store_url) as store:
+    with opened_store(store_url, keys=trusted_keys(public_keys)) as store:
         since = min(window) - timedelta(seconds=tolerance) if window else None
         until = max((h.end or h.start) for h in history) + timedelta(seconds=tolerance + 1) if window else None
         records = [r.document for r in store.query(stack=stack, kind="update", since=since, until=until)] \
@@ -451,7 +523,8 @@ def reconcile_cmd(history_file, stack, store_url, kinds, tolerance, fmt) -> None
 @store_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-record", is_flag=True, help="Compare only; do not append a verification record.")
-def verify_deployment(state_file, stack, store_url, fmt, no_record) -> None:
+@key_option
+def verify_deployment(state_file, stack, store_url, fmt, no_record, public_keys) -> None:
     """Post-release verification: compare the stack's current state with its last update record (same resources,
     same input digests) and append a `verification` record. Exit 1 on drift."""
     configure_logging()
@@ -463,7 +536,7 @@ def verify_deployment(state_file, stack, store_url, fmt, no_record) -> None:
     stack_ref = f"{ref.organization}/{ref.project}/{ref.stack}"
     export_ = load_stack_export(state_file, ref)
     state = state_digests(export_)
-    with opened_store(store_url, read_only=no_record) as store:
+    with opened_store(store_url, read_only=no_record, keys=trusted_keys(public_keys)) as store:
         candidates = [r.document for r in store.query(stack=stack_ref, kind="update", limit=50)]
         last = last_update_record(candidates)
         if last is None:

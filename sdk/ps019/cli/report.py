@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import click
 
-from ps019.cli.evidence import _console, _time, configure_logging, opened_store, safe_url, store_option
+from ps019.cli.evidence import (_console, _time, configure_logging, key_option, opened_store, safe_url, store_option,
+                               trusted_keys)
 from ps019.errors import InputError
 
 
@@ -20,7 +21,8 @@ from ps019.errors import InputError
               help="Hours allowed from a break-glass close to its review before it counts as overdue.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-def report(since, until, stack, store_url, review_sla, fmt, out_file) -> None:
+@key_option
+def report(since, until, stack, store_url, review_sla, fmt, out_file, public_keys) -> None:
     """Gate bypasses, emergency ratio, evidence completeness, review latency, overdue reviews, exceptions in force
     and post-release defects for a period. `--format html` writes one static file with inline SVG charts."""
     from ps019.evidence.report import compute_metrics, load_documents, render_html, render_json, render_table
@@ -32,7 +34,7 @@ def report(since, until, stack, store_url, review_sla, fmt, out_file) -> None:
         raise InputError("--until must be after --since")
     if review_sla <= 0:
         raise InputError("--review-sla must be positive")
-    with opened_store(store_url) as store:
+    with opened_store(store_url, keys=trusted_keys(public_keys)) as store:
         docs = load_documents(store, t0, t1, stack)
     metrics = compute_metrics(docs, since=t0, until=t1, review_sla=timedelta(hours=review_sla))
     if fmt == "table":

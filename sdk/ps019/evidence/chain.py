@@ -1,7 +1,9 @@
-"""``verify_chain``: every signature, every hash, every sequence and prev link, per stack chain.
+"""``verify_chain``: every signature, every hash, every sequence and prev link, every indexed column, per stack chain
+-- and, given checkpoints, that the store still holds everything they attest.
 
-Linear in the number of records and streaming (records may come from a generator); stops at the FIRST broken
-record and says why.
+Linear in the number of records and streaming (records may come from a generator). It does not stop at the first
+broken record: every failure is collected (``ChainVerification.failures``), so tampering behind an earlier break
+is reported too.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ps019.evidence.record import record_hash
-from ps019.evidence.signing import PREDICATE_TYPE, decode_statement, public_key_map, verify_envelope
-from ps019.evidence.store import GENESIS_HASH, StoredRecord
+from ps019.evidence.signing import public_key_map
+from ps019.evidence.store import GENESIS_HASH, StoredRecord, head_problem, link_problem, row_label, row_problems
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -21,12 +23,19 @@ class ChainFailure:
     record_id: str | None
     chain_key: str
     sequence: int | None
-    code: str  # edited | signature | unknown_key | gap | reordered | fork | truncated | malformed
+    code: str  # edited | signature | unknown_key | column | gap | reordered | fork | truncated | head_rewound |
+    #            checkpoint | malformed
     reason: str
+    field: str | None = None  # the field or column at fault, where there is one
 
     def __str__(self) -> str:
         where = f"record {self.record_id}" if self.record_id else "chain"
-        return f"{where} (chain {self.chain_key}, sequence {self.sequence}): {self.reason}"
+        what = f" field {self.field}:" if self.field else ""
+        return f"{where} (chain {self.chain_key}, sequence {self.sequence}):{what} {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "chain_key": self.chain_key, "sequence": self.sequence,
+                "code": self.code, "field": self.field, "reason": self.reason}
 
 
 @dataclass
@@ -34,15 +43,21 @@ class ChainVerification:
     ok: bool
     records_checked: int = 0
     chains: dict[str, tuple[int, str]] = field(default_factory=dict)  # chain_key -> (last sequence, last hash)
-    first_failure: ChainFailure | None = None
+    failures: list[ChainFailure] = field(default_factory=list)
+    checkpoints_checked: int = 0
+
+    @property
+    def first_failure(self) -> ChainFailure | None:
+        return self.failures[0] if self.failures else None
 
     def __bool__(self) -> bool:
         return self.ok
 
     def summary(self) -> str:
+        cps = f", consistent with {self.checkpoints_checked} checkpoint(s)" if self.checkpoints_checked else ""
         if self.ok:
-            return f"OK: {self.records_checked} records in {len(self.chains)} chain(s) verified"
-        return f"BROKEN: {self.first_failure}"
+            return f"OK: {self.records_checked} records in {len(self.chains)} chain(s) verified{cps}"
+        return f"BROKEN: {len(self.failures)} failure(s) in {self.records_checked} records; first: {self.failures[0]}"
 
 
 def _as_keys(public_keys: Mapping[str, Any] | None) -> dict[str, Ed25519PublicKey]:
@@ -54,94 +69,115 @@ def _as_keys(public_keys: Mapping[str, Any] | None) -> dict[str, Ed25519PublicKe
 
 def verify_record(stored: StoredRecord, keys: Mapping[str, Ed25519PublicKey]) -> tuple[str, str] | None:
     """Signature and hash of one record; (code, reason) of the first problem or None."""
-    doc = stored.document
-    ok, reason, payload = verify_envelope(stored.envelope, keys)
-    if not ok:
-        return ("unknown_key" if "unknown key" in reason else "signature"), reason
-    stmt = decode_statement(payload)
-    if stmt is None or stmt.get("predicateType") != PREDICATE_TYPE:
-        return "signature", "signed payload is not a ps019 change-record statement"
-    predicate = stmt.get("predicate")
-    if predicate != doc:
-        fields = sorted(k for k in set(predicate or {}) | set(doc) if (predicate or {}).get(k) != doc.get(k))
-        return "edited", f"stored record differs from what was signed: field(s) {', '.join(fields)} edited"
-    subject = (stmt.get("subject") or [{}])[0]
-    if subject.get("name") != doc.get("record_id") or subject.get("digest", {}).get("sha256") != doc.get("hash"):
-        return "edited", "statement subject does not name this record and hash"
-    try:
-        recomputed = record_hash(doc)
-    except (ValueError, TypeError) as exc:  # rfc8785 refuses e.g. integers beyond 2**53
-        return "malformed", f"record cannot be canonicalised ({type(exc).__name__})"
-    if recomputed != doc.get("hash"):
-        return "edited", "record hash does not match its content (edited before signing?)"
-    return None
+    problems = record_problems(stored, keys)
+    return (problems[0][0], problems[0][2]) if problems else None
+
+
+def record_problems(stored: StoredRecord, keys: Mapping[str, Any]) -> list[tuple[str, str | None, str]]:
+    """(code, field, reason) of everything wrong with one row: signature, the document against what was signed,
+    the record hash, and every indexed column the store keeps for it."""
+    problems: list[tuple[str, str | None, str]] = list(row_problems(stored, keys))
+    if not any(code in ("edited", "malformed", "signature", "unknown_key") for code, _, _ in problems):
+        try:
+            recomputed = record_hash(stored.document)
+        except (ValueError, TypeError) as exc:  # rfc8785 refuses e.g. integers beyond 2**53
+            problems.append(("malformed", "hash", f"record cannot be canonicalised ({type(exc).__name__})"))
+        else:
+            if recomputed != stored.document.get("hash"):
+                problems.append(("edited", "hash", "record hash does not match its content (edited before signing?)"))
+    return problems
 
 
 def verify_chain(records: Iterable[StoredRecord], public_keys: Mapping[str, Any] | None,
-                 heads: Mapping[str, tuple[int, str]] | None = None) -> ChainVerification:
-    """Verify records given in chain order (per chain ascending sequence; chains may interleave).
+                 heads: Mapping[str, tuple[int, str]] | None = None,
+                 checkpoints: Iterable[Mapping[str, tuple[int, str]]] = ()) -> ChainVerification:
+    """Verify records given in chain order (per chain ascending sequence; chains may interleave), reporting every
+    failure.
 
     ``heads``: the store's recorded head per chain (``store.heads()``); a chain that ends before its head was
-    truncated, and a recorded head with no records at all means the whole chain was removed.
+    truncated, one that runs past it had its head rewound, and a recorded head with no records at all means the
+    whole chain was removed. ``checkpoints``: chain -> (sequence, hash) maps from signed checkpoints
+    (``ps019.evidence.checkpoint``); the store must still hold each of those records, with that hash.
     """
     keys = _as_keys(public_keys)
     result = ChainVerification(ok=True)
     last: dict[str, tuple[int, str]] = {}
+    seen: dict[str, set[int]] = {}
+    anchors: dict[tuple[str, int], str] = {}
+    for cp in checkpoints:
+        result.checkpoints_checked += 1
+        for chain, (seq, digest) in cp.items():
+            if anchors.setdefault((chain, int(seq)), digest) != digest:
+                result.failures.append(ChainFailure(None, chain, int(seq), "checkpoint",
+                                                    f"two checkpoints disagree on the hash of sequence {seq}"))
+    reached: set[tuple[str, int]] = set()
+    gaps: list[tuple[int, set[int]]] = []  # (failure index, the sequences missing at that point)
 
-    def fail(stored: StoredRecord | None, chain: str, seq: int | None, code: str, reason: str) -> ChainVerification:
-        result.ok = False
-        result.first_failure = ChainFailure(stored.record_id if stored else None, chain, seq, code, reason)
-        result.chains = dict(last)
-        return result
+    def fail(stored: StoredRecord | None, chain: str, seq: int | None, code: str, reason: str,
+             name: str | None = None) -> None:
+        result.failures.append(ChainFailure(row_label(stored) if stored is not None else None, chain, seq, code,
+                                            reason, name))
 
-    stream = iter(records)
-    for stored in stream:
+    for stored in records:
         try:
-            chain, seq, prev = stored.chain_key, stored.sequence, stored.prev_hash
-            stored.record_id  # noqa: B018 -- KeyError on a malformed document
-        except (KeyError, TypeError, AttributeError):
-            return fail(None, "?", None, "malformed", "a stored row is not an evidence record")
-        problem = verify_record(stored, keys)
+            chain, seq = stored.chain_key, int(stored.sequence)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            fail(stored, "?", None, "malformed", "a stored row is not an evidence record")
+            continue
+        if not isinstance(stored.document, Mapping) or "record_id" not in stored.document:
+            fail(stored, chain, seq, "malformed", "a stored row is not an evidence record")
+            continue
+        for code, name, reason in record_problems(stored, keys):
+            fail(stored, chain, seq, code, reason, name)
+        prev_seq = last.get(chain, (0, GENESIS_HASH))[0]
+        problem = link_problem(last.get(chain, (0, GENESIS_HASH)), stored)
+        if problem and problem[0] == "gap":
+            gaps.append((len(result.failures), set(range(prev_seq + 1, seq))))
         if problem:
-            return fail(stored, chain, seq, *problem)
-        prev_seq, prev_h = last.get(chain, (0, GENESIS_HASH))
-        if seq != prev_seq + 1:
-            if seq > prev_seq + 1:
-                missing = f"{prev_seq + 1}" if seq == prev_seq + 2 else f"{prev_seq + 1}..{seq - 1}"
-                # already failing: look at the rest to tell a reorder (the record comes later) from a deletion
-                later = any(_safe_pos(r) == (chain, prev_seq + 1) for r in stream)
-                if later:
-                    return fail(stored, chain, seq, "reordered",
-                                f"sequence {seq} comes before {prev_seq + 1}: records reordered")
-                return fail(stored, chain, seq, "gap", f"sequence gap: record(s) {missing} missing (deleted?)")
-            return fail(stored, chain, seq, "reordered",
-                        f"sequence {seq} after {prev_seq}: records reordered or duplicated")
-        if prev != prev_h:
-            return fail(stored, chain, seq, "fork",
-                        "prev_hash does not equal the previous record's hash (chain forked or a record replaced)")
+            fail(stored, chain, seq, *problem, name="prev_hash" if problem[0] == "fork" else "sequence")
+        if (chain, seq) in anchors:
+            reached.add((chain, seq))
+            if anchors[(chain, seq)] != stored.hash:
+                fail(stored, chain, seq, "checkpoint", "record differs from the one a checkpoint attests: the "
+                                                       "chain was rewritten from here (rollback or restored backup)",
+                     "hash")
         last[chain] = (seq, stored.hash)
+        seen.setdefault(chain, set()).add(seq)
         result.records_checked += 1
-    for chain, (head_seq, head_hash) in (heads or {}).items():
-        got_seq, got_hash = last.get(chain, (0, GENESIS_HASH))
-        if got_seq < head_seq:
-            return fail(None, chain, got_seq + 1, "truncated",
-                        f"chain ends at sequence {got_seq} but the store's head is {head_seq}: tail truncated")
-        if got_seq == head_seq and head_seq and got_hash != head_hash:
-            return fail(None, chain, head_seq, "fork", "last record's hash differs from the store's recorded head")
+    _reorders(result, seen, gaps)
+    for chain in sorted(set(heads or {}) | (set(last) if heads is not None else set())):
+        problem = head_problem(chain, last.get(chain, (0, GENESIS_HASH)), (heads or {}).get(chain))
+        if problem:
+            seq = last.get(chain, (0, ""))[0]
+            fail(None, chain, seq + 1 if problem[0] == "truncated" else seq, *problem)
+    for (chain, seq), _digest in sorted(anchors.items()):
+        if (chain, seq) not in reached:
+            have = last.get(chain, (0, ""))[0]
+            fail(None, chain, seq, "checkpoint",
+                 f"a checkpoint attests sequence {seq} of chain {chain} but the store "
+                 + (f"ends at sequence {have}: truncated, head rewound or rolled back" if have < seq
+                    else "does not hold it"))
     result.chains = dict(last)
+    result.ok = not result.failures
     return result
 
 
-def _safe_pos(stored: StoredRecord) -> tuple[str, int] | None:
-    try:
-        return stored.chain_key, stored.sequence
-    except (KeyError, TypeError, AttributeError):
-        return None
+def _reorders(result: ChainVerification, seen: Mapping[str, set[int]], gaps: list[tuple[int, set[int]]]) -> None:
+    """A gap whose missing records turn up later in the same chain is a reordering, not a deletion."""
+    for index, missing in gaps:
+        f = result.failures[index]
+        if missing <= seen.get(f.chain_key, set()):
+            result.failures[index] = ChainFailure(f.record_id, f.chain_key, f.sequence, "reordered",
+                                                  f"sequence {f.sequence} comes before {min(missing)}: records "
+                                                  "reordered", f.field)
 
 
-def verify_store(store: Any, public_keys: Mapping[str, Any] | None, stack: str | None = None) -> ChainVerification:
-    """Verify a whole store (or one chain) against the store's own recorded heads."""
+def verify_store(store: Any, public_keys: Mapping[str, Any] | None, stack: str | None = None,
+                 checkpoints: Iterable[Mapping[str, tuple[int, str]]] = ()) -> ChainVerification:
+    """Verify a whole store (or one chain) against the store's own recorded heads and any checkpoints."""
     heads = store.heads()
+    checkpoints = list(checkpoints)
     if stack:
         heads = {k: v for k, v in heads.items() if k == stack}
-    return verify_chain(store.iter_all(stack), public_keys, heads)
+        checkpoints = [{k: v for k, v in cp.items() if k == stack} for cp in checkpoints]
+    return verify_chain(store.iter_all(stack), public_keys, heads, checkpoints)

@@ -18,10 +18,12 @@ from ps019.errors import StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.sql import sql_select
-from ps019.evidence.store import (SUMMARY_FIELDS, EvidenceStore, StoredRecord, document_facts, filters_to_query,
-                                  seal, validated_record)
+from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, StoredRecord, decoded_row, document_facts, seal,
+                                  validated_record)
 
 SCHEMA = "ps019_evidence"
+# every indexed column (in ``COLUMNS`` order, ``seq`` as ``sequence``) plus the document and its envelope
+_COLUMNS = ", ".join(c if c != "sequence" else "seq" for c in COLUMNS) + ", document, envelope"
 
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -194,7 +196,7 @@ class PostgresStore(EvidenceStore):
         row = con.execute(f"SELECT document, envelope FROM {SCHEMA}.records WHERE record_id = %s",
                           (record.record_id,)).fetchone()
         if row:
-            return _row(row)  # idempotent by record ID
+            return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1]))  # idempotent by record ID
         head = con.execute(f"SELECT seq, hash FROM {SCHEMA}.heads WHERE chain_key = %s",
                            (record.chain_key,)).fetchone()
         seq, prev = head if head else (0, None)
@@ -211,29 +213,20 @@ class PostgresStore(EvidenceStore):
         return stored
 
     def get(self, record_id: str) -> StoredRecord | None:
-        row = self._run(lambda c: c.execute(f"SELECT document, envelope FROM {SCHEMA}.records WHERE record_id = %s",
+        row = self._run(lambda c: c.execute(f"SELECT {_COLUMNS} FROM {SCHEMA}.records WHERE record_id = %s",
                                             (record_id,)).fetchone())
         return _row(row) if row else None
 
-    def query(self, **filters: Any) -> list[StoredRecord]:
-        sql, args = sql_select(f"SELECT document, envelope FROM {SCHEMA}.records", filters_to_query(filters), "%s")
+    def _select(self, q: Query) -> list[StoredRecord]:
+        sql, args = sql_select(f"SELECT {_COLUMNS} FROM {SCHEMA}.records", q, "%s")
         return [_row(r) for r in self._run(lambda c: c.execute(sql, args).fetchall())]
-
-    def summaries(self, **filters: Any) -> list[dict[str, Any]]:
-        # `ps019 evidence list` reads indexed columns plus three small fields, so listing decodes no record.
-        sql, args = sql_select(
-            "SELECT record_id, kind, started_at, stack, environment, change_class, document::jsonb->>'outcome',"
-            " coalesce(actor, ''), coalesce(jsonb_array_length(document::jsonb->'policy_results'), 0),"
-            " coalesce(document::jsonb->'break_glass'->>'ref_id', document::jsonb->'payload'->>'grant_id'),"
-            f" chain_key || '#' || seq, hash FROM {SCHEMA}.records", filters_to_query(filters), "%s")
-        return [dict(zip(SUMMARY_FIELDS, row)) for row in self._run(lambda c: c.execute(sql, args).fetchall())]
 
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
         # a server-side cursor keeps memory flat over a million rows
         if stack:
-            sql, args = f"SELECT document, envelope FROM {SCHEMA}.records WHERE chain_key = %s ORDER BY seq", (stack,)
+            sql, args = f"SELECT {_COLUMNS} FROM {SCHEMA}.records WHERE chain_key = %s ORDER BY seq", (stack,)
         else:
-            sql, args = f"SELECT document, envelope FROM {SCHEMA}.records ORDER BY chain_key, seq", ()
+            sql, args = f"SELECT {_COLUMNS} FROM {SCHEMA}.records ORDER BY chain_key, seq", ()
         import psycopg
 
         try:
@@ -244,6 +237,11 @@ class PostgresStore(EvidenceStore):
                     yield _row(row)
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL evidence store {self.where}: {_first_line(exc)}") from exc
+
+    def chain_keys(self) -> list[str]:
+        rows = self._run(lambda c: c.execute(f"SELECT DISTINCT chain_key FROM {SCHEMA}.records UNION "
+                                             f"SELECT chain_key FROM {SCHEMA}.heads").fetchall())
+        return sorted(k for (k,) in rows)
 
     def heads(self) -> dict[str, tuple[int, str]]:
         rows = self._run(lambda c: c.execute(f"SELECT chain_key, seq, hash FROM {SCHEMA}.heads").fetchall())
@@ -264,8 +262,8 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _row(row: tuple[str, str]) -> StoredRecord:
-    return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1]))
+def _row(row: tuple) -> StoredRecord:
+    return decoded_row(row, len(COLUMNS))
 
 
 def open_url(url: str, settings: Any = None) -> PostgresStore:

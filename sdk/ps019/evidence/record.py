@@ -24,7 +24,12 @@ from ps019.evidence.canonical import (  # noqa: F401 - canonical_bytes / record_
 from ps019.evidence.signing import statement
 
 SCHEMA_VERSION = "1.0"
-GOVERNANCE_CHAIN = "ps019/governance/-"  # chain key for governance events not tied to one stack
+GOVERNANCE_PREFIX = "ps019/governance/"
+GOVERNANCE_CHAIN = GOVERNANCE_PREFIX + "-"  # chain key for governance events not tied to one stack
+# Governance records live in a chain of their own per stack (GOVERNANCE_PREFIX + org/project/stack): short chains
+# that lookups read whole and verify end to end, so no column edit can hide a close, a review or an exception.
+GOVERNANCE_KINDS = frozenset({"approval", "break_glass_open", "break_glass_close", "break_glass_review",
+                              "exception"})
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -257,7 +262,9 @@ class EvidenceRecord(_Model):
         return f"{self.organization}/{self.project}/{self.stack}"
 
     def default_chain_key(self) -> str:
-        return self.stack_ref if self.stack else GOVERNANCE_CHAIN
+        if not self.stack:
+            return GOVERNANCE_CHAIN
+        return GOVERNANCE_PREFIX + self.stack_ref if self.kind.value in GOVERNANCE_KINDS else self.stack_ref
 
     @property
     def actor_id(self) -> str | None:

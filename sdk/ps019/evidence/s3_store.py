@@ -26,8 +26,7 @@ from urllib.parse import quote, unquote, urlparse
 from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
-from ps019.evidence.store import (EvidenceStore, StoredRecord, filters_to_query, index_facts, seal,
-                                  validated_record)
+from ps019.evidence.store import EvidenceStore, Query, StoredRecord, document_facts, seal, validated_record
 
 _MAX_ATTEMPTS = 2000
 
@@ -189,8 +188,12 @@ class S3Store(EvidenceStore):
         pointer = self._get_json(self._id_key(record_id))
         if pointer is None:
             return None
-        got = self._get_json(self._record_key(pointer[0]["chain_key"], int(pointer[0]["sequence"])))
-        return StoredRecord(document=got[0]["record"], envelope=got[0]["envelope"]) if got else None
+        chain, seq = pointer[0].get("chain_key"), pointer[0].get("sequence")
+        got = self._get_json(self._record_key(str(chain), int(seq or 0)))
+        if got is None:
+            return None
+        # the ID pointer is an index too: what it points at must be the record it names
+        return _stored(got[0], {"record_id": record_id, "chain_key": chain, "sequence": seq})
 
     def _list(self, prefix: str, delimiter: str | None = None) -> Iterator[dict[str, Any]]:
         token = None
@@ -215,13 +218,28 @@ class S3Store(EvidenceStore):
         return sorted(out)
 
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
+        """Every record object, with the S3 index facts about it as ``columns``: the chain and sequence its key
+        names, and (as ``record_id``) whether its ID pointer points back at it."""
         for chain in ([stack] if stack else self.chains()):
             base = self._k("chains", quote(chain, safe=""), "records") + "/"
             keys = [obj["Key"] for page in self._list(base) for obj in page.get("Contents", [])]
             for key in sorted(keys):
                 got = self._get_json(key)
-                if got is not None:
-                    yield StoredRecord(document=got[0]["record"], envelope=got[0]["envelope"])
+                if got is None:
+                    continue
+                seq = int(key.rsplit("/", 1)[-1].split(".", 1)[0]) if key.endswith(".json") else None
+                columns: dict[str, Any] = {"chain_key": chain, "sequence": seq}
+                record_id = (got[0].get("record") or {}).get("record_id") if isinstance(got[0], dict) else None
+                if isinstance(record_id, str):
+                    pointer = self._get_json(self._id_key(record_id))
+                    names = (pointer[0].get("chain_key"), pointer[0].get("sequence")) if pointer else None
+                    columns["record_id"] = record_id if names == (chain, seq) else \
+                        f"{record_id} (ids pointer names {names[0]}#{names[1]})" if names else \
+                        f"{record_id} (no ids pointer)"
+                yield _stored(got[0], columns)
+
+    def chain_keys(self) -> list[str]:
+        return self.chains()
 
     def heads(self) -> dict[str, tuple[int, str]]:
         out = {}
@@ -231,13 +249,26 @@ class S3Store(EvidenceStore):
                 out[chain] = (seq, h or "")
         return out
 
-    def query(self, **filters: Any) -> list[StoredRecord]:
-        """A full scan (S3 has no secondary indexes): fine for audits of one bucket, not for 1M-record lists --
-        use sqlite/PostgreSQL (or an export) for those."""
-        q = filters_to_query(filters)
-        hits = [r for r in self.iter_all() if q.matches(index_facts(r.record))]
-        hits.sort(key=lambda r: r.document.get("started_at", ""), reverse=True)
+    def _select(self, q: Query) -> list[StoredRecord]:
+        """A full scan (S3 has no secondary indexes), matched on each record's own document: fine for audits of one
+        bucket, not for 1M-record lists -- use sqlite/PostgreSQL (or an export) for those."""
+        hits = []
+        for r in self.iter_all():
+            try:
+                if q.matches(document_facts(r.document)):
+                    hits.append(r)
+            except (KeyError, TypeError, AttributeError):
+                hits.append(r)  # not an evidence record: returned so that the check names it
+        hits.sort(key=lambda r: str(r.document.get("started_at", "")), reverse=True)
         return hits[: q.limit] if q.limit else hits
+
+
+def _stored(obj: Any, columns: dict[str, Any]) -> StoredRecord:
+    if not isinstance(obj, dict):
+        obj = {}
+    return StoredRecord(document=obj.get("record") if isinstance(obj.get("record"), dict) else {},
+                        envelope=obj.get("envelope") if isinstance(obj.get("envelope"), dict) else {},
+                        columns=columns)
 
 
 def open_url(url: str, settings: Any = None) -> S3Store:

@@ -21,8 +21,8 @@ from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.sql import sql_select
-from ps019.evidence.store import (SUMMARY_FIELDS, EvidenceStore, StoredRecord, document_facts, filters_to_query,
-                                  seal, validated_record)
+from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, StoredRecord, decoded_row, document_facts, seal,
+                                  validated_record)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -79,14 +79,8 @@ CREATE INDEX IF NOT EXISTS records_break_glass ON records (started_at) WHERE bre
 CREATE INDEX IF NOT EXISTS records_violations ON records (started_at) WHERE has_violations = 1;
 """
 
-_COLUMNS = "document, envelope"
-# `ps019 evidence list` reads indexed columns plus three small fields, so listing decodes no record.
-_SUMMARY_SELECT = ("SELECT record_id, kind, started_at, stack, environment, change_class,"
-                   " json_extract(document, '$.outcome'), coalesce(actor, ''),"
-                   " coalesce(json_array_length(document, '$.policy_results'), 0),"
-                   " coalesce(json_extract(document, '$.break_glass.ref_id'),"
-                   " json_extract(document, '$.payload.grant_id')),"
-                   " chain_key || '#' || seq, hash FROM records")
+# every indexed column (in ``COLUMNS`` order, ``seq`` as ``sequence``) plus the document and its envelope
+_COLUMNS = ", ".join(c if c != "sequence" else "seq" for c in COLUMNS) + ", document, envelope"
 
 
 class SqliteStore(EvidenceStore):
@@ -168,7 +162,7 @@ class SqliteStore(EvidenceStore):
         existing = con.execute("SELECT document, envelope FROM records WHERE record_id = ?",
                                (record.record_id,)).fetchone()
         if existing:
-            return _row(existing)  # idempotent by record ID
+            return StoredRecord(document=json.loads(existing[0]), envelope=json.loads(existing[1]))  # idempotent
         head = con.execute("SELECT seq, hash FROM heads WHERE chain_key = ?", (record.chain_key,)).fetchone()
         seq, prev = head if head else (0, None)
         stored = seal(record, signer, record.chain_key, seq, prev)
@@ -191,15 +185,10 @@ class SqliteStore(EvidenceStore):
     def contains(self, record_id: str) -> bool:
         return self._exec("SELECT 1 FROM records WHERE record_id = ?", (record_id,)).fetchone() is not None
 
-    def query(self, **filters: Any) -> list[StoredRecord]:
-        return [_row(r) for r in self._exec(*self._select(f"SELECT {_COLUMNS} FROM records", filters))]
-
-    def summaries(self, **filters: Any) -> list[dict[str, Any]]:
-        return [dict(zip(SUMMARY_FIELDS, row)) for row in self._exec(*self._select(_SUMMARY_SELECT, filters))]
-
-    @staticmethod
-    def _select(select_from: str, filters: dict[str, Any]) -> tuple[str, list]:
-        return sql_select(select_from, filters_to_query(filters), "?", like_escape=" ESCAPE '\\'", bools_as_int=True)
+    def _select(self, q: Query) -> list[StoredRecord]:
+        sql, args = sql_select(f"SELECT {_COLUMNS} FROM records", q, "?", like_escape=" ESCAPE '\\'",
+                               bools_as_int=True)
+        return [_row(r) for r in self._exec(sql, args)]
 
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
         if stack:
@@ -208,6 +197,10 @@ class SqliteStore(EvidenceStore):
             cur = self._exec(f"SELECT {_COLUMNS} FROM records ORDER BY chain_key, seq")
         for row in cur:
             yield _row(row)
+
+    def chain_keys(self) -> list[str]:
+        rows = self._exec("SELECT DISTINCT chain_key FROM records UNION SELECT chain_key FROM heads")
+        return sorted(k for (k,) in rows)
 
     def heads(self) -> dict[str, tuple[int, str]]:
         return {k: (s, h) for k, s, h in self._exec("SELECT chain_key, seq, hash FROM heads")}
@@ -225,8 +218,8 @@ class SqliteStore(EvidenceStore):
         self._con.close()
 
 
-def _row(row: tuple[str, str]) -> StoredRecord:
-    return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1]))
+def _row(row: tuple) -> StoredRecord:
+    return decoded_row(row, len(COLUMNS))
 
 
 def open_url(url: str, settings: Any = None) -> SqliteStore:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import abc
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import structlog
 
-from ps019.errors import InputError
-from ps019.evidence.record import EvidenceRecord, RecordKind, format_utc, hash_and_statement
+from ps019.errors import InputError, IntegrityError
+from ps019.evidence.record import (GOVERNANCE_KINDS, GOVERNANCE_PREFIX, EvidenceRecord, RecordKind, format_utc,
+                                   hash_and_statement)
+from ps019.evidence.integrity import document_problem, short
 from ps019.evidence.signing import Signer
 from ps019.model import SECRET_PLACEHOLDER
 
@@ -37,6 +39,8 @@ class StoredRecord:
     document: dict[str, Any]
     envelope: dict[str, Any]
     head: tuple[int, str] | None = field(default=None, compare=False)  # the store's recorded chain head, if any
+    # the store's own indexed columns for this row (``COLUMNS`` names), when it has any: what queries filtered on
+    columns: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def record_id(self) -> str:
@@ -120,6 +124,75 @@ def document_facts(doc: Mapping[str, Any]) -> IndexFacts:
         has_violations=bool(doc.get("policy_results")))
 
 
+# The indexed columns every store keeps per row, in the order the SQL stores select them. Each must equal what the
+# signed document says; ``column_problems`` is the one place that decides.
+COLUMNS = ("record_id", "chain_key", "sequence", "prev_hash", "hash", "kind", "stack", "environment", "change_class",
+           "actor", "started_at", "break_glass", "has_violations")
+_BOOL_COLUMNS = {"break_glass", "has_violations"}
+
+
+def expected_columns(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What each indexed column must hold for this (signed) document."""
+    facts = document_facts(doc)
+    return {"record_id": facts.record_id, "chain_key": facts.chain_key, "sequence": facts.sequence,
+            "prev_hash": doc.get("prev_hash") or "", "hash": doc.get("hash") or "", "kind": facts.kind,
+            "stack": facts.stack, "environment": facts.environment, "change_class": facts.change_class,
+            "actor": facts.actor, "started_at": facts.started_at, "break_glass": facts.break_glass,
+            "has_violations": facts.has_violations}
+
+
+def column_problems(doc: Mapping[str, Any], columns: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(column, reason) for every indexed column that disagrees with the document (empty when all agree)."""
+    if not columns:
+        return []
+    try:
+        want = expected_columns(doc)
+    except (KeyError, TypeError, AttributeError):
+        return [("document", "stored document is not an evidence record")]
+    out = []
+    for name, value in columns.items():
+        if name not in want:
+            continue
+        expected = want[name]
+        got = bool(value) if name in _BOOL_COLUMNS and value is not None else value
+        if name == "sequence" and got is not None:
+            got = int(got)
+        if got != expected and not (got in (None, "") and expected in (None, "")):
+            out.append((name, f"indexed column {name} is {short(got)} but the signed document says {short(expected)}"))
+    return out
+
+
+def row_problems(stored: "StoredRecord", keys: Mapping[str, Any] | None = None) -> list[tuple[str, str, str]]:
+    """(code, field, reason) for everything wrong with one row: the document against its envelope (and signature,
+    with ``keys``), then every indexed column against the document."""
+    problems = []
+    doc_problem = document_problem(stored.document, stored.envelope, keys)
+    if doc_problem:
+        problems.append(doc_problem)
+    if isinstance(stored.document, Mapping):
+        problems += [("column", name, reason) for name, reason in column_problems(stored.document, stored.columns)]
+    return problems
+
+
+def row_label(stored: "StoredRecord") -> str:
+    for source in (stored.document, stored.columns):
+        if isinstance(source, Mapping) and source.get("record_id"):
+            return str(source["record_id"])
+    return "<unnamed row>"
+
+
+def checked(stored: "StoredRecord", keys: Mapping[str, Any] | None = None) -> "StoredRecord":
+    """``stored`` if its document is what was signed and its columns agree with it; otherwise IntegrityError naming
+    the record and the field (one line). Every store read passes through here."""
+    problems = row_problems(stored, keys)
+    if problems:
+        _code, name, reason = problems[0]
+        more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise IntegrityError(f"evidence record {row_label(stored)}: field {name}: {reason}{more}; refusing to use "
+                             "it -- run `ps019 evidence verify` for every problem in the store")
+    return stored
+
+
 @dataclass(frozen=True)
 class Query:
     stack: str | None = None
@@ -166,9 +239,20 @@ def _stack_matches(wanted: str, stack_ref: str) -> bool:
 
 
 class EvidenceStore(abc.ABC):
-    """Append-only, per-stack hash-chained evidence records."""
+    """Append-only, per-stack hash-chained evidence records.
+
+    Reads that select or count records (``query``, ``summaries``) never trust the store's own index columns: every
+    row they return is checked against its signed document (:func:`checked`; with :meth:`trust`, the signature as
+    well), and governance records (grants, closes, reviews, exceptions, approvals) are read from their own chains,
+    which are verified end to end, so a record cannot be hidden from them by editing a column (docs/evidence.md)."""
 
     url: str
+    trusted_keys: Mapping[str, Any] | None = None
+
+    def trust(self, keys: Mapping[str, Any] | None) -> "EvidenceStore":
+        """Check every signature of what ``query`` returns against ``keys`` (keyid -> Ed25519 public key)."""
+        self.trusted_keys = dict(keys) if keys is not None else None
+        return self
 
     @abc.abstractmethod
     def append(self, record: EvidenceRecord, signer: Signer) -> StoredRecord:
@@ -176,20 +260,55 @@ class EvidenceStore(abc.ABC):
         Idempotent by record ID: appending a record whose ID is already stored returns the stored one."""
 
     @abc.abstractmethod
-    def get(self, record_id: str) -> StoredRecord | None: ...
+    def get(self, record_id: str) -> StoredRecord | None:
+        """The row stored under ``record_id`` with its columns, unchecked (``show`` reports its problems)."""
 
     @abc.abstractmethod
+    def _select(self, q: "Query") -> list[StoredRecord]:
+        """The back end's indexed selection: rows (with ``columns``) whose columns match ``q``, newest first."""
+
     def query(self, **filters: Any) -> list[StoredRecord]:
         """Newest first. Filters: stack, environment, kind, change_class, actor, since, until (half-open, on
-        started_at), break_glass, with_violations, limit."""
+        started_at), break_glass, with_violations, limit. Every row is checked (IntegrityError names the record and
+        field on disagreement); governance kinds come from their verified chains."""
+        q = filters_to_query(filters)
+        if q.kind and _kind_value(q.kind) in GOVERNANCE_KINDS:
+            return self._governance(q)
+        return [checked(r, self.trusted_keys) for r in self._select(q)]
+
+    def _governance(self, q: "Query") -> list[StoredRecord]:
+        found: dict[str, StoredRecord] = {}
+        for chain in self._governance_chains(q.stack):
+            for stored in verified_chain(self.iter_all(chain), self.trusted_keys, self.heads().get(chain), chain):
+                if q.matches(document_facts(stored.document)):
+                    found[stored.record_id] = stored
+        # records written before governance chains existed live in their stack's chain: indexed and checked
+        for stored in self._select(replace(q, limit=None)):
+            if not stored.chain_key.startswith(GOVERNANCE_PREFIX):
+                found.setdefault(row_label(stored), checked(stored, self.trusted_keys))
+        rows = sorted(found.values(), key=lambda r: (r.document.get("started_at") or "", r.chain_key, r.sequence),
+                      reverse=True)
+        return rows[: q.limit] if q.limit else rows
+
+    def _governance_chains(self, stack: str | None) -> list[str]:
+        if stack and "/" in stack:
+            return [GOVERNANCE_PREFIX + stack]
+        chains = [c for c in self.chain_keys() if c.startswith(GOVERNANCE_PREFIX)]
+        if stack:
+            chains = [c for c in chains if c.rsplit("/", 1)[-1] == stack]
+        return sorted(chains)
+
+    def chain_keys(self) -> list[str]:
+        """Every chain with at least one record (or a recorded head)."""
+        return sorted(self.heads())
 
     @abc.abstractmethod
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
-        """Every record in chain order (per chain ascending sequence); ``stack`` = a chain key."""
+        """Every record in chain order (per chain ascending sequence); ``stack`` = a chain key. Rows carry their
+        ``columns``; nothing is checked here (``verify`` reports every problem)."""
 
     def summaries(self, **filters: Any) -> list[dict[str, Any]]:
-        """``record_summary`` of each record ``query`` would return. The SQL stores override this with a projection
-        of indexed columns, so that listing many records decodes none of them."""
+        """``record_summary`` of each record ``query`` returns (so each summary comes from a checked document)."""
         return [record_summary(s.document) for s in self.query(**filters)]
 
     @abc.abstractmethod
@@ -207,6 +326,73 @@ class EvidenceStore(abc.ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def decoded_row(row: tuple, ncolumns: int) -> StoredRecord:
+    """A SQL row (the ``COLUMNS`` then document, envelope) as a StoredRecord; an undecodable document or envelope
+    becomes an empty one, which the checks then name, instead of an exception that hides which row it was."""
+    columns = dict(zip(COLUMNS, row[:ncolumns]))
+    return StoredRecord(document=_loads(row[ncolumns]), envelope=_loads(row[ncolumns + 1]), columns=columns)
+
+
+def _loads(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+
+
+def link_problem(last: tuple[int, str], stored: StoredRecord) -> tuple[str, str] | None:
+    """(code, reason) when ``stored`` does not directly extend a chain whose last record is ``last`` (seq, hash)."""
+    prev_seq, prev_hash = last
+    seq = stored.sequence
+    if seq > prev_seq + 1:
+        missing = f"{prev_seq + 1}" if seq == prev_seq + 2 else f"{prev_seq + 1}..{seq - 1}"
+        return "gap", f"sequence gap: record(s) {missing} missing (deleted?)"
+    if seq != prev_seq + 1:
+        return "reordered", f"sequence {seq} after {prev_seq}: records reordered or duplicated"
+    if stored.prev_hash != prev_hash:
+        return "fork", "prev_hash does not equal the previous record's hash (chain forked or a record replaced)"
+    return None
+
+
+def head_problem(chain: str, last: tuple[int, str], head: tuple[int, str] | None) -> tuple[str, str] | None:
+    """(code, reason) when a chain read to its end (last = (seq, hash)) disagrees with the store's recorded head."""
+    got_seq, got_hash = last
+    head_seq, head_hash = head if head else (0, GENESIS_HASH)
+    if got_seq < head_seq:
+        return "truncated", (f"chain {chain} ends at sequence {got_seq} but the store's head is {head_seq}: "
+                             "tail truncated")
+    if got_seq > head_seq:
+        return "head_rewound", (f"chain {chain} continues to sequence {got_seq} past the store's recorded head "
+                                f"{head_seq}: the head was rewound or deleted")
+    if head_seq and got_hash != head_hash:
+        return "fork", f"chain {chain}: last record's hash differs from the store's recorded head"
+    return None
+
+
+def verified_chain(rows: Iterable[StoredRecord], keys: Mapping[str, Any] | None, head: tuple[int, str] | None,
+                   chain: str) -> list[StoredRecord]:
+    """One whole chain, every row checked and linked, ending at the recorded head -- or IntegrityError naming the
+    first record (or the chain) that breaks it. What governance lookups are built on: a record cannot be removed
+    from such a chain, by any column edit, without a gap, a fork or a head mismatch."""
+    out: list[StoredRecord] = []
+    last = (0, GENESIS_HASH)
+    for stored in rows:
+        checked(stored, keys)
+        if stored.chain_key != chain:
+            raise IntegrityError(f"evidence record {stored.record_id}: field chain_key: read from chain {chain} but "
+                                 f"signed for chain {stored.chain_key}; refusing to use chain {chain}")
+        problem = link_problem(last, stored)
+        if problem:
+            raise IntegrityError(f"evidence record {stored.record_id}: field sequence: {problem[1]}; refusing to "
+                                 f"use chain {chain}")
+        last = (stored.sequence, stored.hash)
+        out.append(stored)
+    problem = head_problem(chain, last, head)
+    if problem:
+        raise IntegrityError(f"evidence chain {chain}: {problem[1]}; refusing to use it")
+    return out
 
 
 def seal(record: EvidenceRecord, signer: Signer, chain_key: str, prev_seq: int, prev_hash: str | None

@@ -347,7 +347,13 @@ def _open_store(settings: Any) -> tuple[Any, History]:
     url = evidence_settings.resolved_store_url() if evidence_settings is not None else None
     history = History(store_url=url)
     try:
-        return open_store(url), history
+        store = open_store(url)
+        # grants, exceptions, previews and promotion history count only as signed by a trusted evidence key, with
+        # every indexed column equal to the signed document (ps019.evidence.store.checked)
+        from ps019.evidence import EvidenceSettings
+
+        store.trust((evidence_settings or EvidenceSettings()).public_keys())
+        return store, history
     except Exception as exc:  # noqa: BLE001 - reported: grants and exceptions cannot be verified
         history.error = f"evidence store unreachable ({type(exc).__name__}: {exc}); break-glass grants and " \
                         "exceptions cannot be verified"
