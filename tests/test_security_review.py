@@ -470,7 +470,7 @@ def test_local_user_identity_can_never_use_a_grant_in_the_pure_check():
 def _gather(tmp_path, environ: dict, grant: BreakGlassGrant | None = None, raw_settings: dict | None = None,
             store_url: str | None = None, levels: dict | None = None):
     """facts.gather in-process (no pack process): the composition the pack really runs."""
-    from ps019.evidence import Signer, open_store
+    from ps019.evidence import load_signer, open_store
     from ps019.pack import facts
     from ps019.pack.run import Run
     from ps019.pack.settings import Settings
@@ -479,7 +479,7 @@ def _gather(tmp_path, environ: dict, grant: BreakGlassGrant | None = None, raw_s
     if grant is not None:
         with open_store(url) as store:
             store.append(grant_record(grant, VerifiedIdentity(grant.operator, grant.identity_source, "sts"),
-                                      "production"), Signer.generate())
+                                      "production"), load_signer())  # the evidence key the pack trusts
     raw = raw_settings if raw_settings is not None else {
         "gate": {"trustedKeys": OP_KEYS}, "identity": {"lookup": "off"}, "evidence": {"store_url": url}}
     env = {"PULUMI_ORGANIZATION": "acme", "PULUMI_PROJECT": "web", "PULUMI_STACK": "prod", "PULUMI_DRY_RUN": "true",
@@ -569,7 +569,7 @@ def test_exception_urn_pattern_cannot_escape_its_stack():
 def test_exception_cannot_waive_the_change_gate(tmp_path):
     import types
 
-    from ps019.evidence import Signer, open_store
+    from ps019.evidence import load_signer, open_store
     from ps019.pack import facts as pack_facts
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -577,7 +577,7 @@ def test_exception_cannot_waive_the_change_gate(tmp_path):
                     expires_at=now + timedelta(days=80))
     url = f"sqlite:///{tmp_path / 'evidence.db'}"
     with open_store(url) as store:
-        store.append(exception_record(exc, "production"), Signer.generate())
+        store.append(exception_record(exc, "production"), load_signer())  # the evidence key the pack trusts
     # what the pack does once per run, then to the gate's own finding on the root stack resource
     facts = _gather(tmp_path, {}, store_url=url, levels={"PS019-GATE-002": Level.MANDATORY})
     # The exception is refused, with the reason, and the gate's own finding stays mandatory.
