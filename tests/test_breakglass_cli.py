@@ -45,6 +45,7 @@ def setup(tmp_path, moto_endpoint, evidence_home, monkeypatch):
     config.write_text(json.dumps({"ps019-settings": {
         "gate": {"trustedKeys": trusted},
         "breakGlass": {"maxTtlHours": 4, "reviewSlaHours": 48},
+        "identity": {"endpoints": {"sts": moto_endpoint, "iam": moto_endpoint}},
     }}))
     monkeypatch.setenv("PS019_POLICY_PACK_CONFIG", str(config))
     monkeypatch.setenv("PS019_EVIDENCE_STORE", f"sqlite://{tmp_path / 'evidence.db'}")

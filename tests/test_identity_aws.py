@@ -4,6 +4,7 @@ PS019-IDENTITY-003/004 verdicts on what it finds."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import uuid
@@ -23,7 +24,15 @@ pytestmark = pytest.mark.moto
 
 ACCOUNT = "123456789012"
 PATTERNS = {"production": [f"arn:aws:iam::{ACCOUNT}:role/deploy/pulumi-deploy-*"]}
-SETTINGS = IdentitySettings(allowed_deploy_roles=PATTERNS, max_attempts=1)
+
+
+def settings(**over) -> IdentitySettings:
+    """The lookup's endpoints come only from the pack config: here, the session's moto server
+    (tests/plugins/moto_server.py publishes it as AWS_ENDPOINT_URL, which the lookup itself ignores)."""
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    return IdentitySettings(**{"allowed_deploy_roles": PATTERNS, "max_attempts": 1,
+                               "endpoints": {"sts": endpoint, "iam": endpoint}, **over})
+
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]})
 SCOPED = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -80,7 +89,7 @@ def test_iam_user_caller_is_refused_for_production(aws):
     user = unique("ci-deployer")
     iam.create_user(UserName=user)
     key = iam.create_access_key(UserName=user)["AccessKey"]
-    identity = lookup_deploy_identity(SETTINGS, session=session_for(key["AccessKeyId"], key["SecretAccessKey"]))
+    identity = lookup_deploy_identity(settings(), session=session_for(key["AccessKeyId"], key["SecretAccessKey"]))
     assert identity.kind == "iam-user" and identity.error is None
     assert identity.arn == f"arn:aws:iam::{ACCOUNT}:user/{user}"
     found = verdicts(identity)
@@ -101,7 +110,7 @@ def test_root_caller_is_refused(aws):
         ("after-call.sts.GetCallerIdentity", as_root),
         ("before-call.iam", lambda **kw: calls.append(kw)),
     ])
-    identity = lookup_deploy_identity(SETTINGS, session=session)
+    identity = lookup_deploy_identity(settings(), session=session)
     assert (identity.kind, identity.account, identity.error) == ("root", ACCOUNT, None)
     assert calls == []  # no role: no IAM calls
     assert "root user" in verdicts(identity)["PS019-IDENTITY-003"][0]
@@ -110,7 +119,7 @@ def test_root_caller_is_refused(aws):
 def test_disallowed_role_is_refused(aws):
     session = become_role(aws, "AWSReservedSSO_AdministratorAccess_1f2e", path="/aws-reserved/",
                           managed=["arn:aws:iam::aws:policy/ReadOnlyAccess"])
-    identity = lookup_deploy_identity(SETTINGS, session=session)
+    identity = lookup_deploy_identity(settings(), session=session)
     assert identity.kind == "assumed-role" and identity.session_name == "ci-42"
     assert identity.role_arn == f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/{identity.role_name}"
     assert identity.role_name.startswith("AWSReservedSSO_AdministratorAccess_1f2e")
@@ -120,7 +129,7 @@ def test_disallowed_role_is_refused(aws):
 
 def test_admin_attached_deploy_role_is_refused(aws):
     session = become_role(aws, "pulumi-deploy-site", managed=["arn:aws:iam::aws:policy/AdministratorAccess"])
-    identity = lookup_deploy_identity(SETTINGS, session=session)
+    identity = lookup_deploy_identity(settings(), session=session)
     assert [p.admin_equivalent for p in identity.policy_results] == [True]
     messages = verdicts(identity)["PS019-IDENTITY-003"]
     assert len(messages) == 1 and "admin-equivalent" in messages[0] and "AdministratorAccess" in messages[0]
@@ -128,7 +137,7 @@ def test_admin_attached_deploy_role_is_refused(aws):
 
 def test_admin_inline_policy_on_deploy_role_is_refused(aws):
     star = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
-    identity = lookup_deploy_identity(SETTINGS, session=become_role(aws, "pulumi-deploy-site", inline=star))
+    identity = lookup_deploy_identity(settings(), session=become_role(aws, "pulumi-deploy-site", inline=star))
     assert [(p.source, p.admin_equivalent) for p in identity.policy_results] == [("inline", True)]
     assert "admin-equivalent" in verdicts(identity)["PS019-IDENTITY-003"][0]
 
@@ -137,7 +146,7 @@ def test_allowed_least_privileged_role_passes_and_is_recorded(aws):
     iam = aws.client("iam")
     policy_arn = iam.create_policy(PolicyName=unique("site-deploy"), PolicyDocument=SCOPED)["Policy"]["Arn"]
     session = become_role(aws, "pulumi-deploy-site", managed=[policy_arn], inline=SCOPED)
-    identity = lookup_deploy_identity(SETTINGS, session=session)
+    identity = lookup_deploy_identity(settings(), session=session)
     assert identity.verified
     assert identity.role_arn == f"arn:aws:iam::{ACCOUNT}:role/deploy/{identity.role_name}"
     assert [(p.source, p.verdict) for p in identity.policy_results] == [("managed", "allow"), ("inline", "allow")]
@@ -155,7 +164,7 @@ def test_unreadable_role_policies_are_reported_not_raised(aws):
 
     session = become_role(aws, "pulumi-deploy-site")
     session._session.register("before-call.iam.ListAttachedRolePolicies", deny)
-    identity = lookup_deploy_identity(SETTINGS, session=session)
+    identity = lookup_deploy_identity(settings(), session=session)
     assert identity.kind == "assumed-role" and "AccessDenied" in identity.policies_error
     found = verdicts(identity)
     assert found["PS019-IDENTITY-003"] == []
@@ -170,8 +179,8 @@ def test_lookup_is_cached_per_run(aws):
     key = iam.create_access_key(UserName=user)["AccessKey"]
     session = session_for(key["AccessKeyId"], key["SecretAccessKey"],
                           hooks=[("before-call.sts.GetCallerIdentity", lambda **kw: calls.append(1))])
-    first = lookup_deploy_identity(SETTINGS, session=session)
-    second = lookup_deploy_identity(SETTINGS, session=session)
+    first = lookup_deploy_identity(settings(), session=session)
+    second = lookup_deploy_identity(settings(), session=session)
     assert first is second and len(calls) == 1
 
 
@@ -179,9 +188,10 @@ def test_dead_endpoint_costs_seconds_and_becomes_error_text(aws, monkeypatch):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    dead = f"http://127.0.0.1:{port}"
     started = time.monotonic()
-    identity = lookup_deploy_identity(IdentitySettings(connect_timeout_seconds=1, read_timeout_seconds=1))
+    identity = lookup_deploy_identity(IdentitySettings(connect_timeout_seconds=1, read_timeout_seconds=1,
+                                                       endpoints={"sts": dead, "iam": dead}))
     assert time.monotonic() - started < 10
     assert identity.kind == "unknown" and "GetCallerIdentity failed" in identity.error
     assert "testing" not in identity.error  # never the credentials

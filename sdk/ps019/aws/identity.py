@@ -6,6 +6,13 @@ It never raises: no credentials, a dead endpoint or AccessDenied become text in 
 the PS019-IDENTITY-004 control reports. botocore timeouts and retries are kept short (see ``IdentitySettings``) so a
 dead endpoint costs seconds, not minutes.
 
+Where the calls go is decided by the pack config alone (``identity.endpoints``; default: AWS's own endpoints). boto3
+would otherwise honour ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_STS``, ``endpoint_url`` and ``services`` sections in
+the shared config file, endpoint rule sets under ``AWS_DATA_PATH`` or ``~/.aws/models``, proxies and ``AWS_CA_BUNDLE``:
+each is something the person running ``pulumi up`` can set, and each lets a 40-line local server answer
+``GetCallerIdentity`` with any ARN. They are ignored, and their names (never their values) are recorded in
+``ignored_overrides``.
+
 The result is a plain frozen dataclass: controls judge it (``ps019.controls.identity``) and the evidence record keeps
 ``to_evidence()``. It never holds credentials.
 """
@@ -16,15 +23,25 @@ import json
 import os
 import threading
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import structlog
 
 from ps019.aws.arns import CallerKind, classify_caller_arn
-from ps019.aws.settings import IdentitySettings
+from ps019.aws.settings import REGION_NAME, IdentitySettings
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_ENDPOINT_SOURCE = "AWS default endpoint (environment and config-file overrides ignored)"
+CONFIGURED_ENDPOINT_SOURCE = "pack config identity.endpoints.sts"
+# Transport settings boto3 would take from the environment; any of them can redirect or intercept the STS call.
+_TRANSPORT_ENV = ("AWS_CA_BUNDLE", "AWS_DATA_PATH", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                  "ALL_PROXY", "all_proxy")
+# Keys of the shared config file's profile that would do the same.
+_CONFIG_FILE_KEYS = ("endpoint_url", "services", "ca_bundle")
+# Code injected into the pack process itself cannot be ignored from inside it (docs/threat-model.md): named only.
+_PROCESS_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "LD_PRELOAD", "DYLD_INSERT_LIBRARIES")
 
 _MAX_POLICIES = 50  # AWS allows 20 attached policies per role (quota) and inline policies up to 10,240 bytes in total
 
@@ -63,6 +80,9 @@ class DeployIdentity:
     role_arn: str | None = None  # the IAM role ARN (with its path when the IAM API told us)
     policies_error: str | None = None  # the caller is known but its policies could not be read
     iam_data_version: str | None = None
+    sts_endpoint: str | None = None  # the endpoint asked (None: AWS's own endpoint for the region)
+    endpoint_source: str = "AWS default endpoint (environment and config-file overrides ignored)"
+    ignored_overrides: tuple[str, ...] = ()  # names of environment / config-file overrides that were ignored
 
     @property
     def verified(self) -> bool:
@@ -84,6 +104,8 @@ class DeployIdentity:
             "role_arn": self.role_arn, "session_name": self.session_name, "error": self.error,
             "policies_error": self.policies_error, "iam_data_version": self.iam_data_version,
             "policies": [p.to_evidence() for p in self.policy_results],
+            "sts_endpoint": {"url": self.sts_endpoint, "source": self.endpoint_source},
+            "ignored_overrides": list(self.ignored_overrides),
         }
 
     @classmethod
@@ -104,6 +126,9 @@ class DeployIdentity:
             session_name=data.get("session_name") or caller.session_name, policy_results=policies,
             error=data.get("error"), role_arn=data.get("role_arn"), policies_error=data.get("policies_error"),
             iam_data_version=data.get("iam_data_version"),
+            sts_endpoint=(data.get("sts_endpoint") or {}).get("url"),
+            endpoint_source=(data.get("sts_endpoint") or {}).get("source") or DEFAULT_ENDPOINT_SOURCE,
+            ignored_overrides=tuple(data.get("ignored_overrides") or ()),
         )
 
 
@@ -119,27 +144,69 @@ def clear_cache() -> None:
 def lookup_deploy_identity(settings: IdentitySettings | None = None, *, session: Any = None,
                            use_cache: bool = True) -> DeployIdentity:
     """Ask AWS who the inherited credentials belong to (cached per credentials + endpoint + region for the process,
-    which lives for one engine run). Never raises."""
+    which lives for one engine run). Never raises. Only ``settings.endpoints`` decides where the calls go."""
     settings = settings or IdentitySettings()
+    ignored: tuple[str, ...] = ()
     try:
-        session = session or _new_session(settings)
+        session = harden_session(session or _new_session(settings))
+        ignored = ignored_overrides(os.environ, session)
+        region, region_note = _region(settings, session)
+        if region_note:
+            ignored += (region_note,)
         credentials = session.get_credentials()
         if credentials is None:
-            return DeployIdentity(arn=None, account=None, kind="unknown",
-                                  error="no AWS credentials found in the environment of the pulumi process")
-        key = (credentials.access_key, os.environ.get("AWS_ENDPOINT_URL"), _region(settings, session),
-               settings.fetch_role_policies)
+            return _unknown(settings, ignored, "no AWS credentials found in the environment of the pulumi process")
+        key = (credentials.access_key, settings.endpoints.sts, settings.endpoints.iam, region,
+               settings.fetch_role_policies, settings.ca_bundle)
         if use_cache:
             with _cache_lock:
                 if key in _cache:
                     return _cache[key]
-        identity = _lookup(session, settings)
+        identity = replace(_lookup(session, settings, region), sts_endpoint=settings.endpoints.sts,
+                           endpoint_source=_source(settings), ignored_overrides=ignored)
         if use_cache:
             with _cache_lock:
                 _cache[key] = identity
         return identity
     except Exception as exc:  # noqa: BLE001 - an edge must report, never crash the pack
-        return DeployIdentity(arn=None, account=None, kind="unknown", error=_describe_error("STS GetCallerIdentity", exc))
+        return _unknown(settings, ignored, _describe_error("STS GetCallerIdentity", exc))
+
+
+def _source(settings: IdentitySettings) -> str:
+    return CONFIGURED_ENDPOINT_SOURCE if settings.endpoints.sts else DEFAULT_ENDPOINT_SOURCE
+
+
+def _unknown(settings: IdentitySettings, ignored: tuple[str, ...], error: str) -> DeployIdentity:
+    return DeployIdentity(arn=None, account=None, kind="unknown", error=error, sts_endpoint=settings.endpoints.sts,
+                          endpoint_source=_source(settings), ignored_overrides=ignored)
+
+
+def ignored_overrides(environ: Mapping[str, str], session: Any) -> tuple[str, ...]:
+    """Names of the endpoint and transport overrides present in the environment or the shared config file, all of
+    which the lookup ignores; plus process-level injection variables it cannot ignore (named for the record)."""
+    names = sorted(n for n, v in environ.items()
+                   if v and (n == "AWS_ENDPOINT_URL" or n.startswith("AWS_ENDPOINT_URL_")))
+    names += [n for n in _TRANSPORT_ENV if environ.get(n)]
+    core = getattr(session, "_session", session)
+    try:
+        scoped = core.get_scoped_config() or {}
+    except Exception:  # noqa: BLE001 - a missing profile: botocore reports it when the credentials are read
+        scoped = {}
+    names += [f"config file: {k}" for k in _CONFIG_FILE_KEYS if k in scoped]
+    names += [f"{n} (set in the pack process; not ignorable)" for n in _PROCESS_ENV if environ.get(n)]
+    return tuple(names)
+
+
+def harden_session(session: Any) -> Any:
+    """Make botocore load endpoint rule sets and service models only from its own package (not ``AWS_DATA_PATH``,
+    not ``~/.aws/models``)."""
+    import botocore.loaders
+
+    core = getattr(session, "_session", session)
+    loader = botocore.loaders.Loader(extra_search_paths=[botocore.loaders.Loader.BUILTIN_DATA_PATH],
+                                     include_default_search_paths=False)
+    core.register_component("data_loader", loader)
+    return session
 
 
 def _new_session(settings: IdentitySettings) -> Any:
@@ -150,28 +217,38 @@ def _new_session(settings: IdentitySettings) -> Any:
     # The credential chain may fall through to the instance-metadata service; bound it like every other call.
     core.set_config_variable("metadata_service_timeout", settings.connect_timeout_seconds)
     core.set_config_variable("metadata_service_num_attempts", 1)
+    harden_session(core)
     return boto3.session.Session(botocore_session=core)
 
 
-def _region(settings: IdentitySettings, session: Any) -> str:
-    return (settings.region or getattr(session, "region_name", None) or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+def _region(settings: IdentitySettings, session: Any) -> tuple[str, str | None]:
+    """(region, note): the configured region, else the session's / environment's when it is a region name."""
+    if settings.region:
+        return settings.region, None
+    found = (getattr(session, "region_name", None) or os.environ.get("AWS_REGION")
+             or os.environ.get("AWS_DEFAULT_REGION"))
+    if found and not REGION_NAME.match(found):
+        return "us-east-1", "region from the environment or config file (not a region name; us-east-1 used)"
+    return found or "us-east-1", None
 
 
-def _client(session: Any, service: str, settings: IdentitySettings) -> Any:
+def _client(session: Any, service: str, settings: IdentitySettings, region: str) -> Any:
     from botocore.config import Config
 
     config = Config(
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
         retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+        ignore_configured_endpoint_urls=True,  # never AWS_ENDPOINT_URL*, endpoint_url or services in a config file
+        proxies={},  # never HTTPS_PROXY & co.
     )
-    return session.client(service, region_name=_region(settings, session), config=config)
+    return session.client(service, region_name=region, config=config, endpoint_url=getattr(settings.endpoints, service),
+                          verify=settings.ca_bundle or True)  # never AWS_CA_BUNDLE / ca_bundle from a config file
 
 
-def _lookup(session: Any, settings: IdentitySettings) -> DeployIdentity:
+def _lookup(session: Any, settings: IdentitySettings, region: str) -> DeployIdentity:
     try:
-        answer = _client(session, "sts", settings).get_caller_identity()
+        answer = _client(session, "sts", settings, region).get_caller_identity()
     except Exception as exc:  # noqa: BLE001
         return DeployIdentity(arn=None, account=None, kind="unknown", error=_describe_error("STS GetCallerIdentity", exc))
     arn = answer.get("Arn")
@@ -182,7 +259,7 @@ def _lookup(session: Any, settings: IdentitySettings) -> DeployIdentity:
         iam_data_version=_iam_data_version(),
     )
     if caller.kind in ("assumed-role", "role") and settings.fetch_role_policies:
-        identity = _with_role_policies(identity, _client(session, "iam", settings))
+        identity = _with_role_policies(identity, _client(session, "iam", settings, region))
     log.debug("deploy identity looked up", kind=identity.kind, arn=identity.arn, error=identity.error,
               policies_error=identity.policies_error)
     return identity

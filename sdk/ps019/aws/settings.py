@@ -9,6 +9,8 @@ controls read ``allowed_deploy_roles`` from there unless a control's own ``--pol
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,6 +26,37 @@ _AWS_CREDENTIAL_HINTS = (
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )
+
+
+REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$")
+
+
+def _endpoint_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    if parsed.username or parsed.password or parsed.query or parsed.fragment:
+        raise ValueError("an endpoint URL carries no user, password, query or fragment")
+    return value.rstrip("/")
+
+
+class AwsEndpoints(BaseModel):
+    """Where the identity lookup sends its AWS calls. Only this (the platform team's pack config) decides it:
+    ``AWS_ENDPOINT_URL*``, ``endpoint_url`` / ``services`` in shared config files, ``AWS_DATA_PATH`` endpoint rule
+    sets, proxies and ``AWS_CA_BUNDLE`` are ignored, because whoever runs ``pulumi up`` can set them and answer
+    ``GetCallerIdentity`` with any ARN they like."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sts: str | None = Field(None, description="STS endpoint URL; default: AWS's own STS endpoint for the region")
+    iam: str | None = Field(None, description="IAM endpoint URL; default: AWS's own IAM endpoint")
+
+    @field_validator("sts", "iam")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _endpoint_url(value)
 
 
 class IdentitySettings(BaseModel):
@@ -48,6 +81,20 @@ class IdentitySettings(BaseModel):
     # Total attempts per call (1 = no retry). Short, so that a dead endpoint costs seconds, not minutes.
     max_attempts: int = Field(default=2, ge=1, le=5)
     fetch_role_policies: bool = True
+    endpoints: AwsEndpoints = Field(
+        default_factory=AwsEndpoints,
+        description="the only endpoints the lookup uses (tests: a local moto server); environment and config-file "
+                    "endpoint overrides are ignored and named in the evidence record")
+    ca_bundle: str | None = Field(
+        None, description="CA bundle file for TLS to the endpoints (default: the bundled certifi roots; "
+                          "AWS_CA_BUNDLE is ignored)")
+
+    @field_validator("region")
+    @classmethod
+    def _region_name(cls, value: str | None) -> str | None:
+        if value is not None and not REGION_NAME.match(value):
+            raise ValueError(f"{value!r} is not an AWS region name (e.g. us-east-1)")
+        return value
 
     @field_validator("allowed_deploy_roles", mode="before")
     @classmethod

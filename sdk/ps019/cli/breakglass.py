@@ -158,13 +158,14 @@ def break_glass() -> None:
 def open_cmd(stack: str, reason: str, incident: str, ttl: str, waive: tuple[str, ...], key_path: str,
              store_url: str | None, config_path: str | None) -> None:
     """Open a break-glass grant bound to your verified identity and STACK; prints the grant ID."""
-    from ps019.gate.breakglass import open_grant, parse_duration, resolve_operator_identity
+    from ps019.gate.breakglass import open_grant, parse_duration
+    from ps019.gate.edges import resolve_operator_identity
 
     env = _Env(config_path, store_url)
     try:
         env.require_trusted_keys()
         key = _private_key(key_path)
-        identity = resolve_operator_identity()
+        identity = resolve_operator_identity(identity_settings=env.section("identity"))
         grant = open_grant(env.store(), env.signer(), key, identity, stack, reason=reason, incident=incident,
                            ttl=parse_duration(ttl), waive=list(waive), gate_settings=env.gate,
                            settings=env.break_glass, known_controls=_known_controls(),
@@ -187,12 +188,13 @@ def open_cmd(stack: str, reason: str, incident: str, ttl: str, waive: tuple[str,
 @_common
 def close_cmd(grant_id: str, key_path: str, notes: str, store_url: str | None, config_path: str | None) -> None:
     """Close a grant: it can no longer be used, and its review clock starts."""
-    from ps019.gate.breakglass import close_grant, resolve_operator_identity
+    from ps019.gate.breakglass import close_grant
+    from ps019.gate.edges import resolve_operator_identity
 
     env = _Env(config_path, store_url)
     try:
         env.require_trusted_keys()
-        close = close_grant(env.store(), env.signer(), _private_key(key_path), resolve_operator_identity(), grant_id,
+        close = close_grant(env.store(), env.signer(), _private_key(key_path), resolve_operator_identity(identity_settings=env.section("identity")), grant_id,
                             gate_settings=env.gate, settings=env.break_glass, notes=notes)
     finally:
         env.close()

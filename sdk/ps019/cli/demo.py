@@ -504,7 +504,8 @@ def _hotfix_export(examples: Path, work: Path, incident: str) -> Path:
 def _break_glass_story(console: Any, number: int, setup: _DemoSetup, examples: Path, timeout: float,
                        outcome: StoryOutcome) -> None:
     from ps019.cli.breakglass import _Env, _grant_rows, _known_controls
-    from ps019.gate.breakglass import close_grant, open_grant, resolve_operator_identity, review_grant
+    from ps019.gate.breakglass import close_grant, open_grant, review_grant
+    from ps019.gate.edges import resolve_operator_identity
 
     _rule(console, number, outcome.title)
     incident = f"INC-{setup.run_id}"

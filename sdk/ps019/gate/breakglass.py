@@ -4,7 +4,7 @@ A **grant** is a document signed by the operator's Ed25519 key (``ps019.gate.sig
 ``ps019/break-glass-grant/v1``) that binds together:
 
 * the operator's *verified* identity (the STS caller ARN when AWS credentials are present, else the CI identity --
-  see :func:`resolve_operator_identity`); the signing key must be a trusted key with role ``operator`` whose
+  see :func:`ps019.gate.edges.resolve_operator_identity`); the signing key must be a trusted key with role ``operator`` whose
   ``identity`` matches that verified identity;
 * one stack (``ORG/PROJECT/STACK``);
 * a reason and an incident ID;
@@ -234,38 +234,6 @@ class VerifiedIdentity:
     source: str  # aws-sts | ci-env
     verified_by: str
     account: str | None = None
-
-
-def resolve_operator_identity(environ: Mapping[str, str] | None = None) -> VerifiedIdentity:
-    """Who is running this command, as verified -- not as claimed. The same identity the pack uses as the deployer
-    (``ps019.gate.edges.deployer_from``), so a grant opened here matches the ``pulumi up`` that follows:
-
-    1. AWS credentials present (boto3's chain finds any): ``sts:GetCallerIdentity`` -> the caller ARN, e.g.
-       ``arn:aws:sts::123456789012:assumed-role/BreakGlass/alice`` (session name included: it names the human).
-    2. Otherwise, in CI, the CI system's actor (``ps019.gate.ci.detect_ci``: ``GITHUB_TRIGGERING_ACTOR`` /
-       ``GITHUB_ACTOR`` on GitHub Actions, ``GITLAB_USER_LOGIN`` on GitLab CI, ...). The bare ``CI=true`` generic
-       markers are refused: any shell can set them.
-    3. Otherwise there is nothing to verify against and the command refuses (a local user name is an assertion).
-    """
-    env = os.environ if environ is None else environ
-    import boto3
-    import botocore.exceptions
-
-    session = boto3.Session()
-    if session.get_credentials() is not None:
-        try:
-            who = session.client("sts").get_caller_identity()
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise InputError(f"AWS credentials are present but sts:GetCallerIdentity failed: {exc}") from None
-        return VerifiedIdentity(who["Arn"], "aws-sts", "sts:GetCallerIdentity", who.get("Account"))
-    from ps019.gate.ci import detect_ci
-
-    ci = detect_ci(env)
-    if ci is not None and ci.provider != "generic" and ci.actor:
-        return VerifiedIdentity(ci.actor, "ci-env", f"{ci.provider} CI actor"
-                                + (f" ({ci.repository})" if ci.repository else ""))
-    raise InputError("cannot verify who you are: no AWS credentials (sts:GetCallerIdentity) and no CI identity "
-                     "(GitHub Actions, GitLab CI, ...); break-glass needs a verified identity")
 
 
 # --- reading governance records -------------------------------------------------------------------------------------
