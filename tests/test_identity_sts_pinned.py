@@ -122,7 +122,7 @@ def test_endpoints_in_the_pack_config_must_be_plain_http_urls():
 
 
 def _gather(tmp_path, environ: dict, raw_settings: dict, grant=None):
-    from ps019.evidence import Signer, open_store
+    from ps019.evidence import load_signer, open_store
     from ps019.gate.breakglass import VerifiedIdentity, grant_record
     from ps019.pack import facts
     from ps019.pack.run import Run
@@ -132,7 +132,7 @@ def _gather(tmp_path, environ: dict, raw_settings: dict, grant=None):
     if grant is not None:
         with open_store(url) as store:
             store.append(grant_record(grant, VerifiedIdentity(grant.operator, grant.identity_source, "sts"),
-                                      "production"), Signer.generate())
+                                      "production"), load_signer())  # the evidence key the pack trusts
     raw = {**raw_settings, "evidence": {"store_url": url}}
     env = {**os.environ, "PULUMI_ORGANIZATION": "acme", "PULUMI_PROJECT": "web", "PULUMI_STACK": "prod",
            "PULUMI_DRY_RUN": "true", "XDG_DATA_HOME": str(tmp_path / "xdg"), **environ}
@@ -172,3 +172,11 @@ def test_spoofed_sts_cannot_ride_an_operators_grant(fake_sts, no_internet, monke
     assert fake_sts.requests == []
     assert facts.deployer.identity != OPERATOR_ARN
     assert not facts.grant.valid and facts.decision.blocked
+    # Control: the stored grant itself is good; an STS-verified operator would have been able to use it.
+    from ps019.evidence import open_store
+    from ps019.gate.breakglass import check_break_glass, load_break_glass_records
+
+    with open_store(f"sqlite:///{tmp_path / 'evidence.db'}") as store:
+        records = load_break_glass_records(store, "acme/web/prod")
+    assert check_break_glass(records, "acme/web/prod", OPERATOR_ARN, datetime.now(timezone.utc), raw["gate"],
+                             deployer_verified_by="sts").valid
