@@ -40,7 +40,9 @@ def test_store_down_spools_then_flush_delivers_exactly_once(tmp_path, evidence_s
     files = spooled_files(down)
     assert len(files) == 3 and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
 
-    up = down.model_copy(update={"store_url": f"sqlite://{tmp_path}/e.db"})
+    (tmp_path / "blocker").unlink()  # the store comes back, at the same URL
+    (tmp_path / "blocker").mkdir()
+    up = down
     flushed = flush_spool(up, signer=evidence_signer)
     assert flushed.delivered == [r.record_id for r in recs] and flushed.remaining == 0
     again = flush_spool(up, signer=evidence_signer)
@@ -97,10 +99,12 @@ def test_mandatory_outage_level_applies_to_production_only(tmp_path, evidence_si
 
 @pytest.mark.postgres
 def test_postgres_outage_then_recovery(pg_evidence, tmp_path, evidence_signer):
-    down = EvidenceSettings(store_url=f"postgresql://evidence_writer:pw-not-shown@127.0.0.1:{_dead_port()}/evidence",
-                            spool_dir=str(tmp_path / "spool"), connect_timeout_s=1)
+    # The same server and database, reached as a role that cannot log in: down until the right credentials return.
+    down_url = pg_evidence.writer_dsn.replace("evidence_writer@", "no_such_role:pw-not-shown@")
+    down = EvidenceSettings(store_url=down_url, spool_dir=str(tmp_path / "spool"), connect_timeout_s=1)
     res = emit(make_record(), down, signer=evidence_signer)
     assert res.status == "spooled" and "pw-not-shown" not in res.message and "pw-not-shown" not in res.store_url
+    assert not any(b"pw-not-shown" in f.read_bytes() for f in spooled_files(down))
     up = down.model_copy(update={"store_url": pg_evidence.writer_dsn})
     assert flush_spool(up, signer=evidence_signer).delivered == [res.record_id]
     assert flush_spool(up, signer=evidence_signer).delivered == []
@@ -185,12 +189,17 @@ def test_no_secret_in_s3(s3_evidence_url, evidence_signer):
     _assert_no_secret(raw, "s3 objects")
 
 
-def test_unusable_record_is_an_input_error_not_a_spooled_outage(tmp_path, evidence_signer):
-    from ps019.errors import InputError
+def test_a_value_rfc8785_cannot_represent_is_stored_escaped_and_marked_not_dropped(tmp_path, evidence_signer):
+    """Before: an integer beyond 2**53 in a details field made the record an InputError -- neither stored nor
+    spooled. Now it is stored in a lossless escaped form, listed under ``escaped``, and the record verifies."""
     from ps019.evidence import VerifiedReference
 
     settings = EvidenceSettings(store_url=f"sqlite://{tmp_path}/e.db", spool_dir=str(tmp_path / "spool"))
-    bad = make_record(approvals=[VerifiedReference(ref_id="x", kind="approval", details={"n": 2**60})])
-    with pytest.raises(InputError, match="canonicalised"):
-        emit(bad, settings, signer=evidence_signer)
-    assert spooled_files(settings) == []
+    odd = make_record(approvals=[VerifiedReference(ref_id="x", kind="approval", details={"n": 2**60})])
+    result = emit(odd, settings, signer=evidence_signer)
+    assert result.status == "stored" and spooled_files(settings) == []
+    doc = open_store(settings.store_url).get(odd.record_id).document
+    assert doc["approvals"][0]["details"]["n"] == str(2**60)
+    assert doc["escaped"] == [{"path": "/approvals/0/details/n", "encoding": "number-text",
+                               "reason": "integer beyond 2**53 (RFC 8785 has no exact form for it)"}]
+    assert verify_store(open_store(settings.store_url), {evidence_signer.keyid: evidence_signer.public_key}).ok

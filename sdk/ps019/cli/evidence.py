@@ -441,20 +441,32 @@ def _chain_of(stack: str | None) -> str | None:
 
 
 @evidence.command("flush")
-@store_option
-def flush(store_url) -> None:
-    """Deliver records spooled while the store was unreachable (exactly once, in order)."""
+@click.option("--store", "store_url", metavar="URL", default=None,
+              help="Deliver only the records spooled for this store (same URL without credentials; give the "
+                   "credentials here), and records spooled before spool files named their store. Default: every "
+                   "record to the store it was spooled for.")
+@click.option("--spool-dir", type=click.Path(file_okay=False), default=None,
+              help="The spool directory (default $PS019_EVIDENCE_SPOOL_DIR, else <data dir>/spool; the pack's "
+                   "ps019-settings.evidence.spool_dir when it sets one).")
+def flush(store_url, spool_dir) -> None:
+    """Deliver records spooled while their store was unreachable, to that store (exactly once, in order).
+
+    A spooled record goes only to the store it was written for: records for another store stay spooled, one line
+    each says so, and the exit status is 1."""
     from ps019.evidence import EvidenceSettings, flush_spool
 
-    settings = EvidenceSettings(store_url=store_url) if store_url else EvidenceSettings()
+    settings = EvidenceSettings(store_url=store_url, spool_dir=spool_dir)
     try:
         result = flush_spool(settings)
     except Ps019Error:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"cannot flush to evidence store {safe_url(settings.resolved_store_url())}: "
-                         f"{_first_line(exc)}") from None
+        raise StoreError(f"cannot flush the evidence spool: {_first_line(exc)}") from None
     click.echo(result.summary())
+    for line in result.refused:
+        click.echo(f"ps019: not delivered: {line}", err=True)
+    if result.refused:
+        raise SystemExit(1)
 
 
 @evidence.command("reconcile")

@@ -1,9 +1,12 @@
 """``emit``: append a record, or spool it locally when the store is unreachable (never raises for an outage).
-``flush_spool``: deliver spooled records in order, exactly once (idempotent by record ID).
+``flush_spool``: deliver spooled records in order, exactly once (idempotent by record ID), to the store each was
+written for.
 
-A spool file holds the record before it is chained (the store assigns sequence and prev_hash at delivery) plus a
-DSSE envelope over it by the evidence signer (predicate type ``.../spooled-record/v1``), so a spool file edited
-while waiting is refused at flush instead of being chained and signed as genuine.
+A spool file holds the record before it is chained (the store assigns sequence and prev_hash at delivery), the store
+it was meant for (its URL without credentials) and a DSSE envelope over both by the evidence signer (predicate type
+``.../spooled-record/v1``, predicate ``{"destination", "record"}``), so a spool file edited while waiting -- its
+record or its destination -- is refused at flush instead of being chained and signed as genuine. Files written before
+destinations existed (predicate = the record alone) are delivered only to a store named explicitly.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import Literal
 import structlog
 
 from ps019.errors import InputError, IntegrityError, StoreError
-from ps019.evidence.record import EvidenceRecord, canonical_bytes
-from ps019.evidence.settings import EvidenceSettings
+from ps019.evidence.record import EvidenceRecord, canonical_document_bytes
+from ps019.evidence.settings import EvidenceSettings, resolve_store_url
 from ps019.evidence.signing import (SPOOL_PREDICATE_TYPE, Signer, decode_statement, load_signer, public_key_map,
                                     verify_envelope)
 from ps019.evidence.registry import open_store
@@ -45,17 +48,23 @@ class EmitResult:
 
 
 def emit(record: EvidenceRecord, settings: EvidenceSettings | None = None, *, signer: Signer | None = None,
-         store: EvidenceStore | None = None) -> EmitResult:
+         store: EvidenceStore | None = None, spool_first: bool = False) -> EmitResult:
+    """Append ``record``; if the store cannot be reached, spool it and say so. ``spool_first`` writes the spool file
+    before trying the store and removes it once the append succeeded, so a process killed mid-append (a signal's
+    grace period) still leaves the record behind; a later flush skips it if the append had landed."""
     settings = settings or EvidenceSettings()
     url = store.url if store is not None else settings.resolved_store_url()
     signer = signer or load_signer(settings)
     record = validated_record(record)
+    early = spool(record, settings, signer, url) if spool_first else None
     try:
         if store is not None:
             stored = store.append(record, signer)
         else:
             with open_store(url, settings) as opened:
                 stored = opened.append(record, signer)
+        if early is not None:
+            early.unlink(missing_ok=True)
         return EmitResult("stored", _safe_url(url), record.record_id,
                           f"evidence record {record.record_id} stored in {_safe_url(url)} "
                           f"(chain {stored.chain_key} #{stored.sequence})", stored=stored)
@@ -65,7 +74,7 @@ def emit(record: EvidenceRecord, settings: EvidenceSettings | None = None, *, si
         raise  # the record itself is unusable: spooling it would only defer the same failure
     except Exception as exc:  # noqa: BLE001 -- a driver error must not lose the record; spool it and say why
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    path = spool(record, settings, signer)
+    path = early or spool(record, settings, signer, url)
     level = settings.outage_level if record.environment == "production" else "advisory"
     msg = (f"evidence store {_safe_url(url)} unavailable ({reason}); record {record.record_id} spooled to "
            f"{path.parent} -- deliver it with `ps019 evidence flush`")
@@ -73,15 +82,19 @@ def emit(record: EvidenceRecord, settings: EvidenceSettings | None = None, *, si
     return EmitResult("spooled", _safe_url(url), record.record_id, msg, level=level, spool_file=str(path))
 
 
-def spool(record: EvidenceRecord, settings: EvidenceSettings, signer: Signer) -> Path:
-    """Write the (redacted, unchained) record atomically into the spool directory; returns the file."""
+def spool(record: EvidenceRecord, settings: EvidenceSettings, signer: Signer, destination: str | None = None) -> Path:
+    """Write the (redacted, unchained) record atomically into the spool directory; returns the file. The file names
+    the store the record was meant for (``destination``, without credentials), inside the signature, so that
+    ``flush`` delivers it there and nowhere else."""
     directory = settings.resolved_spool_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = redact_forbidden(record.document(), record.forbidden_values)
-        digest = hashlib.sha256(canonical_bytes(doc)).hexdigest()
-        envelope = signer.sign_statement(doc["record_id"], digest, doc, predicate_type=SPOOL_PREDICATE_TYPE)
-        body = json.dumps({"record": doc, "envelope": envelope}, sort_keys=True).encode()
+        digest = hashlib.sha256(canonical_document_bytes(doc)).hexdigest()  # escapes, marked
+        dest = _safe_url(destination or settings.resolved_store_url())
+        envelope = signer.sign_statement(doc["record_id"], digest, {"destination": dest, "record": doc},
+                                         predicate_type=SPOOL_PREDICATE_TYPE)
+        body = json.dumps({"destination": dest, "record": doc, "envelope": envelope}, sort_keys=True).encode()
         name = f"{time.time_ns():020d}-{_safe_name(doc['record_id'])}.json"
         final = directory / name
         tmp = directory / f".{name}.tmp"
@@ -103,10 +116,11 @@ class FlushResult:
     already_present: list[str] = field(default_factory=list)
     remaining: int = 0
     store_url: str = ""
+    refused: list[str] = field(default_factory=list)  # one line per destination whose records stay spooled
 
     def summary(self) -> str:
         return (f"{len(self.delivered)} delivered, {len(self.already_present)} already in the store, "
-                f"{self.remaining} still spooled ({self.store_url})")
+                f"{self.remaining} still spooled ({self.store_url or 'no store'})")
 
 
 def spooled_files(settings: EvidenceSettings | None = None) -> list[Path]:
@@ -116,50 +130,115 @@ def spooled_files(settings: EvidenceSettings | None = None) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
 
 
+@dataclass(frozen=True)
+class SpooledRecord:
+    path: Path
+    record: EvidenceRecord
+    destination: str | None  # None: written before spool files named their store (deliver with an explicit store)
+
+
 def flush_spool(settings: EvidenceSettings | None = None, *, signer: Signer | None = None,
                 store: EvidenceStore | None = None) -> FlushResult:
-    """Append spooled records in spool order; skip IDs already stored; delete each file only after its append.
-    Raises StoreError if the store is still unreachable (nothing is removed) and IntegrityError for a spool file
-    that fails its signature (it is left in place)."""
+    """Append spooled records, in spool order, to the store each was written for; skip IDs already stored; delete
+    each file only after its append.
+
+    The target: ``store`` when given, else ``settings.store_url`` when set explicitly -- then only the records
+    spooled for that store (same URL without credentials) are delivered, plus files that predate destinations --
+    else every record goes to its own destination (credentials come from ``$PS019_EVIDENCE_STORE`` when its URL is
+    the same store). Records for another store are never delivered: they stay spooled and ``refused`` says why, one
+    line per store. Raises StoreError if a target store is unreachable (nothing of it is removed) and IntegrityError
+    for a spool file that fails its signature (it is left in place)."""
     settings = settings or EvidenceSettings()
     signer = signer or load_signer(settings)
     keys = {signer.keyid: signer.public_key}
     keys.update(_configured_keys(settings))
-    files = spooled_files(settings)
-    own = store is None
-    store = store or open_store(settings.resolved_store_url(), settings)
-    result = FlushResult(store_url=_safe_url(store.url))
+    spooled = [_read_spooled(path, keys) for path in spooled_files(settings)]
+    explicit = store.url if store is not None else settings.store_url
+    result = FlushResult(store_url=_safe_url(explicit) if explicit else "")
+    groups: dict[str, list[SpooledRecord]] = {}
+    legacy = [s for s in spooled if s.destination is None]
+    for item in spooled:
+        if item.destination is not None:
+            groups.setdefault(item.destination, []).append(item)
+    targets: list[tuple[str, list[SpooledRecord]]] = []
+    if explicit:
+        wanted = _safe_url(explicit)
+        targets.append((explicit, groups.pop(wanted, []) + legacy))
+        for dest, items in groups.items():
+            result.refused.append(f"{len(items)} record(s) spooled for {dest} not delivered to {wanted}: a spooled "
+                                  f"record goes only to the store it was written for (run `ps019 evidence flush "
+                                  f"--store {dest}`)")
+    else:
+        if legacy:
+            result.refused.append(f"{len(legacy)} spool file(s) written before spool files named their store (e.g. "
+                                  f"{legacy[0].path.name}); deliver them with `ps019 evidence flush --store URL`")
+        configured = resolve_store_url(None)
+        for dest, items in groups.items():
+            targets.append((configured if _safe_url(configured) == dest else dest, items))
+        result.store_url = ", ".join(dest for dest in groups) if groups else ""
+    errors: list[str] = []
     try:
-        for i, path in enumerate(files):
-            record = _read_spooled(path, keys)
-            if store.contains(record.record_id):
-                result.already_present.append(record.record_id)
-            else:
-                store.append(record, signer)
-                result.delivered.append(record.record_id)
-            path.unlink()
-            result.remaining = len(files) - i - 1
+        for url, items in targets:
+            if not items:
+                continue
+            try:
+                _deliver(items, url, settings, signer, store if explicit and store is not None else None, result)
+            except StoreError as exc:
+                if explicit:
+                    raise
+                errors.append(str(exc))
     finally:
         result.remaining = len(spooled_files(settings))
-        if own:
-            store.close()
     log.info("evidence.flushed", delivered=len(result.delivered), skipped=len(result.already_present),
-             remaining=result.remaining)
+             remaining=result.remaining, refused=len(result.refused))
+    if errors:
+        raise StoreError(errors[0] + (f" (and {len(errors) - 1} other store(s) unreachable)" if len(errors) > 1 else ""))
     return result
 
 
-def _read_spooled(path: Path, keys) -> EvidenceRecord:
+def _deliver(items: list[SpooledRecord], url: str, settings: EvidenceSettings, signer: Signer,
+             store: EvidenceStore | None, result: FlushResult) -> None:
+    own = store is None
+    if own:
+        try:
+            store = open_store(url, settings)
+        except (StoreError, InputError):
+            raise
+        except Exception as exc:  # noqa: BLE001 -- a driver error: one line naming the store
+            raise StoreError(f"cannot reach evidence store {_safe_url(url)}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    try:
+        for item in items:
+            if store.contains(item.record.record_id):
+                result.already_present.append(item.record.record_id)
+            else:
+                store.append(item.record, signer)
+                result.delivered.append(item.record.record_id)
+            item.path.unlink()
+    finally:
+        if own:
+            store.close()
+
+
+def _read_spooled(path: Path, keys) -> SpooledRecord:
     try:
         obj = json.loads(path.read_bytes())
         doc, envelope = obj["record"], obj["envelope"]
+        destination = obj.get("destination")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"spool file {path.name} is unreadable or malformed") from exc
     ok, reason, payload = verify_envelope(envelope, keys)
     stmt = decode_statement(payload) if ok else None
-    if not ok or stmt is None or stmt.get("predicateType") != SPOOL_PREDICATE_TYPE or stmt.get("predicate") != doc:
+    signed = stmt.get("predicate") if stmt is not None else None
+    expected = doc if destination is None else {"destination": destination, "record": doc}
+    if not ok or stmt is None or stmt.get("predicateType") != SPOOL_PREDICATE_TYPE or signed != expected:
         raise IntegrityError(f"spool file {path.name} fails its signature check ({reason or 'content edited'}); "
                              "left in place")
-    return EvidenceRecord.model_validate(doc)
+    try:
+        record = EvidenceRecord.model_validate(doc)
+    except ValueError as exc:
+        raise IntegrityError(f"spool file {path.name} holds no valid record: {str(exc).splitlines()[0]}") from None
+    return SpooledRecord(path, record, destination)
 
 
 def _configured_keys(settings: EvidenceSettings):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
+import math
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Mapping, Union
@@ -20,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 from ps019.model import SECRET_PLACEHOLDER, redact  # noqa: F401 - part of this module's API
 from ps019.digest import inputs_digest, wire_inputs_digest  # noqa: F401 - part of this module's API
 from ps019.evidence.canonical import (  # noqa: F401 - canonical_bytes / record_hash are part of this module's API
-    _NeedsReference, _fast_dumps, _jcs_ready, canonical_bytes, record_hash)
+    _MAX_SAFE_INT, _SURROGATE, _NeedsReference, _fast_dumps, _jcs_ready, canonical_bytes, record_hash)
 from ps019.evidence.signing import statement
 
 SCHEMA_VERSION = "1.0"
@@ -67,7 +69,10 @@ class RecordKind(str, enum.Enum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=False)
+    # NaN and infinities stay floats in the JSON-mode dump (pydantic's default turns them into null, losing them);
+    # canonicalisation then records them in an escaped, marked form (see escape_uncanonical).
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=False,
+                              ser_json_inf_nan="constants")
 
 
 class Identity(_Model):
@@ -208,6 +213,32 @@ class VerificationPayload(_Model):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class EscapedValue(_Model):
+    """A value that RFC 8785 cannot represent as it was given, kept losslessly in an escaped form (never dropped)."""
+
+    path: str = Field(description="JSON Pointer (RFC 6901) of the escaped value, or of the escaped key, in the record")
+    reason: str = Field(description="why it was escaped, e.g. 'invalid UTF-8 byte 0xff', 'NaN'")
+    encoding: Literal["json-string", "json-string-key", "number-text"] = Field(
+        description="json-string: the text between the quotes of a JSON string literal (json.loads('\"' + value + "
+                    "'\"') gives the original); json-string-key: the same, for an object key; number-text: the "
+                    "number as text (NaN, Infinity, -Infinity or all digits of an integer beyond 2**53)")
+
+
+class Recording(_Model):
+    """How the record came to be written: where the store setting came from, production defaults that were relaxed
+    by an explicit setting, and why a run ended without its normal end (engine Cancel, signal, internal error)."""
+
+    store_source: str | None = Field(None, description="pack-config | environment | default | cli")
+    relaxed: list[str] = Field(default_factory=list,
+                               description="explicit settings that relaxed a production default, e.g. "
+                                           "'evidence.outage_level=advisory'")
+    interrupted_by: str | None = Field(None, description="what ended the run before its normal end, e.g. "
+                                                         "'engine Cancel', 'SIGINT'")
+    internal_errors: list[str] = Field(default_factory=list,
+                                       description="PS019-PACK-000 failures of this run (the gate or the adapter "
+                                                   "crashed; the run failed closed)")
+
+
 GovernancePayload = Annotated[
     Union[ApprovalPayload, BreakGlassOpenPayload, BreakGlassClosePayload, BreakGlassReviewPayload, ExceptionPayload,
           VerificationPayload],
@@ -229,7 +260,8 @@ class EvidenceRecord(_Model):
     stack: str = ""
     environment: str = Field("unknown", description="tier: production | staging | development | unknown")
     change_class: str | None = Field(None, description="standard | normal | emergency (None when not classified)")
-    outcome: str | None = Field(None, description="previewed | succeeded | failed | blocked | recorded")
+    outcome: str | None = Field(None, description="previewed | succeeded | failed | blocked | interrupted | "
+                                                  "recorded")
     blocked_reason: str | None = None
 
     actor: Identity | None = None
@@ -245,6 +277,11 @@ class EvidenceRecord(_Model):
     monitoring_plan: str | None = None
     links: dict[str, str] = Field(default_factory=dict, description="e.g. preview_record_id")
     payload: GovernancePayload | None = None
+    # Present only when set (records without them keep the exact form of schema 1.0 records written before).
+    recording: Recording | None = Field(None, exclude_if=lambda v: v is None)
+    escaped: list[EscapedValue] = Field(default_factory=list, exclude_if=lambda v: not v,
+                                        description="values kept in an escaped form because RFC 8785 cannot "
+                                                    "represent them as given (set when the record is sealed)")
 
     # Chain fields, assigned by the store on append (hash covers every field above plus sequence and prev_hash).
     chain_key: str | None = None
@@ -290,17 +327,145 @@ class EvidenceRecord(_Model):
         return bool(self.policy_results)
 
     def document(self) -> dict[str, Any]:
-        """The record as stored and hashed (JSON types; the ``forbidden_values`` hint is dropped)."""
-        return self.model_dump(mode="json")
+        """The record as stored and hashed (JSON types; the ``forbidden_values`` hint is dropped). Object keys that
+        hold lone surrogates are escaped and marked here (pydantic would silently turn them into U+FFFD); values that
+        RFC 8785 cannot represent are escaped when the document is canonicalised (:func:`escape_uncanonical`)."""
+        record, marks = _escape_surrogate_keys(self)
+        doc = record.model_dump(mode="json")
+        if marks:
+            doc["escaped"] = list(doc.get("escaped") or []) + marks
+        return doc
+
+
+_FREE_FORM_FIELDS = ("approvals", "break_glass", "exceptions", "payload", "links", "recording")
+
+
+def _escape_surrogate_keys(record: "EvidenceRecord") -> tuple["EvidenceRecord", list[dict[str, str]]]:
+    """The record with every object key holding a lone surrogate escaped (json-string-key), and the marks. Only the
+    free-form fields can have such keys; the per-resource lists have fixed keys and are not walked."""
+    marks: list[dict[str, str]] = []
+    update = {}
+    for name in _FREE_FORM_FIELDS:
+        value = getattr(record, name)
+        new = _with_escaped_keys(value, f"/{name}", marks)
+        if new is not value:
+            update[name] = new
+    return (record.model_copy(update=update), marks) if marks else (record, marks)
+
+
+def _with_escaped_keys(node: Any, path: str, marks: list[dict[str, str]]) -> Any:
+    if isinstance(node, BaseModel):
+        update = {}
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            new = _with_escaped_keys(value, f"{path}/{name}", marks)
+            if new is not value:
+                update[name] = new
+        return node.model_copy(update=update) if update else node
+    if isinstance(node, dict):
+        out, changed = {}, False
+        for key, value in node.items():
+            if type(key) is str and not key.isascii() and _SURROGATE.search(key):
+                escaped_key = _escape_text(key)
+                marks.append({"path": f"{path}/{_pointer_token(escaped_key)}", "reason": _surrogate_reason(key),
+                              "encoding": "json-string-key"})
+                key, changed = escaped_key, True
+            new = _with_escaped_keys(value, f"{path}/{_pointer_token(key)}", marks)
+            changed = changed or new is not value
+            out[key] = new
+        return out if changed else node
+    if isinstance(node, (list, tuple)):
+        items = [_with_escaped_keys(v, f"{path}/{i}", marks) for i, v in enumerate(node)]
+        return items if any(a is not b for a, b in zip(items, node)) else node
+    return node
+
+
+def escape_uncanonical(document: dict[str, Any]) -> bool:
+    """In place: replace every value (and object key) that RFC 8785 cannot represent as given by a lossless escaped
+    form and list it under ``escaped`` (see :class:`EscapedValue`); returns whether anything was escaped.
+
+    What it escapes: text with lone surrogates (an invalid UTF-8 byte in an environment variable, e.g. in
+    ``GITHUB_RUN_ID``, reaches Python as one), NaN and infinities, integers beyond 2**53. A record holding such an
+    input is recorded, marked, never dropped."""
+    marks: list[dict[str, str]] = []
+
+    def walk(node: Any, path: str) -> Any:
+        t = type(node)
+        if t is str:
+            if node.isascii() or not _SURROGATE.search(node):
+                return node
+            marks.append({"path": path, "reason": _surrogate_reason(node), "encoding": "json-string"})
+            return _escape_text(node)
+        if t is dict:
+            out = {}
+            for key, value in node.items():
+                if type(key) is str and not key.isascii() and _SURROGATE.search(key):
+                    escaped_key = _escape_text(key)
+                    marks.append({"path": f"{path}/{_pointer_token(escaped_key)}", "reason": _surrogate_reason(key),
+                                  "encoding": "json-string-key"})
+                    key = escaped_key
+                out[key] = value if path == "" and key == "escaped" else walk(value, f"{path}/{_pointer_token(key)}")
+            return out
+        if t is list:
+            return [walk(v, f"{path}/{i}") for i, v in enumerate(node)]
+        if t is float and not math.isfinite(node):
+            marks.append({"path": path, "reason": "not a finite number", "encoding": "number-text"})
+            return "NaN" if node != node else ("Infinity" if node > 0 else "-Infinity")
+        if t is int and not -_MAX_SAFE_INT <= node <= _MAX_SAFE_INT:
+            marks.append({"path": path, "reason": "integer beyond 2**53 (RFC 8785 has no exact form for it)",
+                          "encoding": "number-text"})
+            return str(node)
+        return node
+
+    result = walk(document, "")
+    if not marks:
+        return False
+    result["escaped"] = list(document.get("escaped") or []) + marks
+    document.clear()
+    document.update(result)
+    return True
+
+
+def _escape_text(text: str) -> str:
+    body = json.dumps(text, ensure_ascii=False)[1:-1]  # quotes, backslashes and control characters escaped
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", body)
+
+
+def _surrogate_reason(text: str) -> str:
+    found = _SURROGATE.findall(text)
+    raw = [ord(c) - 0xDC00 for c in found if 0xDC80 <= ord(c) <= 0xDCFF]  # surrogateescape: one per invalid byte
+    if len(raw) == len(found):
+        return "invalid UTF-8 byte(s) " + " ".join(f"0x{b:02x}" for b in raw[:8]) + (" …" if len(raw) > 8 else "")
+    return "lone UTF-16 surrogate(s) " + " ".join(f"U+{ord(c):04X}" for c in found[:8])
+
+
+def _pointer_token(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def canonical_document_bytes(document: dict[str, Any]) -> bytes:
+    """:func:`canonical_bytes` of a record document, escaping (in place, marked) what RFC 8785 cannot represent."""
+    try:
+        return canonical_bytes(document)
+    except ValueError:
+        if not escape_uncanonical(document):
+            raise
+        return canonical_bytes(document)
 
 
 def hash_and_statement(document: dict[str, Any]) -> tuple[str, bytes]:
     """(record hash, canonical in-toto Statement bytes) for a sealed document, normalising it only once. Equal to
-    ``record_hash(doc)`` and ``canonical_bytes(statement(record_id, hash, doc))``."""
+    ``record_hash(doc)`` and ``canonical_bytes(statement(record_id, hash, doc))``. A value RFC 8785 cannot represent
+    is escaped in ``document`` itself first (:func:`escape_uncanonical`), so what is stored is what was hashed."""
     try:
         ready = _jcs_ready({k: v for k, v in document.items() if k != "hash"})
     except _NeedsReference:
-        digest = record_hash(document)
+        try:
+            digest = record_hash(document)
+        except ValueError:  # not representable as given: escape in place (marked), then hash that
+            if not escape_uncanonical(document):
+                raise
+            return hash_and_statement(document)
         return digest, rfc8785.dumps(statement(document["record_id"], digest, {**document, "hash": digest}))
     digest = hashlib.sha256(_fast_dumps(ready)).hexdigest()
     ready["hash"] = digest

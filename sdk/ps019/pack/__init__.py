@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 import time
 from concurrent import futures
@@ -91,8 +92,18 @@ def serve(pack_dir: str | Path | None = None) -> None:
     server.start()
     sys.stdout.buffer.write(f"{port}\n".encode())
     sys.stdout.flush()
+    received = {"signal": "SIGINT"}
+
+    def on_sigterm(signum, frame):  # noqa: ARG001 - as SIGINT: record the run as interrupted, then stop
+        received["signal"] = "SIGTERM"
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         while True:
             time.sleep(86400)
     except KeyboardInterrupt:
+        # The engine sends SIGINT at shutdown (after Cancel) and SIGKILL 5 s later: a run still open gets its
+        # interrupted record now (spooled first, so the kill cannot lose it).
+        servicer.interrupt(received["signal"])
         server.stop(0)

@@ -131,14 +131,17 @@ def post_process(facts: Facts, diagnostics: list[Diagnostic]) -> list[Diagnostic
 # --- the evidence record -------------------------------------------------------------------------------------------
 
 
-def emit_record(run: Any, facts: Facts | None, kind: str) -> Any:
-    """Build, sign and store this run's record (or spool it if the store is down). Never raises."""
+def emit_record(run: Any, facts: Facts | None, kind: str, outcome: str | None = None,
+                spool_first: bool = False) -> Any:
+    """Build, sign and store this run's record (or spool it if the store is down). Never raises.
+    ``spool_first``: written to the spool before the store is tried (a signal's grace period may end mid-append)."""
     from ps019 import evidence
 
     try:
-        record = build_record(run, facts, kind)
-        result = evidence.emit(record, _section(run.settings, "evidence"))
-        log.info("evidence_written", record_id=result.record_id, status=result.status, kind=kind)
+        record = build_record(run, facts, kind, outcome=outcome)
+        result = evidence.emit(record, _section(run.settings, "evidence"), spool_first=spool_first)
+        log.info("evidence_written", record_id=result.record_id, status=result.status, kind=kind,
+                 outcome=record.outcome)
         return result
     except Exception as exc:  # noqa: BLE001 - reported as a violation by evidence_diagnostics
         log.error("evidence_failed", error=f"{type(exc).__name__}: {exc}")
@@ -153,14 +156,16 @@ class _FailedEmit:
     level: str = "mandatory"
 
 
-def build_record(run: Any, facts: Facts | None, kind: str) -> Any:
+def build_record(run: Any, facts: Facts | None, kind: str, outcome: str | None = None) -> Any:
     from ps019 import evidence
     from ps019.evidence import record as rec
 
     now = datetime.now(timezone.utc)
     diagnostics = list(run.diagnostics)
     mandatory = [d for d in diagnostics if d.level is Level.MANDATORY]
-    if kind == "blocked":
+    if outcome is not None:
+        pass  # e.g. "interrupted": the run ended before its normal end
+    elif kind == "blocked":
         outcome = "blocked"
     elif kind == "preview":
         outcome = "failed" if mandatory else "previewed"
@@ -175,7 +180,7 @@ def build_record(run: Any, facts: Facts | None, kind: str) -> Any:
         organization=run.organization,
         project=run.project,
         stack=run.stack,
-        environment=ctx.tier if ctx else "unknown",
+        environment=ctx.tier if ctx else _fallback_tier(run),
         change_class=getattr(decision, "change_class", None),
         outcome=outcome,
         blocked_reason=(f"{mandatory[0].control_id}: {mandatory[0].message}" if mandatory and kind == "blocked"
@@ -192,12 +197,36 @@ def build_record(run: Any, facts: Facts | None, kind: str) -> Any:
         resources=[evidence.resource_change(v) for v in run.resources],
         policy_results=[evidence.policy_result(d) for d in diagnostics],
         forbidden_values=_secret_values(run.resources),
+        recording=_recording(run, facts),
     )
     if facts is not None:
         _attach_gate(record, facts)
         if facts.history.preview_record_id:
             record.links["preview_record_id"] = facts.history.preview_record_id
     return record
+
+
+def _recording(run: Any, facts: Facts | None) -> Any:
+    """How this record came to be: interruption, internal errors (the run failed closed)."""
+    from ps019.evidence.record import Recording
+
+    errors = list(getattr(run, "internal_errors", ()))
+    cancelled = getattr(run, "cancelled", None)
+    if not errors and not cancelled:
+        return None
+    return Recording(interrupted_by=cancelled, internal_errors=errors)
+
+
+def _fallback_tier(run: Any) -> str:
+    """The stack's tier when the run's facts could not be gathered (the gate crashed): the record still says which
+    environment the attempt concerned."""
+    try:
+        from ps019.gate.settings import classify_environment
+
+        return classify_environment(run.organization, run.project, run.stack, run.stack_tags, run.stack_config,
+                                    _section(run.settings, "environments"))[0]
+    except Exception:  # noqa: BLE001
+        return "unknown"
 
 
 def _attach_gate(record: Any, facts: Facts) -> None:

@@ -4,6 +4,13 @@ The engine starts a fresh pack process for each pass, so per-process state would
 across passes, so a run also restarts on every ConfigureStack/Configure. The run gathers facts once (the edges in
 ``ps019.pack.facts``), keeps every diagnostic, and hands the record to the evidence store at the end of the pass — or at
 the moment an update is blocked, since the engine then never calls AnalyzeStack.
+
+Every run that analysed anything ends with exactly one record (docs/evidence.md, "Completeness"):
+- ``preview``/``update`` at AnalyzeStack, also when AnalyzeStack itself failed (PS019-PACK-000 in the results);
+- ``blocked`` at the first mandatory violation of an update, including an internal error (PS019-PACK-000, e.g. a
+  change request that crashes the gate): the update is blocked and says so in the record;
+- ``preview``/``update`` with outcome ``interrupted`` when the engine calls Cancel (or the process gets SIGINT/SIGTERM)
+  before the run's normal end -- a cancelled ``pulumi up``, or an update the engine abandoned after a failed step.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ class Run:
         self.diagnostics: list[Diagnostic] = []
         self.blocked_at: str | None = None
         self.evidence: Any = None  # EmitResult of the record written for this run
+        self.finished = False  # the run's one final record was handed to the evidence layer
+        self.cancelled: str | None = None  # what interrupted the run (engine Cancel, SIGINT, ...)
+        self.internal_errors: list[str] = []  # PS019-PACK-000 messages, kept for the record
         self._ctx: RunContext | None = None
         self._facts: Any = None
         self._lock = threading.RLock()
@@ -71,12 +81,11 @@ class Run:
 
         with self._lock:
             diagnostics = facts.post_process(self._facts, diagnostics)
+            if self.finished:  # after the block or a Cancel: answered, but no longer part of the record
+                return diagnostics
             self.resources.append(view)
             self.diagnostics.extend(diagnostics)
-            if not self.dry_run and self.blocked_at is None and any(d.level is Level.MANDATORY for d in diagnostics):
-                # The engine stops this update here and will not call AnalyzeStack: record the block now.
-                self.blocked_at = view.urn
-                self.evidence = facts.emit_record(self, self._facts, kind="blocked")
+            self._block_if_mandatory(view.urn, diagnostics)
             return diagnostics
 
     def finish_stack(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
@@ -84,9 +93,59 @@ class Run:
 
         with self._lock:
             diagnostics = facts.post_process(self._facts, diagnostics)
+            if self.finished:
+                return diagnostics
             self.diagnostics.extend(diagnostics)
-            self.evidence = facts.emit_record(self, self._facts, kind="preview" if self.dry_run else "update")
+            self._finish("preview" if self.dry_run else "update")
             return diagnostics + facts.evidence_diagnostics(self, self._facts)
+
+    def internal_error(self, diagnostic: Diagnostic, view: ResourceView | None = None, *,
+                       stack: bool = False) -> list[Diagnostic]:
+        """A PS019-PACK-000 failure (the gate, the adapter or the evidence layer crashed). The run fails closed and
+        the attempt is still recorded: an update is blocked here with a ``blocked`` record; a failed AnalyzeStack
+        still writes the pass's record. Returns the diagnostics to answer with. Never raises."""
+        from ps019.pack import facts
+
+        try:
+            with self._lock:
+                self.internal_errors.append(diagnostic.message)
+                if self.finished:
+                    return [diagnostic]
+                if view is not None:
+                    self.resources.append(view)
+                self.diagnostics.append(diagnostic)
+                if stack:
+                    self._finish("preview" if self.dry_run else "update")
+                    return [diagnostic] + facts.evidence_diagnostics(self, self._facts)
+                self._block_if_mandatory(diagnostic.urn or self.root_urn(), [diagnostic])
+                return [diagnostic]
+        except Exception as exc:  # noqa: BLE001 - the engine must still get the fail-closed answer
+            log.error("evidence_after_internal_error_failed", error=f"{type(exc).__name__}: {exc}")
+            return [diagnostic]
+
+    def cancel(self, reason: str) -> Any:
+        """The engine's Cancel (or SIGINT/SIGTERM): stop, and record the run as interrupted unless its record was
+        already written. Work in flight sees ``cancelled`` and stops at its next step. Idempotent."""
+        self.cancelled = self.cancelled or reason  # visible to in-flight calls before the lock is taken
+        with self._lock:
+            if self.finished:
+                return None
+            log.warning("run_interrupted", stack=self.stack_ref, dry_run=self.dry_run, reason=reason,
+                        analyzed=len(self.resources))
+            self._finish("preview" if self.dry_run else "update", outcome="interrupted", spool_first=True)
+            return self.evidence
+
+    def _block_if_mandatory(self, urn: str, diagnostics: list[Diagnostic]) -> None:
+        if not self.dry_run and self.blocked_at is None and any(d.level is Level.MANDATORY for d in diagnostics):
+            # The engine stops this update here and will not call AnalyzeStack: record the block now.
+            self.blocked_at = urn
+            self._finish("blocked")
+
+    def _finish(self, kind: str, outcome: str | None = None, spool_first: bool = False) -> None:
+        from ps019.pack import facts
+
+        self.finished = True
+        self.evidence = facts.emit_record(self, self._facts, kind=kind, outcome=outcome, spool_first=spool_first)
 
     def root_urn(self) -> str:
         for v in self.resources:

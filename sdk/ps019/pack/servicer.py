@@ -16,6 +16,7 @@ import threading
 import traceback
 from typing import Any, Iterable, Mapping, Sequence
 
+from google.protobuf import empty_pb2
 from pulumi.runtime import proto
 from pulumi_policy import policy as pp
 
@@ -119,25 +120,32 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
 
     def Analyze(self, request, context):  # noqa: N802
         response = proto.AnalyzeResponse()
+        run = view = None
         try:
             run = self._current_run()
             view = convert.request_view(request)
             ctx = run.context()
-            controls = self._resource_controls.get(view.type, []) + self._resource_controls.get(None, [])
-            diagnostics = [d for c, level, params in controls for d in self._run_control(c, level, params, view, ctx)]
-            # Waivers first, so findings controls (escalation) see which risks were accepted under an exception or
-            # overridden under a grant.
-            diagnostics = run.waive(diagnostics)
-            diagnostics += self._run_findings_controls(diagnostics, ctx, view.urn, view.type)
-            diagnostics = run.finish_resource(view, diagnostics)
-        except Exception as exc:  # never a traceback into the engine
-            diagnostics = [_internal_error(getattr(request, "urn", ""), getattr(request, "type", ""), exc)]
+            if run.cancelled:  # cancelled while this call waited for the run's facts: stop here
+                diagnostics = [_cancelled(view.urn, view.type, run.cancelled)]
+            else:
+                controls = self._resource_controls.get(view.type, []) + self._resource_controls.get(None, [])
+                diagnostics = [d for c, level, params in controls
+                               for d in self._run_control(c, level, params, view, ctx)]
+                # Waivers first, so findings controls (escalation) see which risks were accepted under an exception
+                # or overridden under a grant.
+                diagnostics = run.waive(diagnostics)
+                diagnostics += self._run_findings_controls(diagnostics, ctx, view.urn, view.type)
+                diagnostics = run.finish_resource(view, diagnostics)
+        except Exception as exc:  # never a traceback into the engine; the attempt is still recorded
+            diagnostic = _internal_error(getattr(request, "urn", ""), getattr(request, "type", ""), exc)
             log.error("analyze_failed", urn=request.urn, error=_describe(exc))
+            diagnostics = run.internal_error(diagnostic, view) if run is not None else [diagnostic]
         _add(response, diagnostics, self.pack_name, self.pack_version, self._policy_by_name, resource_scope=True)
         return response
 
     def AnalyzeStack(self, request, context):  # noqa: N802
         response = proto.AnalyzeResponse()
+        run = None
         try:
             run = self._current_run()
             views = LazyViews(request.resources)
@@ -150,10 +158,28 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             diagnostics += self._run_findings_controls(diagnostics, ctx, root, "pulumi:pulumi:Stack")
             diagnostics = run.finish_stack(diagnostics)
         except Exception as exc:
-            diagnostics = [_internal_error("", "pulumi:pulumi:Stack", exc)]
+            diagnostic = _internal_error("", "pulumi:pulumi:Stack", exc)
             log.error("analyze_stack_failed", error=_describe(exc))
+            diagnostics = run.internal_error(diagnostic, stack=True) if run is not None else [diagnostic]
         _add(response, diagnostics, self.pack_name, self.pack_version, self._policy_by_name, resource_scope=False)
         return response
+
+    def Cancel(self, request, context):  # noqa: N802
+        """The engine calls Cancel at shutdown (after a completed pass: the record is written, nothing to do) and
+        when the operation is cancelled or abandoned mid-way (Ctrl-C, a failed step): stop, and record the run as
+        interrupted (pulumi ``defaultHost.SignalCancellation`` / plugin release)."""
+        self.interrupt("engine Cancel")
+        return empty_pb2.Empty()
+
+    def interrupt(self, reason: str) -> None:
+        """Cancel the current run (engine Cancel, SIGINT, SIGTERM); its record says it was interrupted."""
+        with self._lock:
+            run = self._run
+        if run is not None:
+            try:
+                run.cancel(reason)
+            except Exception as exc:  # noqa: BLE001 - a shutdown path; the log says what was lost
+                log.error("cancel_failed", reason=reason, error=_describe(exc))
 
     def _run_findings_controls(self, diagnostics: list[Diagnostic], ctx: Any, urn: str,
                                rtype: str) -> list[Diagnostic]:
@@ -209,6 +235,12 @@ class LazyViews(Sequence):
 def _internal_error(urn: str, rtype: str, exc: BaseException) -> Diagnostic:
     return Diagnostic(control_id=INTERNAL_ERROR_ID, level=Level.MANDATORY, severity=Severity.CRITICAL, urn=urn,
                       message=f"ps019 internal error, failing closed: {_describe(exc)}", resource_type=rtype)
+
+
+def _cancelled(urn: str, rtype: str, reason: str) -> Diagnostic:
+    return Diagnostic(control_id=INTERNAL_ERROR_ID, level=Level.MANDATORY, severity=Severity.CRITICAL, urn=urn,
+                      message=f"ps019 run was cancelled ({reason}); nothing is analysed after a cancel, failing closed",
+                      resource_type=rtype)
 
 
 def _describe(exc: BaseException) -> str:
