@@ -336,11 +336,18 @@ def test_flush_delivers_the_spool_once(capsys, outputs, evidence_home, tmp_path)
     from ps019.evidence import EvidenceSettings, emit
     from tests.plugins.evidence import make_record
 
-    down = EvidenceSettings(store_url="postgresql://writer:pw@127.0.0.1:1/evidence", connect_timeout_s=1)
-    spooled = emit(make_record(forbidden_values={SECRET}, change_request=f"CHG {SECRET}"), down)
+    (tmp_path / "down").write_text("the store's directory is a file: unreachable")
+    url = f"sqlite:///{tmp_path / 'down' / 'ev.db'}"
+    spooled = emit(make_record(forbidden_values={SECRET}, change_request=f"CHG {SECRET}"),
+                   EvidenceSettings(store_url=url))
     assert spooled.status == "spooled"
     capsys.readouterr()  # emit's own warnings
-    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    code, out, err = run(capsys, "evidence", "flush", "--store", other)  # not the store it was spooled for
+    outputs.extend([out, err])
+    assert code == 1 and "not delivered" in err and out.startswith("0 delivered, 0 already in the store, 1 still")
+    (tmp_path / "down").unlink()
+    (tmp_path / "down").mkdir()
     code, out, err = run(capsys, "evidence", "flush", "--store", url)
     outputs.extend([out, err])
     assert code == 0 and out.startswith("1 delivered, 0 already in the store, 0 still spooled")

@@ -40,7 +40,7 @@ def deployed(tmp_path_factory):
     try:
         export = load_stack_export(EXPORT, STACK)
         result = run_pass(bundled_pack_dir(), export.resources, stack=STACK, dry_run=False,
-                          policy_pack_config={"all": "advisory"})
+                          policy_pack_config={"all": "advisory", "ps019-settings": {"evidence": {"store_url": url}}})
         assert result.blocked_at is None
     finally:
         for k, v in saved.items():

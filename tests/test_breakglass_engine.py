@@ -65,7 +65,8 @@ def world(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("GITHUB_TRIGGERING_ACTOR", raising=False)
     config = tmp_path / "policy-config.json"
-    config.write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": TRUSTED}, "identity": {"lookup": "off"}}}))
+    config.write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": TRUSTED}, "identity": {"lookup": "off"},
+                                                     "evidence": {"store_url": url}}}))
     return {"url": url, "config": config}
 
 
@@ -157,7 +158,8 @@ def test_unapproved_exception_does_nothing_and_the_run_says_why(resources, world
     # The platform team no longer trusts dave's key: his exception is reported (PS019-GATE-052) and waives nothing.
     untrusting = tmp_path / "untrusting.json"
     untrusting.write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": TRUSTED[:1]},
-                                                         "identity": {"lookup": "off"}}}))
+                                                         "identity": {"lookup": "off"},
+                                                         "evidence": {"store_url": world["url"]}}}))
     result = run_pass(ps019_pack, resources, stack=STACK, dry_run=True, policy_pack_config=untrusting,
                       pool=pack_pool)
     ignored = [d for d in result.diagnostics if d.policy_name == "PS019-GATE-052"]

@@ -36,7 +36,9 @@ def test_store_down_spools_then_flush_delivers_exactly_once(tmp_path, evidence_s
     recs = [make_record(), make_record(stack="dev", environment="development"), make_record()]
     results = [emit(r, down, signer=evidence_signer) for r in recs]
     assert [r.status for r in results] == ["spooled"] * 3
-    assert "ps019 evidence flush" in results[0].message and results[0].level == "advisory"
+    assert "ps019 evidence flush" in results[0].message
+    # A production record spooled is blocking by default; other tiers are told only.
+    assert [r.level for r in results] == ["mandatory", "advisory", "mandatory"]
     files = spooled_files(down)
     assert len(files) == 3 and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
 
@@ -95,6 +97,8 @@ def test_mandatory_outage_level_applies_to_production_only(tmp_path, evidence_si
     assert emit(make_record(), settings, signer=evidence_signer).level == "mandatory"
     dev = make_record(stack="dev", environment="development")
     assert emit(dev, settings, signer=evidence_signer).level == "advisory"
+    relaxed = settings.model_copy(update={"outage_level": "advisory"})  # the explicit relaxation
+    assert emit(make_record(), relaxed, signer=evidence_signer).level == "advisory"
 
 
 @pytest.mark.postgres

@@ -29,12 +29,10 @@ def export():
 
 
 @pytest.fixture
-def pack_config(tmp_path):
+def pack_config(pinned_store_config):
     trusted = [{"publicKey": signing.public_key_text(k), "identity": f"{n}@example.com", "roles": ["approver"]}
                for n, k in KEYS.items()]
-    path = tmp_path / "policy-config.json"
-    path.write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": trusted}, "identity": {"lookup": "off"}}}))
-    return path
+    return pinned_store_config({"gate": {"trustedKeys": trusted}, "identity": {"lookup": "off"}})
 
 
 @pytest.fixture

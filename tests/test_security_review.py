@@ -810,7 +810,7 @@ def test_invalid_evidence_settings_are_reported_as_a_mandatory_pack_violation():
     assert settings_valid.CONTROL.level is Level.MANDATORY
 
 
-def test_store_outage_on_production_is_reported_and_can_be_made_blocking(tmp_path):
+def test_store_outage_on_production_is_reported_and_blocking_by_default(tmp_path):
     from ps019.controls.evidence.record_delivered import violations_for
     from ps019.evidence import EvidenceSettings, Signer, emit
     from tests.plugins.evidence import make_record
@@ -820,8 +820,109 @@ def test_store_outage_on_production_is_reported_and_can_be_made_blocking(tmp_pat
     assert default.status == "spooled"
     reported = violations_for(default, is_production=True)
     assert reported and default.record_id in reported[0].message  # never silent
-    strict = emit(make_record(), EvidenceSettings(**down, outage_level="mandatory"), signer=Signer.generate())
-    assert not violations_for(strict, is_production=True)[0].details["advisory"]
+    assert not reported[0].details["advisory"]  # finding 6: blocking unless relaxed
+    relaxed = emit(make_record(), EvidenceSettings(**down, outage_level="advisory"), signer=Signer.generate())
+    assert violations_for(relaxed, is_production=True)[0].details["advisory"]
+
+
+# Finding 6, end to end: the pack's store for production comes from the pack config only, and an unreachable store
+# blocks an update at its first resource, before anything changes.
+
+PROD = "acme/finding6/prod"
+
+
+def _six_resources():
+    from ps019.engine import EngineResource, StackRef
+
+    stack = StackRef.parse(PROD)
+    root = stack.root_urn
+    return [EngineResource(urn=root, type="pulumi:pulumi:Stack", custom=False)] + [
+        EngineResource(urn=f"urn:pulumi:prod::finding6::aws:s3/bucket:Bucket::b{i}", type="aws:s3/bucket:Bucket",
+                       id=f"b{i}", parent=root, inputs={"bucket": f"b{i}"}, outputs={"bucket": f"b{i}"})
+        for i in range(3)]
+
+
+def _six_config(tmp_path, evidence: dict, name: str) -> str:
+    # Every control advisory except the evidence one: only the evidence store decides whether the update may run.
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"all": "advisory", "PS019-EVID-001": "mandatory",
+                                "ps019-settings": {"identity": {"lookup": "off"}, "evidence": evidence}}))
+    return str(path)
+
+
+def _six_env(monkeypatch):
+    for var in ("GITHUB_ACTIONS", "CI", "GITLAB_CI", "PS019_CHANGE_REQUEST", "PS019_BREAK_GLASS_GRANT"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_an_environment_variable_cannot_redirect_a_production_record(ps019_pack, evidence_store, tmp_path,
+                                                                     monkeypatch):
+    """Before: with no store in the pack config, PS019_EVIDENCE_STORE sent the production record to a throwaway
+    store. Now production ignores it: the record goes to the per-user default store and the unpinned store blocks."""
+    from ps019.engine import run_pass
+    from ps019.evidence import open_store
+
+    _six_env(monkeypatch)
+    throwaway = f"sqlite:///{tmp_path / 'throwaway.db'}"
+    monkeypatch.setenv("PS019_EVIDENCE_STORE", throwaway)
+    result = run_pass(ps019_pack, _six_resources(), stack=PROD, dry_run=False,
+                      policy_pack_config=_six_config(tmp_path, {}, "unpinned"))
+    assert open_store(throwaway).count() == 0
+    [blocked] = [s.record for s in evidence_store.query(stack=PROD, kind="blocked")]
+    assert result.blocked_at == _six_resources()[0].urn and "not pinned" in blocked.blocked_reason
+    assert blocked.recording.store_source == "default"
+
+
+def test_taking_the_production_store_from_the_environment_is_an_explicit_recorded_relaxation(
+        ps019_pack, tmp_path, monkeypatch):
+    from ps019.engine import run_pass
+    from ps019.evidence import open_store
+
+    _six_env(monkeypatch)
+    chosen = f"sqlite:///{tmp_path / 'chosen.db'}"
+    monkeypatch.setenv("PS019_EVIDENCE_STORE", chosen)
+    config = _six_config(tmp_path, {"production_store_from_environment": True}, "relaxed")
+    result = run_pass(ps019_pack, _six_resources(), stack=PROD, dry_run=False, policy_pack_config=config)
+    assert result.blocked_at is None and result.stack_analyzed
+    [record] = [s.record for s in open_store(chosen).query(stack=PROD)]
+    assert record.recording.store_source == "environment"
+    assert record.recording.relaxed == ["evidence.production_store_from_environment=true"]
+
+
+def test_an_unreachable_store_blocks_the_update_at_its_first_resource(ps019_pack, tmp_path, monkeypatch):
+    """Before: the update pass only learnt of the outage at AnalyzeStack -- after every resource had been allowed --
+    and then only as an advisory. Now the first Analyze blocks and the blocked record is spooled."""
+    from ps019.engine import run_pass
+    from ps019.evidence import EvidenceSettings, spooled_files
+
+    _six_env(monkeypatch)
+    (tmp_path / "down").write_text("the store's directory is a file: unreachable")
+    evidence = {"store_url": f"sqlite:///{tmp_path / 'down' / 'e.db'}", "spool_dir": str(tmp_path / "spool")}
+    resources = _six_resources()
+    result = run_pass(ps019_pack, resources, stack=PROD, dry_run=False,
+                      policy_pack_config=_six_config(tmp_path, evidence, "down"))
+    assert result.blocked_at == resources[0].urn and result.analyzed_urns == [resources[0].urn]
+    [evid] = [d for d in result.diagnostics if d.policy_name == "PS019-EVID-001"]
+    assert evid.mandatory and "cannot be reached" in evid.message
+    spool = EvidenceSettings(spool_dir=evidence["spool_dir"])
+    [spooled] = spooled_files(spool)
+    assert json.loads(spooled.read_text())["record"]["kind"] == "blocked"
+
+
+def test_an_accepted_outage_is_an_explicit_recorded_relaxation(ps019_pack, tmp_path, monkeypatch):
+    from ps019.engine import run_pass
+    from ps019.evidence import EvidenceSettings, spooled_files
+
+    _six_env(monkeypatch)
+    (tmp_path / "down").write_text("")
+    evidence = {"store_url": f"sqlite:///{tmp_path / 'down' / 'e.db'}", "spool_dir": str(tmp_path / "spool"),
+                "outage_level": "advisory"}
+    result = run_pass(ps019_pack, _six_resources(), stack=PROD, dry_run=False,
+                      policy_pack_config=_six_config(tmp_path, evidence, "accepted"))
+    assert result.blocked_at is None and not result.mandatory
+    [spooled] = spooled_files(EvidenceSettings(spool_dir=evidence["spool_dir"]))
+    record = json.loads(spooled.read_text())["record"]
+    assert record["kind"] == "update" and record["recording"]["relaxed"] == ["evidence.outage_level=advisory"]
 
 
 # --- the pack, end to end ----------------------------------------------------------------------------------------------

@@ -237,7 +237,8 @@ def run_demo(console: Any, *, store: str | None = None, work_dir: str | None = N
                 if spec.get("promoted"):
                     env = {"PS019_PROGRAM_DIR": str(examples / "web-service"), "PS019_GIT_COMMIT": setup.commit}
                 outcome = _guarded(outcome, lambda o: _analysis_story(  # noqa: B023 - called at once
-                    console, number, title, story, spec, examples, timeout, env, o))
+                    console, number, title, story, spec, examples, timeout, env, o,
+                    policy_pack_config=str(setup.work / "ps019-store-config.json")))
                 outcomes.append(outcome)
             outcomes.append(_guarded(StoryOutcome("approved-production", "An approved production change",
                                                   _EXPECTED["approved-production"]),
@@ -317,9 +318,18 @@ class _DemoSetup:
             "gate": {"trusted_keys": trusted},
             # AWS is off in the demo: never ask STS who is deploying (the CI actor from the environment is used).
             "identity": {"lookup": "off"},
+            # Production records go only to the store the pack config pins (docs/evidence.md).
+            "evidence": {"store_url": store_url},
         }}
         config_path = work / "ps019-config.json"
+        config_path.touch(mode=0o600)  # the store URL may carry credentials
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        # Stories 1-3 run with the pack's defaults, except the store (a production record goes only where the pack
+        # config says).
+        store_config = work / "ps019-store-config.json"
+        store_config.touch(mode=0o600)
+        store_config.write_text(json.dumps({"ps019-settings": {"evidence": {"store_url": store_url}}}, indent=2)
+                                + "\n", encoding="utf-8")
         commit, source = _artifact_commit(examples)
         return cls(work, run_id, commit, source, config_path, keys, store_url)
 
@@ -379,9 +389,9 @@ def _pass_facts(report: dict) -> dict[str, Any]:
 
 
 def _analysis_story(console: Any, number: int, title: str, story: str, spec: dict, examples: Path, timeout: float,
-                    env: dict[str, str], outcome: StoryOutcome) -> None:
+                    env: dict[str, str], outcome: StoryOutcome, policy_pack_config: str | None = None) -> None:
     with _pack_env(env):
-        report = _run(examples, spec, timeout)
+        report = _run(examples, spec, timeout, policy_pack_config)
     _print_story(console, number, title, story, spec, report)
     outcome.facts.update(_pass_facts(report))
     passes = outcome.facts["passes"]

@@ -75,7 +75,7 @@ def emit(record: EvidenceRecord, settings: EvidenceSettings | None = None, *, si
     except Exception as exc:  # noqa: BLE001 -- a driver error must not lose the record; spool it and say why
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     path = early or spool(record, settings, signer, url)
-    level = settings.outage_level if record.environment == "production" else "advisory"
+    level = settings.outage_level_for(record.environment)
     msg = (f"evidence store {_safe_url(url)} unavailable ({reason}); record {record.record_id} spooled to "
            f"{path.parent} -- deliver it with `ps019 evidence flush`")
     log.warning("evidence.spooled", record_id=record.record_id, store=_safe_url(url), level=level)
@@ -249,7 +249,7 @@ def _safe_name(record_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in record_id)[:100]
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The store URL without credentials (postgresql://user:pw@host -> postgresql://host)."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -263,3 +263,6 @@ def _safe_url(url: str) -> str:
             host = f"{host}:{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
     return url  # nothing to hide: keep it exactly as given, so it can be pasted back into --store
+
+
+_safe_url = safe_url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -26,12 +26,54 @@ class EvidenceSettings(BaseModel):
                                         description="keyid (sha256 of raw public key) -> public key (PEM/base64/hex)")
     spool_dir: str | None = Field(None, description="None -> $PS019_EVIDENCE_SPOOL_DIR -> <data dir>/spool")
     s3_retention_days: int = Field(2557, ge=1, description="Object Lock COMPLIANCE retention (default ~7 years)")
-    outage_level: Literal["advisory", "mandatory"] = Field(
-        "advisory", description="when the store is unreachable during a production run: mandatory fails the run")
+    outage_level: Literal["advisory", "mandatory"] | None = Field(
+        None, description="when the store is unreachable during a production run. Unset: mandatory -- the run is "
+                          "blocked at its first resource, before anything changes, and the record is spooled. "
+                          "'advisory' relaxes that (the relaxation is written into every production record)")
+    production_store_from_environment: bool = Field(
+        False, description="production runs take their store only from store_url (pack config); true lets "
+                           "$PS019_EVIDENCE_STORE or the per-user default choose it, as for other tiers (a relaxation "
+                           "written into every production record)")
     connect_timeout_s: float = Field(5.0, gt=0)
 
     def resolved_store_url(self) -> str:
         return resolve_store_url(self.store_url)
+
+    def outage_level_for(self, environment: str | None) -> str:
+        """What an unreachable store means for a record of this tier: mandatory for production unless relaxed."""
+        if environment != "production":
+            return "advisory"
+        return self.outage_level or "mandatory"
+
+    def production_target(self, environ: Mapping[str, str] | None = None) -> tuple[str, str, list[str], str | None]:
+        """(store URL, where it came from, relaxations, problem) for a production run. The URL comes from the pack
+        config (``store_url``); an environment variable never redirects a production record. Without a pinned
+        store the record goes to the per-user default store and ``problem`` says why the run is blocked -- unless
+        ``production_store_from_environment`` relaxes that explicitly."""
+        env = os.environ if environ is None else environ
+        relaxed = [f"evidence.outage_level={self.outage_level}"] if self.outage_level == "advisory" else []
+        if self.store_url:
+            return self.store_url, "pack-config", relaxed, None
+        if self.production_store_from_environment:
+            relaxed.append("evidence.production_store_from_environment=true")
+            source = "environment" if env.get(ENV_STORE) else "default"
+            return env.get(ENV_STORE) or default_store_url(), source, relaxed, None
+        ignored = f"; ${ENV_STORE} is ignored for production" if env.get(ENV_STORE) else ""
+        return (default_store_url(), "default", relaxed,
+                "the production evidence store is not pinned in the pack config (ps019-settings.evidence.store_url)"
+                f"{ignored}: this run's record goes to the per-user default store, which whoever runs the deployment "
+                "controls. Set store_url (or, to accept that, evidence.production_store_from_environment: true)")
+
+    def target(self, environment: str | None, environ: Mapping[str, str] | None = None
+               ) -> tuple[str, str, list[str], str | None]:
+        """:meth:`production_target` for production; otherwise store_url -> $PS019_EVIDENCE_STORE -> default."""
+        if environment == "production":
+            return self.production_target(environ)
+        env = os.environ if environ is None else environ
+        if self.store_url:
+            return self.store_url, "pack-config", [], None
+        return (env.get(ENV_STORE) or default_store_url(), "environment" if env.get(ENV_STORE) else "default",
+                [], None)
 
     def resolved_spool_dir(self) -> Path:
         return Path(self.spool_dir or os.environ.get(ENV_SPOOL) or default_data_dir() / "spool").expanduser()

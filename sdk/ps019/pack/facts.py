@@ -32,6 +32,9 @@ class History:
 
     store_url: str | None = None
     error: str | None = None
+    store_source: str | None = None  # pack-config | environment | default (see EvidenceSettings.target)
+    relaxed: list = field(default_factory=list)  # production defaults relaxed by an explicit setting
+    store_problem: str | None = None  # why the production store setting itself blocks the run (not pinned)
     promotion: Any = None  # ps019.evidence.audit promotion facts (prior updates of the artifact)
     exceptions: Any = None  # ps019.gate.exceptions.ExceptionsSummary: exceptions in force and those ignored (why)
     preview_record_id: str | None = None
@@ -69,7 +72,7 @@ def gather(run: Any) -> Facts:
     ci = detect_ci(env)
     deployer = gate_edges.deployer_from(sts_arn, ci.actor if ci else None, env)
 
-    store, history = _open_store(settings)
+    store, history = _open_store(settings, tier, env)
     controls = tuple(run.levels)
     presented_grant = breakglass.presented_grant_id(env, run.stack_config)
     gate_records = _store_read(store, history, breakglass.load_break_glass_records, run.stack_ref, presented_grant)
@@ -139,7 +142,7 @@ def emit_record(run: Any, facts: Facts | None, kind: str, outcome: str | None = 
 
     try:
         record = build_record(run, facts, kind, outcome=outcome)
-        result = evidence.emit(record, _section(run.settings, "evidence"), spool_first=spool_first)
+        result = evidence.emit(record, _emit_settings(run, facts, record.environment), spool_first=spool_first)
         log.info("evidence_written", record_id=result.record_id, status=result.status, kind=kind,
                  outcome=record.outcome)
         return result
@@ -206,15 +209,28 @@ def build_record(run: Any, facts: Facts | None, kind: str, outcome: str | None =
     return record
 
 
+def _emit_settings(run: Any, facts: Facts | None, environment: str) -> Any:
+    """The evidence settings with the store this run's facts chose (production: the pack config's, never an
+    environment variable's)."""
+    from ps019.evidence import EvidenceSettings
+
+    evidence_settings = _section(run.settings, "evidence") or EvidenceSettings()
+    url = (facts.history.store_url if facts is not None
+           else evidence_target(run.settings, environment, run.environ)[0])
+    return evidence_settings.model_copy(update={"store_url": url})
+
+
 def _recording(run: Any, facts: Facts | None) -> Any:
-    """How this record came to be: interruption, internal errors (the run failed closed)."""
+    """How this record came to be: which store setting chose the store, production defaults relaxed by explicit
+    settings, interruption, internal errors (the run failed closed)."""
     from ps019.evidence.record import Recording
 
-    errors = list(getattr(run, "internal_errors", ()))
-    cancelled = getattr(run, "cancelled", None)
-    if not errors and not cancelled:
-        return None
-    return Recording(interrupted_by=cancelled, internal_errors=errors)
+    if facts is not None:
+        source, relaxed = facts.history.store_source, list(facts.history.relaxed)
+    else:
+        _, source, relaxed, _ = evidence_target(run.settings, _fallback_tier(run), run.environ)
+    return Recording(store_source=source, relaxed=relaxed, interrupted_by=getattr(run, "cancelled", None),
+                     internal_errors=list(getattr(run, "internal_errors", ())))
 
 
 def _fallback_tier(run: Any) -> str:
@@ -261,6 +277,32 @@ def _attach_gate(record: Any, facts: Facts) -> None:
     if facts.history.exceptions is not None:
         record.exceptions = [rec.VerifiedReference.model_validate(e)
                              for e in facts.history.exceptions.evidence_references()]
+
+
+def store_diagnostics(run: Any, facts: Facts | None) -> list[Diagnostic]:
+    """PS019-EVID-001 at the run's first resource, before anything changes: the production store is not pinned in
+    the pack config, or the store cannot be reached (so this run's record can only be spooled). Mandatory for
+    production unless relaxed explicitly (evidence.production_store_from_environment, evidence.outage_level)."""
+    from ps019.controls.evidence import record_delivered
+
+    control = record_delivered.CONTROL
+    level = run.levels.get(control.id, control.level)
+    if facts is None or level is Level.DISABLED:
+        return []
+    ctx, history = facts.context, facts.history
+    evidence_settings = _section(run.settings, "evidence")
+    outage = evidence_settings.outage_level_for(ctx.tier) if evidence_settings is not None else "advisory"
+    violations = record_delivered.store_violations(history.store_problem, history.error, _safe(history.store_url),
+                                                   outage_level=outage)
+    return [Diagnostic(control_id=control.id, level=Level.ADVISORY if v.details.get("advisory") else level,
+                       severity=control.severity, urn=run.root_urn(), message=v.message,
+                       resource_type="pulumi:pulumi:Stack") for v in violations]
+
+
+def _safe(url: str | None) -> str:
+    from ps019.evidence.emit import safe_url
+
+    return safe_url(url) if url else "(none)"
 
 
 def evidence_diagnostics(run: Any, facts: Facts | None) -> list[Diagnostic]:
@@ -369,14 +411,26 @@ def _iam_data_version() -> str | None:
         return None
 
 
-def _open_store(settings: Any) -> tuple[Any, History]:
+def evidence_target(settings: Any, tier: str | None, environ: Any = None
+                    ) -> tuple[str | None, str | None, list, str | None]:
+    """(store URL, source, relaxations, problem) for this run's records: for production only the pack config names
+    the store (ps019.evidence.settings.EvidenceSettings.target)."""
+    evidence_settings = _section(settings, "evidence")
+    if evidence_settings is None:  # invalid evidence settings: PS019-PACK-001 says so; write where we can
+        from ps019.evidence.settings import default_store_url
+
+        return default_store_url(), "default", [], None
+    return evidence_settings.target(tier, environ)
+
+
+def _open_store(settings: Any, tier: str | None = None, environ: Any = None) -> tuple[Any, History]:
     from ps019.evidence import open_store
 
-    evidence_settings = _section(settings, "evidence")
-    url = evidence_settings.resolved_store_url() if evidence_settings is not None else None
-    history = History(store_url=url)
+    url, source, relaxed, problem = evidence_target(settings, tier, environ)
+    history = History(store_url=url, store_source=source, relaxed=list(relaxed), store_problem=problem)
     try:
-        store = open_store(url)
+        evidence_settings = _section(settings, "evidence")
+        store = open_store(url, evidence_settings)
         # grants, exceptions, previews and promotion history count only as signed by a trusted evidence key, with
         # every indexed column equal to the signed document (ps019.evidence.store.checked)
         from ps019.evidence import EvidenceSettings

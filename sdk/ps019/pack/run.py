@@ -83,6 +83,8 @@ class Run:
             diagnostics = facts.post_process(self._facts, diagnostics)
             if self.finished:  # after the block or a Cancel: answered, but no longer part of the record
                 return diagnostics
+            if not self.resources:  # the first resource: an unusable store blocks here, before anything changes
+                diagnostics = diagnostics + facts.store_diagnostics(self, self._facts)
             self.resources.append(view)
             self.diagnostics.extend(diagnostics)
             self._block_if_mandatory(view.urn, diagnostics)

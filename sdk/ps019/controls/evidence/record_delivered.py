@@ -1,9 +1,12 @@
 """PS019-EVID-001: the run's evidence record reached the evidence store.
 
 The pack writes the record itself (at AnalyzeStack, or when an update is blocked). If the store is unreachable the
-record is signed and kept in the local spool (``ps019 evidence flush`` delivers it later), and the run is told: an
-advisory by default, or this control's level for production when ``evidence.outage_level`` is ``mandatory``. A record
-that could not even be built fails closed at this control's level.
+record is signed and kept in the local spool (``ps019 evidence flush`` delivers it later), and the run is told. For
+production that is this control's level (blocking) unless ``evidence.outage_level`` is ``advisory``; other tiers get
+an advisory. Reachability is checked when the run's facts are gathered, so an update is blocked at its first
+resource, before anything changes -- not only at AnalyzeStack. A production store that the pack config does not pin
+(``evidence.store_url``) blocks too, unless ``evidence.production_store_from_environment`` relaxes it. A record that
+could not even be built fails closed at this control's level.
 """
 
 from __future__ import annotations
@@ -26,6 +29,24 @@ def violations_for(result: Any, is_production: bool) -> list[Violation]:
     return [Violation(f"the evidence record for this run could not be written ({getattr(result, 'message', status)}). "
                       "PS-019 requires a retained record of every production deployment; fix the evidence settings "
                       "(ps019-settings.evidence) or the store, then re-run.")]
+
+
+def store_violations(store_problem: str | None, store_error: str | None, store: str,
+                     outage_level: str) -> list[Violation]:
+    """Found when the run's facts are gathered, reported at its first resource (before anything changes):
+    the production store is not pinned in the pack config, or the store cannot be reached."""
+    out = []
+    if store_problem:
+        out.append(Violation(store_problem))
+    if store_error:
+        blocking = outage_level == "mandatory"
+        out.append(Violation(
+            f"the evidence store {store} cannot be reached ({store_error}); this run's record will be spooled "
+            + ("and the change is blocked before any resource changes (PS-019 keeps a record of every production "
+               "change). Restore the store, then re-run; `ps019 evidence flush` delivers the spool"
+               if blocking else "(evidence.outage_level: advisory lets the change go ahead)"),
+            details={"advisory": not blocking}))
+    return out
 
 
 def check(resources: Sequence[ResourceView], ctx: RunContext, params: dict) -> list[Violation]:
