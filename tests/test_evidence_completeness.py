@@ -14,6 +14,7 @@ from ps019.evidence import (CiRun, EvidenceSettings, VerifiedReference, emit, fl
                             verify_store)
 from ps019.evidence.emit import spool
 from tests.plugins.evidence import make_record
+from tests.test_audit_cli import run as run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -22,15 +23,6 @@ def _reset_logging():
 
     yield
     structlog.reset_defaults()
-
-
-def run_cli(capsys, *args):
-    from ps019.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def _unescape(value: str, encoding: str):
