@@ -163,10 +163,15 @@ def test_action_matching_is_case_insensitive_with_wildcards(action):
 
 def test_trust_star_pinned_by_exact_principal_arn_only():
     stmt = {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "sts:AssumeRole"}
-    pinned = stmt | {"Condition": {"StringEquals": {"aws:PrincipalArn": "arn:aws:iam::1:role/ci"}}}
-    wild = stmt | {"Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::1:role/*"}}}
+    pinned = stmt | {"Condition": {"StringEquals": {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/ci"}}}
+    own_roles = stmt | {"Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/*"}}}
+    any_account = stmt | {"Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/ci"}}}
+    not_an_arn = stmt | {"Condition": {"StringLike": {"aws:PrincipalArn": "*"}}}
+    negated = stmt | {"Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/*"}}}
     assert analyze_policy(doc(pinned), "trust").verdict == "allow"
-    assert analyze_policy(doc(wild), "trust").verdict == "deny"
+    assert analyze_policy(doc(own_roles), "trust").verdict == "allow"  # one named account's roles: not public
+    for public in (any_account, not_an_arn, negated):
+        assert analyze_policy(doc(public), "trust").verdict == "deny"
 
 
 @pytest.mark.parametrize(
@@ -185,7 +190,8 @@ def test_github_oidc_sub_must_name_one_org_repo(sub, verdict):
     stmt = {"Effect": "Allow",
             "Principal": {"Federated": "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"},
             "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": sub}}}
+            "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+                          "StringLike": {"token.actions.githubusercontent.com:sub": sub}}}
     assert analyze_policy(doc(stmt), "trust").verdict == verdict
 
 

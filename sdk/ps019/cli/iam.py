@@ -25,15 +25,21 @@ def iam() -> None:
 
 @iam.command("check")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--kind", type=click.Choice(["identity", "trust"]), default="identity", show_default=True,
-              help="identity: a permission policy; trust: a role's assume-role policy.")
+@click.option("--kind", type=click.Choice(["identity", "trust", "resource"]), default="identity", show_default=True,
+              help="identity: a permission policy; trust: a role's assume-role policy; resource: a bucket, key, "
+                   "queue, topic, repository, secret, bus or API policy.")
+@click.option("--owner-account", "owners", multiple=True, metavar="ACCOUNT_ID",
+              help="resource: the account that owns the resource (repeatable; default: the accounts in its ARNs).")
+@click.option("--role-can-write/--role-read-only", "can_write", default=None,
+              help="trust: whether the role's permissions include writes (then an OIDC trust must also pin a "
+                   "branch or environment); default: unknown, reported as an advisory.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif"]), default="table", show_default=True)
-def check(files: tuple[str, ...], kind: str, fmt: str) -> None:
+def check(files: tuple[str, ...], kind: str, owners: tuple[str, ...], can_write: bool | None, fmt: str) -> None:
     """Check each FILE (one policy document per file; '-' reads stdin).
 
-    Exit status: 0 when every document is allowed, 1 when any is denied, 2 when any is an error (unreadable
-    file, invalid JSON, or a document that breaks the IAM policy grammar)."""
-    results = [check_file(name, kind) for name in files]
+    Exit status: 0 when every document is allowed (advisories may be shown), 1 when any is denied, 2 when any is
+    an error (unreadable file, invalid JSON, or a document that breaks the IAM policy grammar)."""
+    results = [check_file(name, kind, owners=owners, can_write=can_write) for name in files]
     if fmt == "json":
         click.echo(json.dumps(results, indent=2, ensure_ascii=False))
     elif fmt == "sarif":
@@ -43,14 +49,14 @@ def check(files: tuple[str, ...], kind: str, fmt: str) -> None:
     raise SystemExit(max(_EXIT[r["verdict"]] for r in results))
 
 
-def check_file(name: str, kind: str) -> dict[str, Any]:
+def check_file(name: str, kind: str, owners: tuple[str, ...] = (), can_write: bool | None = None) -> dict[str, Any]:
     """One output object: ``{"file", "kind", "verdict", "findings"}`` plus ``"message"`` on errors."""
     try:
         data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
     except OSError as exc:
         return {"file": name, "kind": kind, "verdict": "error", "findings": [],
                 "message": f"cannot read file: {exc.strerror or exc}"}
-    result = analyze_policy(data, kind=kind)  # type: ignore[arg-type]
+    result = analyze_policy(data, kind=kind, owner_accounts=owners, can_write=can_write)  # type: ignore[arg-type]
     return {"file": name, **result.to_dict()}
 
 
@@ -78,7 +84,8 @@ def _render_table(results: list[dict[str, Any]]) -> None:
         elif not r["findings"]:
             table.add_row(escape(r["file"]), verdict, "", "", "")
         for f in r["findings"]:
-            table.add_row(escape(r["file"]), verdict, f["severity"], f["category"],
+            table.add_row(escape(r["file"]), verdict + (" [dim](advisory)[/]" if f.get("advisory") else ""),
+                          f["severity"], f["category"],
                           escape(f["message"]) + "\n[dim]fix: " + escape(f["fix"]) + "[/]")
     console.print(table)
     counts = {v: sum(1 for r in results if r["verdict"] == v) for v in ("allow", "deny", "error")}
@@ -116,7 +123,8 @@ def to_sarif(results: list[dict[str, Any]]) -> dict[str, Any]:
                         "message": {"text": r["message"]}, "locations": [location]})
         for f in r["findings"]:
             out.append({
-                "ruleId": f["category"], "ruleIndex": index[f["category"]], "level": "error",
+                "ruleId": f["category"], "ruleIndex": index[f["category"]],
+                "level": "warning" if f.get("advisory") else "error",
                 "message": {"text": f"{f['message']}. Fix: {f['fix']}"},
                 "locations": [location],
                 "properties": {"severity": f["severity"], "security-severity": _SECURITY_SEVERITY[f["severity"]],

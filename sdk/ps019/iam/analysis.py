@@ -15,10 +15,17 @@ from typing import Any, Literal
 
 from ps019.iam import index as _ix
 from ps019.iam import knowledge as K
+from ps019.iam._data_version import IAM_DATA_VERSION
+from ps019.iam._sets import EVERYTHING, PatternSet, subtract_denies
 from ps019.model import Severity
 
 Verdict = Literal["allow", "deny", "error"]
-Kind = Literal["identity", "trust"]
+Kind = Literal["identity", "trust", "resource"]
+KINDS = ("identity", "trust", "resource")
+
+# No AWS policy type accepts more than 20,480 characters (S3 bucket policies; KMS key policies 32 kB); anything larger
+# cannot be a policy AWS would store, and is refused before parsing so that cost stays bounded.
+MAX_DOCUMENT_CHARS = 65_536
 
 
 class Category(str, enum.Enum):
@@ -30,6 +37,10 @@ class Category(str, enum.Enum):
     CREDENTIALS_EXPOSURE = "credentials-exposure"
     INFRASTRUCTURE_MODIFICATION = "infrastructure-modification"
     TRUST_EXPOSURE = "trust-exposure"
+    PUBLIC_ACCESS = "public-access"  # resource policies: anyone may call
+    CROSS_ACCOUNT = "cross-account"  # resource policies: writes or policy changes beyond the owning account
+    CONFUSED_DEPUTY = "confused-deputy"  # resource policies: a service principal without a source condition
+    UNVERIFIABLE = "unverifiable"  # an action or service the pinned data does not know
 
 
 @dataclass(frozen=True)
@@ -40,9 +51,10 @@ class IamFinding:
     statements: tuple[str | int, ...]  # Sid, or the statement's 0-based index when it has none
     actions: tuple[str, ...]
     fix: str
+    advisory: bool = False  # reported, but not a reason to deny (e.g. a confused-deputy risk, a set operator)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "category": self.category.value,
             "severity": self.severity.value,
             "message": self.message,
@@ -50,6 +62,9 @@ class IamFinding:
             "actions": list(self.actions),
             "fix": self.fix,
         }
+        if self.advisory:
+            out["advisory"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -65,8 +80,16 @@ class IamResult:
 
     @property
     def severity(self) -> Severity | None:
-        """The highest finding severity (None when there are no findings)."""
-        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+        """The highest severity of the findings that deny (None when there are none)."""
+        return max((f.severity for f in self.findings if not f.advisory), key=lambda s: s.rank, default=None)
+
+    @property
+    def denying(self) -> list[IamFinding]:
+        return [f for f in self.findings if not f.advisory]
+
+    @property
+    def advisories(self) -> list[IamFinding]:
+        return [f for f in self.findings if f.advisory]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "verdict": self.verdict, "findings": [f.to_dict() for f in self.findings]}
@@ -260,7 +283,7 @@ def _parse(doc: Any, kind: Kind) -> list[_Stmt]:
                     raise _GrammarError(f'{where}: "{pkey}" is not allowed in an identity policy (is this a trust '
                                         "or resource policy? use --kind trust)")
         elif "Principal" not in raw and "NotPrincipal" not in raw:
-            raise _GrammarError(f'{where}: trust policy statement needs "Principal" or "NotPrincipal"')
+            raise _GrammarError(f'{where}: {kind} policy statement needs "Principal" or "NotPrincipal"')
         statements.append(
             _Stmt(
                 index=i,
@@ -359,40 +382,12 @@ def _unscoped(resource: str, service_prefix: str) -> bool:
     return False
 
 
-def _deny_covers_action(deny: _Stmt, action: str) -> bool:
-    if deny.actions is not None:
-        return any(p == "*" or _ix.glob_match(p, action) for p in deny.actions)
-    return not any(p == "*" or _ix.glob_match(p, action) for p in deny.not_actions or ())
-
-
 def _deny_covers_resource(deny: _Stmt, resource: str) -> bool:
     if deny.resources is not None:
         return any(p == "*" or _ix.glob_regex(p).fullmatch(resource) is not None for p in deny.resources)
     if deny.not_resources is not None:
         return resource != "*" and not any(_ix.glob_match(p, resource) for p in deny.not_resources)
     return True  # trust-policy Deny without Resource applies to the role itself
-
-
-def _remaining_resources(denies: list[_Stmt], action: str, resources: list[str]) -> list[str]:
-    if not denies:
-        return resources
-    covering = [d for d in denies if _deny_covers_action(d, action)]
-    if not covering:
-        return resources
-    return [r for r in resources if not any(_deny_covers_resource(d, r) for d in covering)]
-
-
-def _allow_list_from_denies(denies: list[_Stmt], resources: list[str]) -> list[str] | None:
-    """An unconditional ``Deny`` + ``NotAction`` over every granted resource turns the policy into an allow-list: only
-    the NotAction patterns can remain granted. Returns those patterns (intersection of all such Denies' lists)."""
-    result = None
-    for d in denies:
-        if d.not_actions is None:
-            continue
-        if not all(_deny_covers_resource(d, r) or (d.resources and "*" in d.resources) for r in resources):
-            continue
-        result = list(d.not_actions) if result is None else [p for p in result if p in d.not_actions]
-    return result
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -426,8 +421,21 @@ _FIX = {
     "trust_star": 'Name the trusted principals (account, role or service), or pin the caller with an exact '
     '"aws:PrincipalOrgID" or "aws:PrincipalArn" condition; sts:ExternalId alone is not enough.',
     "trust_notprincipal": 'Replace "NotPrincipal" with "Principal" naming who may assume the role.',
-    "oidc": 'Add Condition "StringEquals" (or "StringLike") on "{host}:sub" limited to one repository, e.g. '
-    '"repo:my-org/my-repo:ref:refs/heads/main" or "repo:my-org/my-repo:environment:production".',
+    "oidc": 'Add Condition "StringEquals" on "{host}:aud" (the audience the role expects) and "StringEquals" (or '
+    '"StringLike") on "{host}:sub" pinned to one repository or project and, for a role that can write, one branch '
+    'or environment, e.g. "{example}".',
+    "oidc_set_operator": 'Use "StringEquals"/"StringLike" (no ForAllValues:/ForAnyValue: prefix) on "{host}:{claim}": '
+    "it is a single-valued claim.",
+    "unknown_action": "Check the spelling of the action (service prefix and name); if AWS added it recently, upgrade "
+    "ps019 so that its IAM data knows it.",
+    "public": "Name the principals (accounts, roles, services) instead of \"*\", or bound the statement with "
+    "aws:PrincipalOrgID, aws:SourceArn/aws:SourceAccount, aws:SourceVpce or a narrow aws:SourceIp range.",
+    "cross_account": "Grant other accounts only reads, or bound the statement with aws:PrincipalOrgID; list accounts "
+    "your organisation owns in the control's trustedAccountIds.",
+    "cross_account_unknown": "Set the control's ownerAccountIds (or trustedAccountIds) so ps019 can tell the owning "
+    "account from others, or bound the statement with aws:PrincipalOrgID.",
+    "confused_deputy": 'Add "aws:SourceArn" (the resource that calls) or "aws:SourceAccount" (your account) to the '
+    "statement so that the service acts only on your resources' behalf.",
 }
 
 
@@ -440,8 +448,8 @@ class _Collector:
         self.reported: set[str] = set()
 
     def add(self, rule: str, category: Category, severity: Severity, statements: tuple, action: str, headline: str,
-            fix: str | None = None) -> None:
-        key = (rule, category, statements, headline)
+            fix: str | None = None, advisory: bool = False) -> None:
+        key = (rule, category, statements, headline, advisory)
         acts = self._groups.setdefault(key, [])
         if action and action not in acts:
             acts.append(action)
@@ -459,8 +467,8 @@ class _Collector:
             where = ("Statement" if len(names) == 1 else "Statements ") + ", ".join(
                 (" " + n if n.startswith('"') and len(names) == 1 else n) for n in names)
             message = f"{where}: {headline}" + (f": {shown}" if shown else "")
-            out.append(IamFinding(category, severity, message, statements, tuple(actions), fix))
-        out.sort(key=lambda f: (-f.severity.rank, f.category.value, str(f.statements)))
+            out.append(IamFinding(category, severity, message, statements, tuple(actions), fix, advisory=key[4]))
+        out.sort(key=lambda f: (f.advisory, -f.severity.rank, f.category.value, str(f.statements)))
         return out
 
 
@@ -471,48 +479,56 @@ class _Collector:
 _CRITICAL_SERVICES = frozenset({"iam", "sts", "organizations", "kms"})
 
 
+def _all_actions(pattern: str) -> str:
+    return "*" if set(pattern) <= {"*", ":"} else pattern  # "*:*" is "*"
+
+
+def _action_set(stmt: _Stmt) -> PatternSet:
+    if stmt.not_actions is not None:
+        return PatternSet.of(map(_all_actions, stmt.not_actions), comp=True)
+    return PatternSet.of(map(_all_actions, stmt.actions or ()))
+
+
+def _resource_set(stmt: _Stmt) -> PatternSet:
+    if stmt.not_resources is not None:
+        return PatternSet.of(stmt.not_resources, comp=True)
+    if stmt.resources is None:
+        return EVERYTHING  # trust/resource statements without Resource apply to the resource itself
+    return PatternSet.of(stmt.resources)
+
+
+def _everyone(principal: Any) -> bool:
+    """None (identity policies) or a principal that names everyone: a Deny that applies to every caller."""
+    if principal is None or principal == "*":
+        return True
+    return isinstance(principal, dict) and set(principal) == {"AWS"} and "*" in principal["AWS"]
+
+
+def unconditional_denies(statements: list[_Stmt]) -> list[tuple[PatternSet, PatternSet]]:
+    """The (actions, resources) of every Deny that applies to every caller and request."""
+    return [(_action_set(d), _resource_set(d)) for d in statements
+            if d.effect == "Deny" and d.unconditional and d.not_principal is None and _everyone(d.principal)]
+
+
+def effective_pieces(stmt: _Stmt, statements: list[_Stmt],
+                     denies: list[tuple[PatternSet, PatternSet]] | None = None) -> list[tuple[PatternSet, PatternSet]]:
+    """What an Allow statement still grants after every unconditional Deny of the document: (actions, resources)
+    pieces (docs/iam.md, "Effective grants"). Conditional Denies subtract nothing (they may not apply)."""
+    if denies is None:
+        denies = unconditional_denies(statements)
+    return subtract_denies(_action_set(stmt), _resource_set(stmt), denies)
+
+
 def _analyze_identity(statements: list[_Stmt]) -> list[IamFinding]:
-    denies = [s for s in statements if s.effect == "Deny" and s.unconditional]
     out = _Collector()
     escalation_hits: dict[str, set] = {}
+    denies = unconditional_denies(statements)
     for stmt in statements:
         if stmt.effect != "Allow":
             continue
-        lab = (stmt.label,)
         families = _bounding_families(stmt)
-        if stmt.not_resources is not None:
-            out.add("not_resource", Category.RESOURCE_EXPOSURE, Severity.HIGH, lab, "",
-                    "Allow with NotResource grants its actions on every resource except " +
-                    ", ".join(stmt.not_resources))
-        resources = stmt.resources if stmt.resources is not None else ["*"]
-        if stmt.not_actions is not None:
-            restricted = _allow_list_from_denies(denies, resources)
-            if restricted is None:
-                out.add("not_action", Category.FULL_ADMIN, Severity.CRITICAL, lab, "",
-                        "Allow with NotAction grants every action except " + ", ".join(stmt.not_actions))
-                continue
-            patterns = [p for p in restricted if not any(_ix.glob_match(n, p) for n in stmt.not_actions)]
-        else:
-            patterns = list(stmt.actions or ())
-        allow_list = None
-        restricted_by_deny = False
-        for pattern in patterns:
-            svc_pat, _, act_pat = pattern.partition(":")
-            if pattern == "*" or (set(svc_pat) == {"*"} and set(act_pat) <= {"*"}):
-                if _pattern_subtracted(denies, "*", resources):
-                    continue
-                if allow_list is None:
-                    allow_list = _allow_list_from_denies(denies, resources) or ()
-                    restricted_by_deny = _allow_list_from_denies(denies, resources) is not None
-                if restricted_by_deny:
-                    for p in allow_list:
-                        _judge_pattern(p, stmt, resources, families, denies, out, escalation_hits, depth=1)
-                    continue
-                out.add("full_admin", Category.FULL_ADMIN, Severity.CRITICAL, lab, "",
-                        'Allow "Action": "*" grants every action of every service' +
-                        ("" if all(_unscoped(r, "") for r in resources) else " on the listed resources"))
-                continue
-            _judge_pattern(pattern, stmt, resources, families, denies, out, escalation_hits)
+        for actions, resources in effective_pieces(stmt, statements, denies):
+            _judge_piece(stmt, actions, resources, families, out, escalation_hits)
     # Escalation combinations are judged across all statements of the document.
     for combo in K.ESCALATION_COMBINATIONS:
         if all(a in escalation_hits for a in combo):
@@ -525,6 +541,28 @@ def _analyze_identity(statements: list[_Stmt]) -> list[IamFinding]:
             for name in names:
                 out.add("escalation", Category.PRIVILEGE_ESCALATION, Severity.CRITICAL, labels, name, headline)
     return out.findings()
+
+
+def _judge_piece(stmt: _Stmt, actions: PatternSet, resources: PatternSet, families: frozenset[str],
+                 out: _Collector, escalation_hits: dict[str, set]) -> None:
+    lab = (stmt.label,)
+    listed = list(resources.patterns) if not resources.comp else ["*"]
+    if resources.comp and stmt.not_resources is not None:
+        out.add("not_resource", Category.RESOURCE_EXPOSURE, Severity.HIGH, lab, "",
+                "Allow with NotResource grants its actions on every resource except " +
+                ", ".join(stmt.not_resources))
+    if actions.comp:
+        if stmt.not_actions is not None:
+            out.add("not_action", Category.FULL_ADMIN, Severity.CRITICAL, lab, "",
+                    "Allow with NotAction grants every action except " + ", ".join(actions.patterns))
+        else:
+            except_ = f" except {', '.join(actions.patterns)}" if actions.patterns else ""
+            out.add("full_admin", Category.FULL_ADMIN, Severity.CRITICAL, lab, "",
+                    'Allow "Action": "*" grants every action of every service' + except_ +
+                    ("" if all(_unscoped(r, "") for r in listed) else " on the listed resources"))
+        return
+    for pattern in actions.patterns:
+        _judge_pattern(pattern, stmt, listed, families, out, escalation_hits)
 
 
 def _canonical(action_lower: str) -> str:
@@ -544,33 +582,38 @@ def _pattern_subtracted(denies: list[_Stmt], pattern: str, resources: list[str])
     return False
 
 
-def _judge_pattern(pattern: str, stmt: _Stmt, resources: list[str], families: frozenset[str], denies: list[_Stmt],
-                   out: _Collector, escalation_hits: dict[str, set], depth: int = 0) -> None:
+def _judge_pattern(pattern: str, stmt: _Stmt, resources: list[str], families: frozenset[str], out: _Collector,
+                   escalation_hits: dict[str, set]) -> None:
     lab = (stmt.label,)
     svc_pat, _, act_pat = pattern.partition(":")
     if set(act_pat) == {"*"}:
-        if _pattern_subtracted(denies, pattern, resources):
+        if not _ix.has_wildcard(svc_pat) and _ix.service(svc_pat) is None:
+            _unknown(out, lab, pattern, f"unknown service prefix {svc_pat!r}")
             return
-        if depth == 0:
-            restricted = _allow_list_from_denies(denies, resources)
-            if restricted:
-                for p in restricted:
-                    p_svc = p.partition(":")[0]
-                    if p == "*" or _ix.glob_match(svc_pat, p_svc) or _ix.glob_match(p_svc, svc_pat):
-                        _judge_pattern(p if p != "*" else pattern, stmt, resources, families, denies, out,
-                                       escalation_hits, depth=1)
-                return
         severity = Severity.CRITICAL if svc_pat in _CRITICAL_SERVICES or _ix.has_wildcard(svc_pat) else Severity.HIGH
         out.add("service_wildcard", Category.SERVICE_WILDCARD, severity, lab, f"{svc_pat}:*",
                 "grants a whole-service wildcard", fix=_FIX["service_wildcard"].format(svc=svc_pat))
         return
+    if not _relevant_actions(pattern) and not _known(pattern):
+        svc = _ix.service(svc_pat) if not _ix.has_wildcard(svc_pat) else True
+        _unknown(out, lab, pattern, "unknown service prefix " + repr(svc_pat) if svc is None else "unknown action")
+        return
     for lower, canonical, code in _relevant_actions(pattern):
-        remaining = _remaining_resources(denies, lower, resources)
-        if not remaining:
-            continue
         prefix = lower.partition(":")[0]
-        unscoped = any(_unscoped(r, prefix) for r in remaining)
+        unscoped = any(_unscoped(r, prefix) for r in resources)
         _judge_action(lower, canonical, code, unscoped, stmt, families, out, escalation_hits)
+
+
+def _known(pattern: str) -> bool:
+    """The action (or some action the pattern matches) is in the pinned action index."""
+    if _ix.has_wildcard(pattern):
+        return bool(_ix.expand(pattern))
+    return _ix.lookup(pattern) is not None
+
+
+def _unknown(out: _Collector, lab: tuple, pattern: str, why: str) -> None:
+    out.add("unknown_action", Category.UNVERIFIABLE, Severity.MEDIUM, lab, _canonical(pattern),
+            f"cannot be verified: {why} (not in the pinned IAM data {IAM_DATA_VERSION})")
 
 
 @lru_cache(maxsize=8192)
@@ -582,6 +625,7 @@ def _relevant_actions(pattern: str) -> tuple[tuple[str, str, str], ...]:
         matches = _ix.expand(pattern)
     else:
         hit = _ix.lookup(pattern)
+        # An action the index does not know is still judged by the hand-written lists (escalation, data reads).
         matches = ((pattern, hit[0], hit[1]),) if hit else ((pattern, pattern, ""),)
     return tuple(m for m in matches if _could_report(m[0], m[2]))
 
@@ -650,115 +694,146 @@ _SPECIAL_ACTIONS = _ESCALATION_ACTIONS | K.DATA_READ_ACTIONS | K.PRINCIPAL_CREAT
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Trust policies
-# --------------------------------------------------------------------------------------------------------------
-
-_GITHUB_SUB = re.compile(r"repo:[^/*?:]+/[^/*?:]+(:.*)?", re.IGNORECASE)
-_GITLAB_SUB = re.compile(r"project_path:[^*?:]+/[^*?:]+(:.*)?", re.IGNORECASE)
-
-
-def _is_wildcard_principal(principal: Any) -> bool:
-    if principal == "*":
-        return True
-    return isinstance(principal, dict) and any(_ix.has_wildcard(v) for v in principal.get("AWS", ()))
-
-
-def _oidc_host(federated: str) -> str | None:
-    lowered = federated.lower()
-    if ":saml-provider/" in lowered:
-        return None
-    if ":oidc-provider/" in lowered:
-        return lowered.split(":oidc-provider/", 1)[1]
-    if lowered.startswith("arn:"):
-        return None
-    return lowered  # bare provider names: cognito-identity.amazonaws.com, accounts.google.com, ...
-
-
-def _sub_limited(host: str, values: list[str]) -> bool:
-    if not values:
-        return False
-    if host.startswith(K.GITHUB_OIDC_HOST):
-        return all(_GITHUB_SUB.fullmatch(v) for v in values)
-    if host.startswith(K.GITLAB_OIDC_HOSTS):
-        return all(_GITLAB_SUB.fullmatch(v) for v in values)
-    # Other providers: the identifying first segment must be literal.
-    return all(v and not _ix.has_wildcard(v.split(":", 1)[0]) and set(v) != {"*"} for v in values)
-
-
-def _analyze_trust(statements: list[_Stmt]) -> list[IamFinding]:
-    out = _Collector()
-    wildcard_denies = [
-        s for s in statements
-        if s.effect == "Deny" and s.unconditional and s.principal is not None and _is_wildcard_principal(s.principal)
-    ]
-    for stmt in statements:
-        if stmt.effect != "Allow":
-            continue
-        lab = (stmt.label,)
-        actions = stmt.actions if stmt.actions is not None else ["*"]
-        if wildcard_denies and all(_pattern_subtracted(wildcard_denies, a, ["*"]) for a in actions):
-            continue
-        if stmt.not_principal is not None:
-            out.add("trust_notprincipal", Category.TRUST_EXPOSURE, Severity.HIGH, lab, "",
-                    "Allow with NotPrincipal trusts every principal except the ones listed")
-            continue
-        families = _bounding_families(stmt)
-        if _is_wildcard_principal(stmt.principal):
-            if "principal" not in families:
-                out.add("trust_star", Category.TRUST_EXPOSURE, Severity.CRITICAL, lab, "",
-                        'trusts any AWS principal ("*") without an exact aws:PrincipalOrgID or aws:PrincipalArn '
-                        "condition")
-            continue
-        for federated in stmt.principal.get("Federated", ()) if isinstance(stmt.principal, dict) else ():
-            host = _oidc_host(federated)
-            if host is None:
-                continue
-            if host == "cognito-identity.amazonaws.com":
-                key, check = f"{host}:aud", lambda vals: _literal(vals)
-            else:
-                key, check = f"{host}:sub", lambda vals, h=host: _sub_limited(h, vals)
-            conds = [(op, vals) for op, k, vals in stmt.conditions if k == key and _positive(op)]
-            if not conds:
-                out.add("oidc", Category.TRUST_EXPOSURE, Severity.CRITICAL, lab, "",
-                        f"trusts OIDC provider {host} without a {key!r} condition (any identity it issues tokens "
-                        "for can assume the role)", fix=_FIX["oidc"].format(host=host))
-            elif not any(check(vals) for _, vals in conds):
-                shown = ", ".join(_q(v) for _, vals in conds for v in vals)
-                out.add("oidc", Category.TRUST_EXPOSURE, Severity.CRITICAL, lab, "",
-                        f"trusts OIDC provider {host} with {key!r} not limited to one org/repo ({shown})",
-                        fix=_FIX["oidc"].format(host=host))
-    return out.findings()
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------------------------
 
 
-def analyze_policy(document: str | bytes | dict, kind: Kind = "identity") -> IamResult:
-    """Judge one IAM policy document. ``kind="identity"`` for identity (permission) policies, ``"trust"`` for a
-    role's assume-role policy. Never raises on bad input: unusable documents give ``verdict == "error"``."""
-    if kind not in ("identity", "trust"):
-        raise ValueError(f'kind must be "identity" or "trust", got {kind!r}')
+def load_document(document: Any, kind: str = "identity") -> tuple[Any, IamResult | None]:
+    """Decode ``document`` (JSON text, bytes or an already-parsed object); (object, None) or (None, error result)."""
     if isinstance(document, (bytes, bytearray)):
         try:
             document = document.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return IamResult("error", message=f"document is not UTF-8: {exc.reason} at byte {exc.start}", kind=kind)
+            return None, IamResult("error", message=f"document is not UTF-8: {exc.reason} at byte {exc.start}",
+                                   kind=kind)
     if isinstance(document, str):
+        if len(document) > MAX_DOCUMENT_CHARS:
+            return None, IamResult("error", kind=kind, message=(
+                f"cannot be verified: the document is {len(document):,} characters, more than any AWS policy can "
+                f"hold (ps019 reads at most {MAX_DOCUMENT_CHARS:,})"))
         try:
             document = json.loads(document)
         except json.JSONDecodeError as exc:
-            return IamResult("error", message=f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                             kind=kind)
+            return None, IamResult("error", kind=kind,
+                                   message=f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
         except RecursionError:
-            return IamResult("error", message="invalid JSON: nested too deeply", kind=kind)
+            return None, IamResult("error", message="invalid JSON: nested too deeply", kind=kind)
+    elif isinstance(document, dict):
+        try:
+            size = len(json.dumps(document, separators=(",", ":"), default=str))
+        except (TypeError, ValueError, RecursionError):
+            return None, IamResult("error", message="policy document is not plain JSON", kind=kind)
+        if size > MAX_DOCUMENT_CHARS:
+            return None, IamResult("error", kind=kind, message=(
+                f"cannot be verified: the document is {size:,} characters as JSON, more than any AWS policy can "
+                f"hold (ps019 reads at most {MAX_DOCUMENT_CHARS:,})"))
+    return document, None
+
+
+def parse_statements(document: Any, kind: str) -> list[_Stmt]:
+    """The statements of a decoded document; raises PolicyGrammarError naming the statement and problem."""
+    return _parse(document, kind)  # type: ignore[arg-type]
+
+
+PolicyGrammarError = _GrammarError
+
+
+def analyze_policy(document: str | bytes | dict, kind: Kind = "identity", *, can_write: bool | None = None,
+                   owner_accounts: Any = (), service: str | None = None) -> IamResult:
+    """Judge one IAM policy document. Never raises on bad input: unusable documents give ``verdict == "error"``.
+
+    ``kind``: ``"identity"`` (permission policies), ``"trust"`` (a role's assume-role policy) or ``"resource"`` (a
+    bucket, key, queue, topic, repository, secret, bus or API policy).
+    ``can_write`` (trust): whether the role's permissions include writes or administration (True/False), or None
+    when they are not all visible; an OIDC trust of such a role must also pin a branch/environment.
+    ``owner_accounts`` (resource): the account IDs that own the resource (and any the organisation trusts); grants
+    to other accounts are cross-account. ``service`` (resource): the service prefix of the resource (``"s3"``).
+    """
+    if kind not in KINDS:
+        raise ValueError(f'kind must be one of {", ".join(KINDS)}, got {kind!r}')
+    document, error = load_document(document, kind)
+    if error is not None:
+        return error
     try:
         statements = _parse(document, kind)
-        findings = _analyze_identity(statements) if kind == "identity" else _analyze_trust(statements)
+        if kind == "identity":
+            findings = _analyze_identity(statements)
+        elif kind == "trust":
+            from ps019.iam.trust import analyze_trust
+
+            findings = analyze_trust(statements, can_write=can_write)
+        else:
+            from ps019.iam.resource import analyze_resource
+
+            findings = analyze_resource(statements, owner_accounts=owner_accounts, service=service)
     except _GrammarError as exc:
         return IamResult("error", message=str(exc), kind=kind)
     except Exception as exc:  # noqa: BLE001 - a linter must answer, never crash; tests assert this never happens
         return IamResult("error", message=f"internal error while analysing the document: {type(exc).__name__}: {exc}",
                          kind=kind)
-    return IamResult("deny" if findings else "allow", findings, kind=kind)
+    denying = any(not f.advisory for f in findings)
+    return IamResult("deny" if denying else "allow", findings, kind=kind)
+
+
+def policy_can_write(document: Any) -> bool | None:
+    """Whether an identity policy grants any write or permissions-management action (after unconditional Denies);
+    None when the document cannot be read. ``*``, NotAction, whole-service wildcards and actions the data does not
+    know count as writes."""
+    document, error = load_document(document)
+    if error is not None:
+        return None
+    try:
+        statements = _parse(document, "identity")
+    except _GrammarError:
+        return None
+    except Exception:  # noqa: BLE001
+        return None
+    for stmt in statements:
+        if stmt.effect != "Allow":
+            continue
+        for actions, _resources in effective_pieces(stmt, statements):
+            if actions.comp:
+                return True
+            for pattern in actions.patterns:
+                if set(pattern.partition(":")[2]) <= {"*"}:
+                    return True
+                matches = _ix.expand(pattern) if _ix.has_wildcard(pattern) else (
+                    ((pattern, *_ix.lookup(pattern)),) if _ix.lookup(pattern) else ((pattern, pattern, "W"),))
+                if any(code[:1] in ("W", "P") for _l, _c, code in matches):
+                    return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Principals (trust and resource policies)
+# --------------------------------------------------------------------------------------------------------------
+
+_ACCOUNT = re.compile(r"\d{12}")
+_ARN_ACCOUNT = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:(\d{12}):.*", re.IGNORECASE)
+
+
+def account_of(value: str) -> str | None:
+    """The 12-digit account of ``123456789012`` or of an ARN naming it (``arn:aws:iam::123456789012:root``)."""
+    value = value.strip()
+    if _ACCOUNT.fullmatch(value):
+        return value
+    m = _ARN_ACCOUNT.fullmatch(value)
+    return m.group(1) if m else None
+
+
+def _pins_caller(key: str, values: list[str]) -> bool:
+    if not values:
+        return False
+    if key in ("aws:principalorgid", "aws:principalaccount"):
+        return _literal(values)
+    if key == "aws:principalorgpaths":
+        return all(v.startswith("o-") and not _ix.has_wildcard(v.split("/", 1)[0]) for v in values)
+    if key == "aws:principalarn":
+        return all(account_of(v) is not None for v in values)  # role/* of a named account pins the account
+    return False
+
+
+def principal_bounding(stmt: _Stmt) -> list[str]:
+    """The condition keys that pin a wildcard principal to an organisation or account (positive operator, literal
+    organisation/account): aws:PrincipalOrgID, aws:PrincipalOrgPaths, aws:PrincipalAccount, aws:PrincipalArn."""
+    return [key for op, key, values in stmt.conditions if _positive(op) and _pins_caller(key, values)]

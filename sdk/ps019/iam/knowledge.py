@@ -22,9 +22,26 @@ Sources:
          https://github.com/salesforce/cloudsplaining/blob/master/docs/glossary/data-exfiltration.md
 [GRAMMAR] AWS IAM User Guide, "Grammar of the IAM JSON policy language",
          https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html
+[CONDOPS] AWS IAM User Guide, "Single-valued vs. multivalued context keys" (ForAllValues returns true when the key
+         is absent; set operators are for multivalued keys),
+         https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html
+[GLOIDC] GitLab Docs, "Configure OpenID Connect in AWS" (sub = project_path:{group}/{project}:ref_type:{type}:ref:{ref}),
+         https://docs.gitlab.com/ci/cloud_services/aws/
+[PULOIDC] Pulumi Docs, "Configuring OpenID Connect for AWS" (Deployments sub =
+         pulumi:deploy:org:{org}:project:{project}:stack:{stack}:operation:{op}:scope:write; ESC sub =
+         pulumi:environments:org:{org}:env:{project}/{env}), https://www.pulumi.com/docs/pulumi-cloud/oidc/provider/aws/
+[TFCOIDC] HashiCorp Docs, "Dynamic credentials with the AWS provider" (aud aws.workload.identity; sub =
+         organization:{org}:project:{project}:workspace:{workspace}:run_phase:{phase}),
+         https://developer.hashicorp.com/terraform/cloud-docs/workspaces/dynamic-provider-credentials/aws-configuration
+[IRSA]   Amazon EKS User Guide, "Assign IAM roles to Kubernetes service accounts" (sub =
+         system:serviceaccount:{namespace}:{service-account}, aud sts.amazonaws.com),
+         https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 # --- Privilege escalation [RHINO] ------------------------------------------------------------------------------
 # Each entry is a set of actions that together let a principal raise its own privileges when granted on unscoped
@@ -144,9 +161,81 @@ ADMIN_EQUIVALENT_POLICY_NAMES = (
 )
 ADMIN_EQUIVALENT_POLICY_ARNS = frozenset(f"arn:aws:iam::aws:policy/{n}" for n in ADMIN_EQUIVALENT_POLICY_NAMES)
 
-# --- Trust policies [GHOIDC] ------------------------------------------------------------------------------------
+# --- Trust policies: OIDC providers [GHOIDC] [GLOIDC] [PULOIDC] [TFCOIDC] [IRSA] ---------------------------------
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITLAB_OIDC_HOSTS = ("gitlab.com",)
+
+_NO_WILD = r"[^*?:]+"
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    """How one OIDC issuer names its subjects. ``scope`` matches a ``sub`` value pinned to one repository/project;
+    ``pin`` one that also pins a branch/environment/stack/workspace/service account (no wildcard in it)."""
+
+    name: str
+    host: str  # a regular expression over the provider host (lower case, as in the provider ARN)
+    scope: str
+    pin: str
+    scope_noun: str
+    pin_noun: str
+    subject_noun: str
+    example: str
+
+    def matches(self, host: str) -> bool:
+        return re.fullmatch(self.host, host) is not None
+
+    def scope_pinned(self, value: str) -> bool:
+        return re.fullmatch(self.scope, value, re.IGNORECASE) is not None
+
+    def environment_pinned(self, value: str) -> bool:
+        return re.fullmatch(self.pin, value, re.IGNORECASE) is not None
+
+
+OIDC_PROVIDERS = (
+    OidcProvider(
+        "github", r"token\.actions\.githubusercontent\.com(/[^/]+)?|.+/_services/token",
+        scope=r"repo:[^*?:/]+/[^*?:/]+(:.*)?",
+        pin=r"repo:[^*?:/]+/[^*?:/]+:(environment:[^*?]+|ref:refs/(heads|tags)/[^*?]+)",
+        scope_noun="repository", pin_noun="branch or environment", subject_noun="repository, branch or pull request",
+        example="repo:my-org/my-repo:environment:production"),
+    OidcProvider(
+        "gitlab", r"([a-z0-9-]+\.)*gitlab(\.[a-z0-9-]+)+(/.*)?",
+        scope=rf"project_path:{_NO_WILD}/{_NO_WILD}(:.*)?",
+        pin=r"project_path:[^*?:]+/[^*?:]+:ref_type:(branch|tag):ref:[^*?]+",
+        scope_noun="project", pin_noun="branch or tag", subject_noun="project, branch or merge request",
+        example="project_path:my-group/my-project:ref_type:branch:ref:main"),
+    OidcProvider(
+        "pulumi", r"api\.pulumi\.com/oidc",
+        scope=rf"pulumi:(deploy:org:{_NO_WILD}:project:{_NO_WILD}|environments:org:{_NO_WILD}:env:[^*?:/]+)(:.*|/.*)?",
+        pin=r"pulumi:(deploy:org:[^*?:]+:project:[^*?:]+:stack:[^*?:]+(:.*)?|environments:org:[^*?:]+:env:[^*?]+)",
+        scope_noun="Pulumi project", pin_noun="stack or environment", subject_noun="Pulumi project, stack or "
+        "environment", example="pulumi:deploy:org:my-org:project:my-project:stack:prod:operation:update:scope:write"),
+    OidcProvider(
+        "terraform", r"app\.terraform\.io|.*terraform.*",
+        scope=rf"organization:{_NO_WILD}:project:{_NO_WILD}(:.*)?",
+        pin=r"organization:[^*?:]+:project:[^*?:]+:workspace:[^*?:]+(:.*)?",
+        scope_noun="Terraform Cloud project", pin_noun="workspace", subject_noun="organization, project or "
+        "workspace", example="organization:my-org:project:my-project:workspace:prod:run_phase:apply"),
+    OidcProvider(
+        "eks", r"oidc\.eks\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/id/[^/]+",
+        scope=rf"system:serviceaccount:{_NO_WILD}:.+",
+        pin=r"system:serviceaccount:[^*?:]+:[^*?:]+",
+        scope_noun="namespace", pin_noun="service account", subject_noun="service account of the cluster",
+        example="system:serviceaccount:my-namespace:my-service-account"),
+    OidcProvider(
+        "cognito", r"cognito-identity\.amazonaws\.com",
+        scope=r".+", pin=r".+", scope_noun="identity pool", pin_noun="identity pool", subject_noun="identity",
+        example="us-east-1:11111111-2222-3333-4444-555555555555"),
+)
+GENERIC_OIDC = OidcProvider(
+    "generic", r".*",
+    scope=r"[^*?:]+(:.*)?", pin=r"[^*?]+",
+    scope_noun="subject", pin_noun="exact subject", subject_noun="subject",
+    example="<the exact subject your workload's tokens carry>")
+
+# Claims every OIDC token carries once (set operators do not apply to them) [CONDOPS].
+SINGLE_VALUED_CLAIMS = ("sub", "aud")
 
 # --- Grammar [GRAMMAR] ------------------------------------------------------------------------------------------
 POLICY_VERSIONS = frozenset({"2012-10-17", "2008-10-17"})
