@@ -12,6 +12,7 @@ from ps019.controls.registry import all_controls
 from ps019.model import UNKNOWN, ResourceView
 
 CASES = load_cases("ps019.controls.iam")
+# (the resource-policy controls have their own package and test module: tests/test_controls_resource_policy.py)
 
 
 def assert_expectation(case) -> list:
@@ -20,6 +21,8 @@ def assert_expectation(case) -> list:
         assert violations == [], f"{case.id}: expected no violation, got {[v.message for v in violations]}"
         return violations
     assert violations, f"{case.id}: expected a violation ({case.expect}), got none"
+    if case.expect == "deny":
+        assert any(not v.details.get("advisory") for v in violations), f"{case.id}: only advisories"
     for v in violations:
         unverifiable = bool(v.details.get("unverifiable"))
         if case.expect == "unverifiable":
@@ -27,6 +30,8 @@ def assert_expectation(case) -> list:
             assert "cannot be verified until update" in v.message
         else:
             assert not unverifiable, f"{case.id}: unexpected unverifiable: {v.message}"
+        if case.expect == "advisory":
+            assert v.details.get("advisory") is True, f"{case.id}: expected advisory: {v.message}"
         if case.expect == "error":
             assert v.details.get("verdict") == "error" or v.details.get("error"), f"{case.id}: {v.details}"
         if case.expect == "deny":

@@ -23,9 +23,10 @@ Verdict = Literal["allow", "deny", "error"]
 Kind = Literal["identity", "trust", "resource"]
 KINDS = ("identity", "trust", "resource")
 
-# No AWS policy type accepts more than 20,480 characters (S3 bucket policies; KMS key policies 32 kB); anything larger
+# No policy a customer writes may exceed 20,480 characters (S3 bucket policies; KMS key policies 32 kB), and the
+# largest AWS managed policy (ReadOnlyAccess) is ~91 kB as compact JSON; anything larger
 # cannot be a policy AWS would store, and is refused before parsing so that cost stays bounded.
-MAX_DOCUMENT_CHARS = 65_536
+MAX_DOCUMENT_CHARS = 131_072
 
 
 class Category(str, enum.Enum):

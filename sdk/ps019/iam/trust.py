@@ -86,8 +86,21 @@ def _conds(stmt: _Stmt, key: str) -> list[tuple[str, list[str]]]:
     return [(op, vals) for op, k, vals in stmt.conditions if k == key]
 
 
+_OPERATORS = {o.lower(): o for o in (
+    "StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase", "StringLike",
+    "StringNotLike", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "Null", "Bool")}
+
+
 def _describe(op: str) -> str:
-    return op.replace("forallvalues:", "ForAllValues:").replace("foranyvalue:", "ForAnyValue:")
+    """The operator as AWS spells it (conditions are kept in lower case)."""
+    prefix = ""
+    for lower, shown in (("forallvalues:", "ForAllValues:"), ("foranyvalue:", "ForAnyValue:")):
+        if op.startswith(lower):
+            prefix, op = shown, op[len(lower):]
+    suffix = ""
+    if op.endswith("ifexists"):
+        suffix, op = "IfExists", op[: -len("ifexists")]
+    return prefix + _OPERATORS.get(op, op) + suffix
 
 
 def _judge_oidc(stmt: _Stmt, host: str, seen: bool, can_write: bool | None, out: _Collector) -> None:
@@ -119,17 +132,19 @@ def _judge_oidc(stmt: _Stmt, host: str, seen: bool, can_write: bool | None, out:
     auds = [vals for op, vals in _conds(stmt, f"{host}:aud") if _positive_single(op)]
     if not auds:
         present = _conds(stmt, f"{host}:aud")
-        why = (f"its {host}:aud condition uses {', '.join(_describe(op) for op, _ in present)}, which does not pin "
-               "the audience" if present else f"without a {host}:aud condition")
+        why = (f"whose {host}:aud condition uses {', '.join(_describe(op) for op, _ in present)}, which does not "
+               "pin the audience" if present else f"without a {host}:aud condition")
         out.add("oidc_aud", _TR, Severity.HIGH, lab, "",
                 f"trusts {who} {why} (a token minted for another audience is accepted)", fix=fix)
     # sub
     subs_all = _conds(stmt, f"{host}:sub")
     subs = [vals for op, vals in subs_all if _positive_single(op)]
     if not subs:
+        if subs_all and all(op.startswith("forallvalues:") for op, _ in subs_all):
+            return  # reported above: ForAllValues pins nothing
         if subs_all:
             ops = ", ".join(f"{_describe(op)} ({', '.join(_q(v) for v in vals)})" for op, vals in subs_all)
-            why = f"its {host}:sub condition uses {ops}, which does not limit the subject"
+            why = f"whose {host}:sub condition uses {ops}, which does not limit the subject"
         else:
             why = f"without a {host}:sub condition"
         out.add("oidc", _TR, Severity.CRITICAL, lab, "",

@@ -19,52 +19,65 @@ MAX_FINDINGS_IN_MESSAGE = 3
 _UNKNOWN_PLACEHOLDER = "arn:aws:ps019:::unknown-until-update"
 
 
-def policy_violations(value: Any, *, kind: str, where: str, resource_label: str) -> list[Violation]:
+def policy_violations(value: Any, *, kind: str, where: str, resource_label: str, can_write: bool | None = None,
+                      owner_accounts: Iterable[str] = (), subject: str | None = None) -> list[Violation]:
     """Check one policy document.
 
-    ``kind``: "identity" or "trust"; ``where``: the property path for messages (``inlinePolicies[0].policy``);
-    ``resource_label``: e.g. ``aws:iam/role:Role 'deployer'``.
+    ``kind``: "identity", "trust" or "resource"; ``where``: the property path for messages
+    (``inlinePolicies[0].policy``); ``resource_label``: e.g. ``aws:iam/role:Role 'deployer'``. ``can_write`` and
+    ``owner_accounts`` are passed to the analysis (trust and resource policies). ``subject`` replaces the default
+    "<resource>: policy document at '<where>'" opening of every message.
     """
     from ps019.iam import IAM_DATA_VERSION, analyze_policy
 
-    subject = f"{resource_label}: {_kind_label(kind)} at '{where}'"
+    subject = subject or f"{resource_label}: {_kind_label(kind)} at '{where}'"
     if value is None or value == "":
         return []
     if is_unknown(value):
         return [_unverifiable(subject, where, "its value is computed from other resources")]
     if not isinstance(value, (str, Mapping)):
         return [Violation(
-            f"{subject} is a {type(value).__name__}, not a JSON policy document. Fix: pass the policy as a JSON "
-            "string or object (e.g. json.dumps({...}) or aws.iam.get_policy_document(...).json).",
+            f"{subject} cannot be verified: it is a {type(value).__name__}, not a JSON policy document. Fix: pass "
+            "the policy as a JSON string or object (e.g. json.dumps({...}) or aws.iam.get_policy_document(...).json).",
             details={"verdict": "error", "document": where, "error": "not a JSON document"},
         )]
     partial = contains_unknown(value)
     document = _fill_unknowns(value) if partial else value
-    result = analyze_policy(document, kind=kind)
+    result = analyze_policy(document, kind=kind, can_write=can_write, owner_accounts=tuple(owner_accounts))
     base = {"document": where, "iam_data_version": str(IAM_DATA_VERSION)}
 
     if result.verdict == "error":
         if partial:
             return [_unverifiable(subject, where, "parts of it are computed from other resources")]
+        why = result.message if result.message.startswith("cannot be verified") else (
+            f"cannot be verified: it is not a valid IAM policy: {result.message}")
         return [Violation(
-            f"{subject} is not a valid IAM policy: {result.message}. Fix: correct the document; AWS would reject it "
-            "or read it differently than intended.",
+            f"{subject} {why}. Fix: correct the document; AWS would reject it or read it differently than intended.",
             details={**base, "verdict": "error", "error": result.message},
         )]
-    if result.verdict == "deny":
-        findings = list(result.findings or ())
-        summary = _summarise(findings)
-        details = {**base, "verdict": "deny", "findings": [finding_details(f) for f in findings]}
+    out: list[Violation] = []
+    denying = [f for f in result.findings if not f.advisory]
+    advisories = [f for f in result.findings if f.advisory]
+    if denying:
+        summary = _summarise(denying)
+        details = {**base, "verdict": "deny", "findings": [finding_details(f) for f in denying]}
         if partial:
             # Unknown parts could sit in a Deny or a Condition that narrows the grant: report, but do not block yet.
             return [_unverifiable(subject, where, "parts of it are computed from other resources",
                                   extra=f"; from the known parts it would be denied: {summary}", details=details)]
-        verb = "trusts principals it should not" if kind == "trust" else "grants more than least privilege"
-        return [Violation(f"{subject} {verb}: {summary}", details=details)]
-    if partial:
+        verb = {"trust": "trusts principals it should not", "resource": "grants access it should not"}.get(
+            kind, "grants more than least privilege")
+        out.append(Violation(f"{subject} {verb}: {summary}", details=details))
+    elif partial:
         return [_unverifiable(subject, where, "parts of it are computed from other resources",
                               extra="; the known parts pass")]
-    return []
+    if advisories:
+        out.append(Violation(
+            f"{subject} (advisory): {_summarise(advisories)}",
+            details={**base, "verdict": "advisory", "advisory": True,
+                     "findings": [finding_details(f) for f in advisories]},
+        ))
+    return out
 
 
 def document_paths(props: Mapping[str, Any], spec: Iterable[tuple[str, ...]]) -> Iterator[tuple[str, Any]]:

@@ -5,7 +5,11 @@ Layout: ``<area>/fixtures/<module>/<expect>/<case>.json`` where ``expect`` is
 * ``allow``        - the control reports nothing;
 * ``deny``         - at least one violation, none of them "unverifiable";
 * ``error``        - at least one violation, each about an unusable document or identity (``details`` has ``error``);
-* ``unverifiable`` - at least one violation, each marked ``details["unverifiable"]`` (reported advisory in preview).
+* ``unverifiable`` - at least one violation, each marked ``details["unverifiable"]`` (reported advisory in preview);
+* ``advisory``     - at least one violation, each marked ``details["advisory"]`` (reported advisory; e.g. a
+                     confused-deputy risk).
+
+A ``deny`` case may also carry advisory violations beside its mandatory one.
 
 A case file::
 
@@ -22,6 +26,9 @@ A case file::
       "message_contains": ["AdministratorAccess"]          # optional substrings every violation must hold
     }
 
+A case for a stack-scope control lists ``"resources": [{"type", "name", "props", "dependencies"}, ...]`` instead of
+``type``/``props``; the control receives all of them.
+
 The engine's unknown sentinel ``04da6b54-80e4-46f7-96ec-b56ff0331ba9`` anywhere in ``props`` becomes ``UNKNOWN``.
 """
 
@@ -37,7 +44,7 @@ from ps019.controls.base import Control, RunContext
 from ps019.model import UNKNOWN, ResourceView, Violation
 
 UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-EXPECTATIONS = ("allow", "deny", "error", "unverifiable")
+EXPECTATIONS = ("allow", "deny", "error", "unverifiable", "advisory")
 
 
 @dataclass(frozen=True)
@@ -51,13 +58,15 @@ class FixtureCase:
     message_contains: tuple[str, ...] = ()
     description: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
+    views: tuple[ResourceView, ...] = ()  # stack-scope cases: every resource
 
     @property
     def id(self) -> str:
         return f"{self.path.parent.parent.name}/{self.expect}/{self.path.stem}"
 
     def run(self) -> list[Violation]:
-        return list(self.control.check(self.view, self.ctx, self.control.params(self.params)) or ())
+        subject = self.views if self.control.scope == "stack" else self.view
+        return list(self.control.check(subject, self.ctx, self.control.params(self.params)) or ())
 
 
 def load_cases(package: str) -> list[FixtureCase]:
@@ -72,19 +81,26 @@ def load_cases(package: str) -> list[FixtureCase]:
     return cases
 
 
-def load_case(path: Path, control: Control, expect: str) -> FixtureCase:
-    raw = json.loads(path.read_text())
-    view = ResourceView(
-        urn=f"urn:pulumi:prod::example::{raw['type']}::{raw.get('name', path.stem)}",
+def _view(raw: Mapping[str, Any], default_name: str) -> ResourceView:
+    name = raw.get("name", default_name)
+    return ResourceView(
+        urn=f"urn:pulumi:prod::example::{raw['type']}::{name}",
         type=raw["type"],
-        name=raw.get("name", path.stem),
+        name=name,
         props=_unknowns(raw.get("props", {})),
         secret_paths=frozenset(tuple(p) for p in raw.get("secret_paths", ())),
+        dependencies=tuple(raw.get("dependencies", ())),
     )
+
+
+def load_case(path: Path, control: Control, expect: str) -> FixtureCase:
+    raw = json.loads(path.read_text())
+    views = tuple(_view(r, f"{path.stem}-{i}") for i, r in enumerate(raw.get("resources", ())))
+    view = views[0] if views else _view(raw, path.stem)
     return FixtureCase(
         path=path, control=control, expect=expect, view=view, ctx=_context(raw.get("context", {})),
         params=raw.get("params", {}), message_contains=tuple(raw.get("message_contains", ())),
-        description=raw.get("description", ""), raw=raw,
+        description=raw.get("description", ""), raw=raw, views=views or (view,),
     )
 
 

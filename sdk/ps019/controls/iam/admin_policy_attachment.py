@@ -1,8 +1,12 @@
-"""PS019-IAM-003: a change does not attach an admin-equivalent managed policy to a role, user or group.
+"""PS019-IAM-003: every AWS managed policy a change attaches grants least privilege, judged by its content.
 
-Customer-managed policies created in the same change are analysed by PS019-IAM-001 on their own resource; this
-control recognises the AWS-managed policies that amount to administrator access (AdministratorAccess, IAMFullAccess,
-...: ``ps019.iam.is_admin_equivalent_managed_policy``) plus any ARNs the platform team lists in ``extraAdminPolicyArns``.
+An AWS managed policy reaches a role, user or group through an attachment resource (``policyArn``), a
+``managedPolicyArns`` list, an exclusive-attachments resource, or an ARN that came from ``aws.iam.get_policy``; each
+is judged by the same verdict rule as an inline document (``ps019.iam.analyze_policy``) on the policy's default
+version from the pinned dataset (``ps019.iam.managed_policy``, version ``MANAGED_POLICY_DATA_VERSION``). An AWS
+managed ARN missing from the dataset gets an advisory naming it. Customer-managed policies created in the same change
+are analysed by PS019-IAM-001 on their own resource; ``extraAdminPolicyArns`` names customer-managed ARNs the platform
+team treats as admin-equivalent.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import fnmatch
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.iam._documents import document_paths, resource_label
+from ps019.controls.iam._documents import document_paths, policy_violations, resource_label
 from ps019.model import Level, ResourceView, Severity, Violation, is_unknown
 
 ARN_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -35,35 +39,65 @@ _PRINCIPAL_PROPS = (("role", "role"), ("user", "user"), ("group", "group"), ("ro
 
 
 def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Iterable[Violation]:
-    from ps019.iam import is_admin_equivalent_managed_policy
+    from ps019.iam import MANAGED_POLICY_DATA_VERSION, is_admin_equivalent_managed_policy, is_aws_managed_arn
+    from ps019.iam import managed_policy_info
 
     extra = [str(p) for p in params.get("extraAdminPolicyArns") or ()]
     label = resource_label(view)
     target = _principal(view)
+    data = {"managed_policy_data_version": MANAGED_POLICY_DATA_VERSION}
     for where, arn in document_paths(view.props, ARN_PATHS.get(view.type, ())):
         if arn is None or arn == "":
             continue
         if is_unknown(arn):
             yield Violation(
                 f"{label}: the policy ARN at '{where}' cannot be verified until update: it is computed from another "
-                "resource. ps019 checks it at update time, before the attachment is made (a policy created in this "
-                "change is also analysed by PS019-IAM-001).",
-                details={"unverifiable": True, "document": where},
+                "resource, so which policy is attached (and what it grants) cannot be seen in preview. ps019 checks "
+                "it at update time, before the attachment is made (a policy created in this change is also "
+                "analysed by PS019-IAM-001).",
+                details={**data, "unverifiable": True, "document": where},
             )
             continue
         if not isinstance(arn, str):
-            yield Violation(f"{label}: '{where}' is a {type(arn).__name__}, not a policy ARN.",
-                            details={"verdict": "error", "document": where, "error": "not a string"})
+            yield Violation(f"{label}: '{where}' cannot be verified: it is a {type(arn).__name__}, not a policy ARN.",
+                            details={**data, "verdict": "error", "document": where, "error": "not a string"})
             continue
         listed = next((p for p in extra if fnmatch.fnmatchcase(arn, p)), None)
-        if is_admin_equivalent_managed_policy(arn) or listed:
-            why = "listed in extraAdminPolicyArns" if listed else "an admin-equivalent managed policy"
+        if listed:
             yield Violation(
-                f"{label} attaches {arn} ({why}) to {target} at '{where}'. Fix: attach a policy that grants only "
-                "the actions and resources this principal needs; keep administrator access for a break-glass role "
-                "that is not managed by application stacks.",
-                details={"verdict": "deny", "document": where, "policy_arn": arn, "principal": target},
+                f"{label} attaches {arn} (listed in extraAdminPolicyArns) to {target} at '{where}'. Fix: attach a "
+                "policy that grants only the actions and resources this principal needs; keep administrator access "
+                "for a break-glass role that is not managed by application stacks.",
+                details={**data, "verdict": "deny", "document": where, "policy_arn": arn, "principal": target},
             )
+            continue
+        if not is_aws_managed_arn(arn):
+            continue  # customer-managed: PS019-IAM-001 judges it where it is written
+        info = managed_policy_info(arn)
+        if info is None:
+            if is_admin_equivalent_managed_policy(arn):
+                yield Violation(
+                    f"{label} attaches {arn} (an admin-equivalent managed policy) to {target} at '{where}'. Fix: "
+                    "attach a policy that grants only the actions and resources this principal needs.",
+                    details={**data, "verdict": "deny", "document": where, "policy_arn": arn, "principal": target},
+                )
+                continue
+            yield Violation(
+                f"{label} attaches {arn} to {target} at '{where}': this AWS managed policy is not in ps019's "
+                f"managed-policy data ({MANAGED_POLICY_DATA_VERSION}), so what it grants cannot be verified. Fix: "
+                "check the ARN's spelling; if AWS published it recently, review its content by hand and upgrade "
+                "ps019.",
+                details={**data, "advisory": True, "verdict": "unknown-managed-policy", "document": where,
+                         "policy_arn": arn, "principal": target},
+            )
+            continue
+        subject = (f"{label} attaches AWS managed policy {info.name} ({info.arn}, default version "
+                   f"{info.default_version_id}) to {target} at '{where}'; the policy")
+        for v in policy_violations(info.document, kind="identity", where=where, resource_label=label,
+                                   subject=subject):
+            yield Violation(v.message + f" (managed-policy data {MANAGED_POLICY_DATA_VERSION})",
+                            details={**v.details, **data, "policy_arn": arn, "managed_policy": info.name,
+                                     "managed_policy_version": info.default_version_id, "principal": target})
 
 
 def _principal(view: ResourceView) -> str:
@@ -96,23 +130,26 @@ def _printable(value: Any) -> str:
 
 CONTROL = Control(
     id="PS019-IAM-003",
-    title="No admin-equivalent managed policy is attached by a change",
+    title="Attached AWS managed policies grant least privilege (judged by content)",
     clause='PS-019 §3 "Build and deployment jobs run under managed identities with least privilege"',
     severity=Severity.CRITICAL,
     level=Level.MANDATORY,
     rationale=(
-        "AdministratorAccess and its equivalents (IAMFullAccess can grant itself anything) make every workload that "
-        "holds the principal an account administrator; least privilege is impossible once they are attached."
+        "An AWS managed policy is a policy document like any other: AmazonS3FullAccess, PowerUserAccess or "
+        "AWSLambda_FullAccess grant whole-service wildcards, AdministratorAccess everything. The verdict must not "
+        "depend on how a policy reaches an identity, so each attached AWS managed policy is judged by its content "
+        "(pinned dataset of default versions) with the same rule as an inline document."
     ),
     remediation=(
         "Replace the managed policy with a customer-managed or inline policy scoped to the needed actions and ARNs "
-        "(PS019-IAM-001 then checks it). Administrator access belongs to a break-glass role outside application stacks."
+        "(PS019-IAM-001 then checks it); `ps019 iam check` on the policy's document shows every finding. "
+        "Administrator access belongs to a break-glass role outside application stacks."
     ),
     resource_types=tuple(ARN_PATHS),
     config_schema={
         "extraAdminPolicyArns": {
             "type": "array", "items": {"type": "string"},
-            "description": "More managed policy ARNs (glob patterns) to treat as admin-equivalent.",
+            "description": "Customer-managed policy ARNs (glob patterns) to treat as admin-equivalent.",
         },
     },
     defaults={"extraAdminPolicyArns": []},

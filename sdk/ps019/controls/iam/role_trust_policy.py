@@ -6,6 +6,7 @@ from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
 from ps019.controls.iam._documents import document_paths, policy_violations, resource_label
+from ps019.controls.iam._role_permissions import role_can_write
 from ps019.model import Level, ResourceView, Severity, Violation
 
 TRUST_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -16,8 +17,9 @@ TRUST_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
 
 def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Iterable[Violation]:
     label = resource_label(view)
+    can_write = role_can_write(view)
     for where, document in document_paths(view.props, TRUST_PATHS.get(view.type, ())):
-        yield from policy_violations(document, kind="trust", where=where, resource_label=label)
+        yield from policy_violations(document, kind="trust", where=where, resource_label=label, can_write=can_write)
 
 
 CONTROL = Control(
@@ -27,14 +29,18 @@ CONTROL = Control(
     severity=Severity.CRITICAL,
     level=Level.MANDATORY,
     rationale=(
-        "A trust policy with Principal '*' (unless pinned by aws:PrincipalOrgID or aws:PrincipalArn), NotPrincipal, "
-        "or an OIDC trust without a 'sub' condition limited to one org/repo lets identities outside your control "
-        "assume the role: any GitHub repository, any AWS account."
+        "A trust policy with Principal '*' (unless pinned by aws:PrincipalOrgID, aws:PrincipalAccount or "
+        "aws:PrincipalArn), NotPrincipal, or an OIDC trust without an audience and a subject pinned to one "
+        "repository/project lets identities outside your control assume the role: any GitHub repository, any AWS "
+        "account. A role that can write must also pin the branch, environment, stack, workspace or service account, "
+        "so that a pull request or feature branch cannot deploy with it. Judged per provider: GitHub Actions, "
+        "GitLab, Pulumi Cloud, Terraform Cloud, EKS IRSA, Cognito and generic issuers."
     ),
     remediation=(
         "Name the principal (an account with sts:ExternalId, a single service principal, a role ARN), or pin a "
         "wildcard principal with an exact aws:PrincipalOrgID / aws:PrincipalArn condition. For GitHub OIDC add "
-        "StringEquals/StringLike on token.actions.githubusercontent.com:sub limited to 'repo:<org>/<repo>:...'."
+        "StringEquals on token.actions.githubusercontent.com:aud ('sts.amazonaws.com') and on "
+        "token.actions.githubusercontent.com:sub 'repo:<org>/<repo>:environment:<env>' (or ':ref:refs/heads/<branch>')."
     ),
     resource_types=tuple(TRUST_PATHS),
     check=check,
