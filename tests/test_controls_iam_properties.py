@@ -13,7 +13,7 @@ from ps019.controls.base import RunContext
 from ps019.controls.registry import all_controls
 from ps019.model import UNKNOWN, ResourceView, Violation
 
-MINE = tuple(c for c in all_controls() if c.id.startswith(("PS019-IAM-", "PS019-IDENTITY-")))
+MINE = tuple(c for c in all_controls() if c.id.startswith(("PS019-IAM-", "PS019-IDENTITY-", "PS019-RBP-")))
 TYPES = sorted({t for c in MINE for t in c.resource_types})
 KEYS = sorted({
     "policy", "policyDocument", "assumeRolePolicy", "assumeRolePolicyDocument", "inlinePolicies", "policies",
@@ -21,6 +21,9 @@ KEYS = sorted({
     "userName", "groupName", "name", "status", "loginProfile", "accessKey", "secretKey", "token", "assumeRoles",
     "assumeRole", "assumeRoleWithWebIdentity", "roleArn", "Version", "Statement", "Effect", "Action", "NotAction",
     "Resource", "NotResource", "Principal", "NotPrincipal", "Condition", "Sid", "AWS", "Service", "Federated",
+    "keyPolicy", "repositoryPolicyText", "resourcePolicy", "statement", "principal", "action", "sourceArn",
+    "sourceAccount", "principalOrgId", "function", "functionName", "bucket", "bucketName", "condition",
+    "publicAccessBlockConfiguration", "restrictPublicBuckets", "blockPublicPolicy", "functionUrlAuthType",
 })
 
 scalars = st.one_of(
@@ -53,6 +56,7 @@ params = st.fixed_dictionaries({}, optional={
                                           st.lists(st.text(max_size=15), max_size=3)),
     "extraAdminPolicyArns": st.lists(st.text(max_size=10), max_size=2),
     "allowedUserNames": st.lists(st.text(max_size=10), max_size=2),
+    "trustedAccountIds": st.lists(st.sampled_from(["123456789012", "210987654321", ""]), max_size=2),
 })
 
 
@@ -65,6 +69,7 @@ def test_random_property_bags_never_crash(rtype, props, tier, dry_run, identity,
     for control in MINE:
         if not control.applies_to(rtype):
             continue
-        for violation in control.check(view, ctx, control.params(configured)):
+        subject = (view, view) if control.scope == "stack" else view  # stack controls get every resource
+        for violation in control.check(subject, ctx, control.params(configured)):
             assert isinstance(violation, Violation) and isinstance(violation.message, str) and violation.message
             json.dumps(dict(violation.details), allow_nan=True)

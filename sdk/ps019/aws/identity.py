@@ -321,7 +321,7 @@ def _managed_policy_result(iam: Any, name: str, arn: str) -> RolePolicyResult:
 
 
 def _analysed(name: str, source: str, arn: str | None, document: Any) -> RolePolicyResult:
-    from ps019.controls.iam._documents import finding_category, finding_line, is_full_admin
+    from ps019.controls.iam.documents import finding_category, finding_line, is_full_admin
 
     if isinstance(document, str):
         # The IAM API returns URL-encoded JSON; boto3 normally decodes it already.

@@ -21,9 +21,13 @@ from ps019.iam.managed import (
     managed_policy_names,
 )
 
+IAM_DATA_VERSIONS = f"{IAM_DATA_VERSION}; {MANAGED_POLICY_DATA_VERSION}"
+"""Both pinned data sets behind a verdict (the evidence record's ``artifact.iam_data_version``)."""
+
 __all__ = [
     "ADMIN_EQUIVALENT_POLICY_ARNS",
     "IAM_DATA_VERSION",
+    "IAM_DATA_VERSIONS",
     "MANAGED_POLICY_DATA_VERSION",
     "ManagedPolicy",
     "Category",

@@ -484,13 +484,13 @@ def _all_actions(pattern: str) -> str:
     return "*" if set(pattern) <= {"*", ":"} else pattern  # "*:*" is "*"
 
 
-def _action_set(stmt: _Stmt) -> PatternSet:
+def action_set(stmt: _Stmt) -> PatternSet:
     if stmt.not_actions is not None:
         return PatternSet.of(map(_all_actions, stmt.not_actions), comp=True)
     return PatternSet.of(map(_all_actions, stmt.actions or ()))
 
 
-def _resource_set(stmt: _Stmt) -> PatternSet:
+def resource_set(stmt: _Stmt) -> PatternSet:
     if stmt.not_resources is not None:
         return PatternSet.of(stmt.not_resources, comp=True)
     if stmt.resources is None:
@@ -507,7 +507,7 @@ def _everyone(principal: Any) -> bool:
 
 def unconditional_denies(statements: list[_Stmt]) -> list[tuple[PatternSet, PatternSet]]:
     """The (actions, resources) of every Deny that applies to every caller and request."""
-    return [(_action_set(d), _resource_set(d)) for d in statements
+    return [(action_set(d), resource_set(d)) for d in statements
             if d.effect == "Deny" and d.unconditional and d.not_principal is None and _everyone(d.principal)]
 
 
@@ -517,7 +517,7 @@ def effective_pieces(stmt: _Stmt, statements: list[_Stmt],
     pieces (docs/iam.md, "Effective grants"). Conditional Denies subtract nothing (they may not apply)."""
     if denies is None:
         denies = unconditional_denies(statements)
-    return subtract_denies(_action_set(stmt), _resource_set(stmt), denies)
+    return subtract_denies(action_set(stmt), resource_set(stmt), denies)
 
 
 def _analyze_identity(statements: list[_Stmt]) -> list[IamFinding]:

@@ -23,11 +23,15 @@ from ps019.iam.analysis import (
     _Collector,
     _literal,
     _positive,
+    _everyone,
     _Stmt,
     account_of,
+    action_set,
     effective_pieces,
     principal_bounding,
+    resource_set,
 )
+from ps019.iam._sets import action_minus, resource_minus
 from ps019.model import Severity
 
 UNKNOWN_ARN = "arn:aws:ps019:::unknown-until-update"
@@ -69,6 +73,36 @@ def bounding_keys(stmt: _Stmt) -> list[str]:
         elif key == "aws:sourceip" and op.removeprefix("foranyvalue:") == "ipaddress" and _narrow_ip(values):
             found.append(key)
     return found
+
+
+_NEGATED = {"stringnotequals", "stringnotequalsignorecase", "stringnotlike", "arnnotequals", "arnnotlike",
+            "notipaddress"}
+
+
+def _deny_bound(stmt: _Stmt) -> bool:
+    """A Deny for everyone whose every condition is a negated test of a bounding key with fixed values ("deny
+    unless the request comes from vpce-1a2b3c4d"): the Allows it covers are bounded by that key."""
+    if stmt.effect != "Deny" or not stmt.conditions or stmt.not_principal is not None or not _everyone(stmt.principal):
+        return False
+    for op, key, values in stmt.conditions:
+        if op.endswith("ifexists") or op.startswith(("forallvalues:", "foranyvalue:")) or op not in _NEGATED:
+            return False
+        positive = _Stmt(index=0, label=0, effect="Allow", actions=[], not_actions=None, resources=None,
+                         not_resources=None, conditions=[(op.replace("not", "", 1), key, values)])
+        if not bounding_keys(positive):
+            return False
+    return True
+
+
+def _bounded_by_deny(stmt: _Stmt, pieces, statements: list[_Stmt]) -> bool:
+    for deny in statements:
+        if not _deny_bound(deny):
+            continue
+        d_actions = action_set(deny)
+        d_resources = resource_set(deny)
+        if all(action_minus(a, d_actions).empty and resource_minus(r, d_resources).empty for a, r in pieces):
+            return True
+    return False
 
 
 def _service_source_bounded(stmt: _Stmt) -> bool:
@@ -162,7 +196,7 @@ def analyze_resource(statements: list[_Stmt], owner_accounts: Any = (), service:
             out.add("unknown_action", Category.UNVERIFIABLE, Severity.MEDIUM, lab, pattern,
                     "cannot be verified: an action the pinned IAM data does not know")
         public, accounts, services, _others = _principals(stmt)
-        bounded = bool(bounding_keys(stmt))
+        bounded = bool(bounding_keys(stmt)) or _bounded_by_deny(stmt, pieces, statements)
         writes = {"write", "permissions"} & set(levels)
         if public and not bounded:
             who = "NotPrincipal (everyone but the listed)" if stmt.not_principal is not None else 'anyone ("*")'
@@ -171,7 +205,7 @@ def analyze_resource(statements: list[_Stmt], owner_accounts: Any = (), service:
                         f"lets {who} change this resource's permissions or policy: {_names(levels, _ORDER)}")
             elif writes:
                 out.add("public", Category.PUBLIC_ACCESS, Severity.CRITICAL, lab, "",
-                        f"lets {who} write to or delete this resource: {_names(levels, _ORDER)}")
+                        f"lets {who} perform write actions on this resource: {_names(levels, _ORDER)}")
             elif levels:
                 out.add("public", Category.PUBLIC_ACCESS, Severity.HIGH, lab, "",
                         f"lets {who} read this resource: {_names(levels, _ORDER)}")

@@ -404,9 +404,9 @@ def pack_code_digest() -> str:
 @cache
 def _iam_data_version() -> str | None:
     try:
-        from ps019.iam import IAM_DATA_VERSION
+        from ps019.iam import IAM_DATA_VERSIONS  # action index + AWS managed-policy dataset
 
-        return IAM_DATA_VERSION
+        return IAM_DATA_VERSIONS
     except ImportError:
         return None
 

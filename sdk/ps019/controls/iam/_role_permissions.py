@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ps019.controls.iam._documents import document_paths
+from ps019.controls.iam.documents import document_paths
 from ps019.model import ResourceView, contains_unknown, is_unknown
 
 _INLINE = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.iam._documents import resource_label
+from ps019.controls.iam.documents import resource_label
 from ps019.model import Level, ResourceView, Severity, Violation, is_unknown
 
 USER_PROPERTY = {

@@ -15,7 +15,7 @@ import fnmatch
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.iam._documents import document_paths, policy_violations, resource_label
+from ps019.controls.iam.documents import document_paths, policy_violations, resource_label
 from ps019.model import Level, ResourceView, Severity, Violation, is_unknown
 
 ARN_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {

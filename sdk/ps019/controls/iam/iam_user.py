@@ -6,7 +6,7 @@ import fnmatch
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.iam._documents import resource_label
+from ps019.controls.iam.documents import resource_label
 from ps019.model import Level, ResourceView, Severity, Violation, is_unknown
 
 NAME_PROPERTY = {"aws:iam/user:User": "name", "aws-native:iam:User": "userName"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.iam._documents import document_paths, policy_violations, resource_label
+from ps019.controls.iam.documents import document_paths, policy_violations, resource_label
 from ps019.model import Level, ResourceView, Severity, Violation
 
 # resource type -> paths to identity policy documents ("*" walks a list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.iam._documents import document_paths, policy_violations, resource_label
+from ps019.controls.iam.documents import document_paths, policy_violations, resource_label
 from ps019.controls.iam._role_permissions import role_can_write
 from ps019.model import Level, ResourceView, Severity, Violation
 

@@ -1,4 +1,5 @@
-"""Shared by the IAM resource controls: turn a policy document found in a property bag into violations.
+"""Shared by the IAM and resource-policy controls (public to both packages): turn a policy document found in a
+property bag into violations.
 
 A document may be a JSON string (``aws`` provider) or an object (``aws-native``, or ``pulumi.Output.json_dumps`` not
 yet applied), may be wholly or partly unknown during preview, and may break the policy grammar. Each case gives a
@@ -20,13 +21,16 @@ _UNKNOWN_PLACEHOLDER = "arn:aws:ps019:::unknown-until-update"
 
 
 def policy_violations(value: Any, *, kind: str, where: str, resource_label: str, can_write: bool | None = None,
-                      owner_accounts: Iterable[str] = (), subject: str | None = None) -> list[Violation]:
+                      owner_accounts: Iterable[str] = (), subject: str | None = None,
+                      downgrade: Mapping[str, str] | None = None) -> list[Violation]:
     """Check one policy document.
 
     ``kind``: "identity", "trust" or "resource"; ``where``: the property path for messages
     (``inlinePolicies[0].policy``); ``resource_label``: e.g. ``aws:iam/role:Role 'deployer'``. ``can_write`` and
     ``owner_accounts`` are passed to the analysis (trust and resource policies). ``subject`` replaces the default
-    "<resource>: policy document at '<where>'" opening of every message.
+    "<resource>: policy document at '<where>'" opening of every message. ``downgrade`` maps finding categories to
+    a reason they are only advisory here (e.g. a public bucket policy on a bucket whose public access block restricts
+    it); the reason is appended to each such finding.
     """
     from ps019.iam import IAM_DATA_VERSION, analyze_policy
 
@@ -43,12 +47,13 @@ def policy_violations(value: Any, *, kind: str, where: str, resource_label: str,
         )]
     partial = contains_unknown(value)
     document = _fill_unknowns(value) if partial else value
+    hidden = "parts of it are computed from other resources" + (f" ({_unknown_paths(value)})" if partial else "")
     result = analyze_policy(document, kind=kind, can_write=can_write, owner_accounts=tuple(owner_accounts))
     base = {"document": where, "iam_data_version": str(IAM_DATA_VERSION)}
 
     if result.verdict == "error":
         if partial:
-            return [_unverifiable(subject, where, "parts of it are computed from other resources")]
+            return [_unverifiable(subject, where, hidden)]
         why = result.message if result.message.startswith("cannot be verified") else (
             f"cannot be verified: it is not a valid IAM policy: {result.message}")
         return [Violation(
@@ -56,24 +61,29 @@ def policy_violations(value: Any, *, kind: str, where: str, resource_label: str,
             details={**base, "verdict": "error", "error": result.message},
         )]
     out: list[Violation] = []
-    denying = [f for f in result.findings if not f.advisory]
-    advisories = [f for f in result.findings if f.advisory]
+    findings = list(result.findings)
+    if downgrade:
+        import dataclasses
+
+        findings = [dataclasses.replace(f, advisory=True, message=f"{f.message} ({downgrade[f.category.value]})")
+                    if f.category.value in downgrade and not f.advisory else f for f in findings]
+    denying = [f for f in findings if not f.advisory]
+    advisories = [f for f in findings if f.advisory]
     if denying:
-        summary = _summarise(denying)
+        summary = summarise(denying)
         details = {**base, "verdict": "deny", "findings": [finding_details(f) for f in denying]}
         if partial:
             # Unknown parts could sit in a Deny or a Condition that narrows the grant: report, but do not block yet.
-            return [_unverifiable(subject, where, "parts of it are computed from other resources",
+            return [_unverifiable(subject, where, hidden,
                                   extra=f"; from the known parts it would be denied: {summary}", details=details)]
         verb = {"trust": "trusts principals it should not", "resource": "grants access it should not"}.get(
             kind, "grants more than least privilege")
         out.append(Violation(f"{subject} {verb}: {summary}", details=details))
     elif partial:
-        return [_unverifiable(subject, where, "parts of it are computed from other resources",
-                              extra="; the known parts pass")]
+        return [_unverifiable(subject, where, hidden, extra="; the known parts pass")]
     if advisories:
         out.append(Violation(
-            f"{subject} (advisory): {_summarise(advisories)}",
+            f"{subject} (advisory): {summarise(advisories)}",
             details={**base, "verdict": "advisory", "advisory": True,
                      "findings": [finding_details(f) for f in advisories]},
         ))
@@ -129,6 +139,25 @@ def _unverifiable(subject: str, where: str, why: str, extra: str = "",
     )
 
 
+def _unknown_paths(value: Any, limit: int = 3) -> str:
+    """Where the unknowns sit, e.g. ``Statement[0].Resource[1], Statement[1].Principal``."""
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if is_unknown(node):
+            found.append(path or "the document")
+        elif isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]")
+
+    walk(value, "")
+    shown = ", ".join(found[:limit]) + (f" and {len(found) - limit} more" if len(found) > limit else "")
+    return f"not yet known: {shown}"
+
+
 def _fill_unknowns(value: Any) -> Any:
     if is_unknown(value):
         return _UNKNOWN_PLACEHOLDER
@@ -141,7 +170,7 @@ def _fill_unknowns(value: Any) -> Any:
 
 # --- findings (the analysis core's IamFinding) ----------------------------------------------------------------------
 
-def _summarise(findings: list[Any]) -> str:
+def summarise(findings: list[Any]) -> str:
     shown = [finding_line(f, with_fix=True) for f in findings[:MAX_FINDINGS_IN_MESSAGE]]
     more = len(findings) - len(shown)
     text = " | ".join(shown) if shown else "denied by the IAM analysis"
