@@ -14,6 +14,7 @@ from ps019.iam.knowledge import ADMIN_EQUIVALENT_POLICY_ARNS
 from ps019.iam._managed_version import MANAGED_POLICY_DATA_VERSION
 from ps019.iam.managed import (
     ManagedPolicy,
+    deprecated_replacement,
     is_aws_managed_arn,
     managed_policy,
     managed_policy_data_version,
@@ -34,6 +35,7 @@ __all__ = [
     "IamFinding",
     "IamResult",
     "analyze_policy",
+    "deprecated_replacement",
     "is_admin_equivalent_managed_policy",
     "is_aws_managed_arn",
     "managed_policy",

@@ -332,7 +332,7 @@ def _bounding_families(stmt: _Stmt) -> frozenset[str]:
     for op, key, values in stmt.conditions:
         if not _positive(op) or not _literal(values):
             continue
-        if key.startswith(K.RESOURCE_TAG_PREFIXES):
+        if key.startswith(K.RESOURCE_TAG_PREFIXES) or _SERVICE_RESOURCE_TAG.match(key):
             found.add("resource_tag")
             continue
         family = K.BOUNDING_KEY_FAMILIES.get(key)
@@ -341,6 +341,9 @@ def _bounding_families(stmt: _Stmt) -> frozenset[str]:
         if family:
             found.add(family)
     return frozenset(found)
+
+
+_SERVICE_RESOURCE_TAG = re.compile(r"[a-z0-9-]+:resourcetag/")  # ec2:ResourceTag/..., the service-specific ABAC keys
 
 
 def _bounded(families: frozenset[str], rule: str, action: str = "") -> bool:

@@ -161,6 +161,21 @@ ADMIN_EQUIVALENT_POLICY_NAMES = (
 )
 ADMIN_EQUIVALENT_POLICY_ARNS = frozenset(f"arn:aws:iam::aws:policy/{n}" for n in ADMIN_EQUIVALENT_POLICY_NAMES)
 
+# Deprecated AWS managed policies and the policy AWS replaced each with [MANAGED] (e.g. the Lambda Developer Guide:
+# "AWSLambdaFullAccess ... deprecated ... use AWSLambda_FullAccess"; the ECS, CodePipeline and Elastic Transcoder
+# guides likewise). The dataset holds current policies only; an attachment of a deprecated one is judged by its
+# replacement, which grants no more than the deprecated policy did.
+DEPRECATED_MANAGED_POLICIES = {
+    "AWSLambdaFullAccess": "AWSLambda_FullAccess",
+    "AWSLambdaReadOnlyAccess": "AWSLambda_ReadOnlyAccess",
+    "AmazonEC2ContainerServiceFullAccess": "AmazonECS_FullAccess",
+    "AWSCodePipelineFullAccess": "AWSCodePipeline_FullAccess",
+    "AWSCodePipelineReadOnlyAccess": "AWSCodePipeline_ReadOnlyAccess",
+    "AmazonElasticTranscoderFullAccess": "AmazonElasticTranscoder_FullAccess",
+    "AmazonElasticTranscoderReadOnlyAccess": "AmazonElasticTranscoder_ReadOnlyAccess",
+    "AWSElasticBeanstalkFullAccess": "AdministratorAccess-AWSElasticBeanstalk",
+}
+
 # --- Trust policies: OIDC providers [GHOIDC] [GLOIDC] [PULOIDC] [TFCOIDC] [IRSA] ---------------------------------
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITLAB_OIDC_HOSTS = ("gitlab.com",)

@@ -104,6 +104,22 @@ def managed_policy(arn_or_name: Any) -> dict[str, Any] | None:
     return info.document if info else None
 
 
+def deprecated_replacement(arn_or_name: Any) -> ManagedPolicy | None:
+    """For a deprecated AWS managed policy the dataset no longer holds (``AWSLambdaFullAccess``), the policy AWS
+    replaced it with (``AWSLambda_FullAccess``), which the controls judge in its place; None otherwise."""
+    from ps019.iam.knowledge import DEPRECATED_MANAGED_POLICIES
+
+    if not isinstance(arn_or_name, str) or managed_policy_info(arn_or_name) is not None:
+        return None
+    m = _AWS_MANAGED_ARN.fullmatch(arn_or_name.strip())
+    name = (m.group(2) if m else arn_or_name.strip()).rsplit("/", 1)[-1]
+    replacement = {k.lower(): v for k, v in DEPRECATED_MANAGED_POLICIES.items()}.get(name.lower())
+    if replacement is None:
+        return None
+    partition = m.group(1) if m else "aws"
+    return managed_policy_info(f"arn:{partition}:iam::aws:policy/{replacement}")
+
+
 def managed_policy_names() -> list[str]:
     """Every policy in the dataset, as ``path/name`` without the leading slash (``service-role/AWSLambdaRole``)."""
     return sorted(_load()["policies"])

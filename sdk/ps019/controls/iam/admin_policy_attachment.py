@@ -40,7 +40,7 @@ _PRINCIPAL_PROPS = (("role", "role"), ("user", "user"), ("group", "group"), ("ro
 
 def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Iterable[Violation]:
     from ps019.iam import MANAGED_POLICY_DATA_VERSION, is_admin_equivalent_managed_policy, is_aws_managed_arn
-    from ps019.iam import managed_policy_info
+    from ps019.iam import deprecated_replacement, managed_policy_info
 
     extra = [str(p) for p in params.get("extraAdminPolicyArns") or ()]
     label = resource_label(view)
@@ -74,6 +74,17 @@ def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Ite
         if not is_aws_managed_arn(arn):
             continue  # customer-managed: PS019-IAM-001 judges it where it is written
         info = managed_policy_info(arn)
+        replaced = deprecated_replacement(arn) if info is None else None
+        if replaced is not None:
+            subject = (f"{label} attaches deprecated AWS managed policy {arn.rsplit('/', 1)[-1]} ({arn}; AWS no "
+                       f"longer lets it be attached to new identities, judged by its replacement {replaced.name} "
+                       f"{replaced.default_version_id}) to {target} at '{where}'; the policy")
+            for v in policy_violations(replaced.document, kind="identity", where=where, resource_label=label,
+                                       subject=subject):
+                yield Violation(v.message + f" (managed-policy data {MANAGED_POLICY_DATA_VERSION})",
+                                details={**v.details, **data, "policy_arn": arn, "managed_policy": replaced.name,
+                                         "deprecated": True, "principal": target})
+            continue
         if info is None:
             if is_admin_equivalent_managed_policy(arn):
                 yield Violation(
