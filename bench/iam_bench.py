@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""IAM analysis benchmark: ps019 vs cloudsplaining vs parliament on one corpus, in one run (not a test).
+"""IAM analysis benchmark: ps019 vs cloudsplaining vs parliament vs checkov on one corpus, in one run (not a test).
 
     .venv/bin/python bench/iam_bench.py                 # full run, writes bench/out/iam_bench.json
     .venv/bin/python bench/iam_bench.py --quick         # fewer repetitions
 
-The corpus is every fixture under tests/data/iam/ plus generated documents (seeded): many-statement policies,
-``"Action": "*"``, ``NotAction``, service wildcards, wildcard patterns, conditions and Deny statements.
-ps019 runs in this (project) interpreter; the peers run in their own venv, ``bench/.venv-iam``, created here from
-bench/requirements-iam.txt when missing, in a worker subprocess fed the same corpus.
+The corpus is every fixture under tests/data/iam/ (identity, trust, resource), every grant of the real-program corpus
+(tests/data/iam/corpus/, hand-judged; see bench/iam_corpus.py) and generated documents (seeded): many-statement
+policies, ``"Action": "*"``, ``NotAction``, service wildcards, wildcard patterns, conditions and Deny statements.
+ps019 runs in this (project) interpreter; cloudsplaining and parliament run in ``bench/.venv-iam`` and checkov in
+``bench/.venv-checkov`` (their policy_sentry pins conflict), each created here from bench/requirements-*.txt when
+missing, in worker subprocesses fed the same corpus. checkov reads CloudFormation, so each document is wrapped in the
+resource that carries it (AWS::IAM::ManagedPolicy, AWS::IAM::Role, AWS::S3::BucketPolicy, AWS::ECR::Repository, ...).
 
 Each tool gets the raw document text (parsing is part of its cost) and, per document, the median of ``--reps``
 timed calls after one warm-up pass over the whole corpus (so one-off database loads are reported separately as
@@ -30,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "data" / "iam"
 PEER_VENV = ROOT / "bench" / ".venv-iam"
 PEER_PY = PEER_VENV / "bin" / "python"
+CHECKOV_VENV = ROOT / "bench" / ".venv-checkov"
+CHECKOV_PY = CHECKOV_VENV / "bin" / "python"
 OUT = ROOT / "bench" / "out" / "iam_bench.json"
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -40,8 +45,30 @@ def fixture_corpus() -> list[dict]:
     docs = []
     for path in sorted(FIXTURES.glob("*/*/*.json")):
         kind, verdict = path.parts[-3], path.parts[-2]
+        if kind not in ("identity", "trust", "resource"):
+            continue
+        opts = {"can_write": True if "write-role" in path.stem else None,
+                "owners": [] if "owner-unknown" in path.stem else ["123456789012"]}
         docs.append({"id": f"fixture:{kind}/{verdict}/{path.stem}", "kind": kind, "expected": verdict,
-                     "text": path.read_text(), "star": _is_star(path.read_text())})
+                     "text": path.read_text(), "star": _is_star(path.read_text()), "opts": opts})
+    return docs
+
+
+def real_corpus() -> list[dict]:
+    """Every grant of the real-program corpus, as the same text for every tool (managed ARNs expanded by ps019's
+    dataset; a grant whose ARN the dataset lacks is left out, since no tool can see its content)."""
+    sys.path.insert(0, str(ROOT / "sdk"))
+    sys.path.insert(0, str(ROOT / "bench"))
+    import iam_corpus
+
+    docs = []
+    for gid, grant, _source in iam_corpus.grants():
+        kind, text = iam_corpus.document_of(grant)
+        if text is None:
+            continue
+        docs.append({"id": f"corpus:{gid}", "kind": kind, "expected": grant["expected"], "text": text,
+                     "star": _is_star(text), "resource": grant.get("resource", ""),
+                     "opts": {"can_write": grant.get("can_write"), "owners": [iam_corpus.OWNER]}})
     return docs
 
 
@@ -121,7 +148,8 @@ def ps019_tool():
     sys.path.insert(0, str(ROOT / "sdk"))
     from ps019.iam import analyze_policy
 
-    return {"ps019": lambda text, kind: analyze_policy(text, kind).verdict}
+    return {"ps019": lambda text, kind, opts=None: analyze_policy(
+        text, kind, can_write=(opts or {}).get("can_write"), owner_accounts=(opts or {}).get("owners", ())).verdict}
 
 
 PARLIAMENT_ERROR = {"EXCEPTION", "MALFORMED_JSON", "MALFORMED", "INVALID_VERSION"}
@@ -142,17 +170,21 @@ def peer_tools():
     from cloudsplaining.scan.assume_role_policy_document import AssumeRolePolicyDocument
     from parliament import analyze_policy_string
 
-    def cloudsplaining(text, kind):
+    from cloudsplaining.scan.resource_policy_document import ResourcePolicyDocument
+
+    def cloudsplaining(text, kind, opts=None):
         try:
             doc = json.loads(text)
             if kind == "trust":
                 return "deny" if AssumeRolePolicyDocument(doc).role_assumable_by_any_principal else "allow"
+            if kind == "resource":
+                return "deny" if ResourcePolicyDocument(doc).internet_accessible_actions else "allow"
             results = scan_policy(doc)
         except Exception:  # noqa: BLE001 - the peer's own failure is its "error" verdict
             return "error"
         return "deny" if any((results.get(c) or {}).get("findings") for c in CLOUDSPLAINING_CATEGORIES) else "allow"
 
-    def parliament(text, kind):
+    def parliament(text, kind, opts=None):
         try:
             policy = analyze_policy_string(text, include_community_auditors=True)
         except Exception:  # noqa: BLE001
@@ -163,6 +195,81 @@ def peer_tools():
         return "deny" if issues & PARLIAMENT_DENY else "allow"
 
     return {"cloudsplaining": cloudsplaining, "parliament": parliament}
+
+
+# checkov: the CloudFormation resource that carries each kind of document, and the checks that judge the policy (its
+# other checks on the same resource - encryption, tag immutability, logging - are not about the policy).
+CHECKOV_POLICY_WORDS = ("policy", "iam", "principal", "public", "privilege", "permission", "credential",
+                        "exfiltration", "wildcard", "assume", "admin")
+_CFN_RESOURCE = {
+    "s3": ("AWS::S3::BucketPolicy", lambda d: {"Bucket": "b", "PolicyDocument": d}),
+    "ecr": ("AWS::ECR::Repository", lambda d: {"RepositoryPolicyText": d}),
+    "kms": ("AWS::KMS::Key", lambda d: {"KeyPolicy": d}),
+    "sqs": ("AWS::SQS::QueuePolicy", lambda d: {"Queues": ["q"], "PolicyDocument": d}),
+    "sns": ("AWS::SNS::TopicPolicy", lambda d: {"Topics": ["t"], "PolicyDocument": d}),
+    "secretsmanager": ("AWS::SecretsManager::ResourcePolicy", lambda d: {"SecretId": "s", "ResourcePolicy": d}),
+    "events": ("AWS::Events::EventBus", lambda d: {"Name": "bus", "Policy": d}),
+    "execute-api": ("AWS::ApiGateway::RestApi", lambda d: {"Name": "api", "Policy": d}),
+}
+
+
+def _cfn_template(text: str, kind: str, resource: str = "") -> dict:
+    doc = json.loads(text)
+    if kind == "identity":
+        rtype, props = "AWS::IAM::ManagedPolicy", {"PolicyDocument": doc}
+    elif kind == "trust":
+        rtype, props = "AWS::IAM::Role", {"AssumeRolePolicyDocument": doc}
+    elif resource.startswith("aws:lambda/permission"):
+        st = doc["Statement"][0]
+        principal = st["Principal"] if st["Principal"] == "*" else next(iter(st["Principal"].values()))
+        rtype = "AWS::Lambda::Permission"
+        props = {"Action": st["Action"], "FunctionName": st.get("Resource", "f"), "Principal": principal}
+        for op in st.get("Condition", {}).values():
+            for key, value in op.items():
+                if key.lower() == "aws:sourcearn":
+                    props["SourceArn"] = value
+                if key.lower() == "aws:sourceaccount":
+                    props["SourceAccount"] = value
+    else:
+        statements = doc.get("Statement", [])
+        statements = statements if isinstance(statements, list) else [statements]
+        actions = [a for s in statements if isinstance(s, dict)
+                   for a in (s.get("Action") or s.get("NotAction") or [])]
+        actions = [actions] if isinstance(actions, str) else actions
+        prefix = next((str(a).split(":")[0].lower() for a in actions if ":" in str(a)), "s3")
+        rtype, make = _CFN_RESOURCE.get(prefix, _CFN_RESOURCE["s3"])
+        props = make(doc)
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Doc": {"Type": rtype, "Properties": props}}}
+
+
+def checkov_tools():
+    import logging
+    import tempfile
+
+    logging.disable(logging.CRITICAL)
+    from checkov.cloudformation.runner import Runner
+    from checkov.runner_filter import RunnerFilter
+
+    workdir = tempfile.mkdtemp(prefix="ps019-checkov-")
+    path = os.path.join(workdir, "template.json")
+
+    def checkov(text, kind, opts=None):
+        try:
+            template = _cfn_template(text, kind, (opts or {}).get("resource", ""))
+        except Exception:  # noqa: BLE001 - not JSON: checkov cannot read it either
+            return "error"
+        with open(path, "w") as fh:
+            json.dump(template, fh)
+        try:
+            report = Runner().run(root_folder=None, files=[path], runner_filter=RunnerFilter(framework=["cloudformation"]))
+        except Exception:  # noqa: BLE001
+            return "error"
+        if report.parsing_errors:
+            return "error"
+        failed = [c for c in report.failed_checks if any(w in c.check_name.lower() for w in CHECKOV_POLICY_WORDS)]
+        return "deny" if failed else "allow"
+
+    return {"checkov": checkov}
 
 
 class _Timeout(BaseException):  # not Exception: the tool wrappers catch Exception
@@ -182,7 +289,7 @@ def _call(fn, doc: dict, limit_s: float | None) -> tuple[str, float]:
         signal.setitimer(signal.ITIMER_REAL, limit_s)
     t = time.perf_counter()
     try:
-        verdict = fn(doc["text"], doc["kind"])
+        verdict = fn(doc["text"], doc["kind"], dict(doc.get("opts") or {}, resource=doc.get("resource", "")))
     except _Timeout:
         return "timeout", limit_s or 0.0
     finally:
@@ -194,7 +301,8 @@ def _call(fn, doc: dict, limit_s: float | None) -> tuple[str, float]:
 def measure(tools: dict, corpus: list[dict], reps: int, limits: dict | None = None) -> dict:
     """``limits``: per-call time limit in seconds by document origin ("fixture"/"generated"); None = unlimited."""
     out = {}
-    warm_doc = {"text": '{"Statement":{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}}', "kind": "identity"}
+    warm_doc = {"text": '{"Statement":{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}}', "kind": "identity",
+                "opts": {}}
     for name, fn in tools.items():
         _, first = _call(fn, warm_doc, None)  # loads the tool's database: reported as first_call
         verdicts, warm = [], []
@@ -224,13 +332,13 @@ def measure(tools: dict, corpus: list[dict], reps: int, limits: dict | None = No
 # peers' venv
 
 
-def ensure_peer_venv() -> None:
-    if PEER_PY.exists():
+def ensure_peer_venv(venv: Path = PEER_VENV, requirements: str = "requirements-iam.txt") -> None:
+    python = venv / "bin" / "python"
+    if python.exists():
         return
-    print(f"creating {PEER_VENV} (python -m venv + pip install -r bench/requirements-iam.txt) ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-    subprocess.run([str(PEER_PY), "-m", "pip", "install", "-q", "-r", str(ROOT / "bench" / "requirements-iam.txt")],
-                   check=True)
+    print(f"creating {venv} (python -m venv + pip install -r bench/{requirements}) ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "bench" / requirements)], check=True)
 
 
 def _subset(result: dict, n: int) -> dict:
@@ -238,20 +346,26 @@ def _subset(result: dict, n: int) -> dict:
 
 
 def run_peers(corpus: list[dict], args) -> dict:
-    ensure_peer_venv()
-    cmd = [str(PEER_PY), __file__, "--worker", "--reps", str(args.peer_reps), "--fixture-limit",
-           str(args.fixture_limit), "--generated-limit", str(args.generated_limit)]
-    proc = subprocess.run(cmd, input=json.dumps(corpus),
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        sys.exit(f"peer worker failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)
+    out = {}
+    for venv, requirements, tools in ((PEER_VENV, "requirements-iam.txt", "cloudsplaining,parliament"),
+                                      (CHECKOV_VENV, "requirements-checkov.txt", "checkov")):
+        ensure_peer_venv(venv, requirements)
+        cmd = [str(venv / "bin" / "python"), __file__, "--worker", tools, "--reps", str(args.peer_reps),
+               "--fixture-limit", str(args.fixture_limit), "--generated-limit", str(args.generated_limit)]
+        proc = subprocess.run(cmd, input=json.dumps(corpus), capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            sys.exit(f"peer worker ({tools}) failed:\n{proc.stderr[-3000:]}")
+        out.update(json.loads(proc.stdout))
+    return out
 
 
 def peer_versions() -> dict:
-    code = ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
-            "('cloudsplaining', 'parliament', 'policy_sentry')}))")
-    return json.loads(subprocess.run([str(PEER_PY), "-c", code], capture_output=True, text=True, check=True).stdout)
+    out = {}
+    for python, packages in ((PEER_PY, ("cloudsplaining", "parliament", "policy_sentry")), (CHECKOV_PY, ("checkov",))):
+        code = f"import importlib.metadata as m, json; print(json.dumps({{p: m.version(p) for p in {packages!r}}}))"
+        out.update(json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                                             check=True).stdout))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -321,10 +435,25 @@ def summarise(corpus: list[dict], results: dict) -> dict:
             "total_corpus_s": sum(times),
             "timeouts": r.get("timeouts", 0),
         }
-        fixtures = [(d, v) for d, v in zip(corpus, r["verdicts"]) if d["expected"]]
+        fixtures = [(d, v) for d, v in zip(corpus, r["verdicts"]) if d["expected"] and d["id"].startswith("fixture:")]
         wrong = [(d["id"], d["expected"], v) for d, v in fixtures if v != d["expected"]]
         summary[tool]["fixture_agreement"] = f"{len(fixtures) - len(wrong)}/{len(fixtures)}"
         summary[tool]["fixture_disagreements"] = wrong
+        real = [(d, v) for d, v in zip(corpus, r["verdicts"]) if d["id"].startswith("corpus:")]
+        if real:
+            deny = [(d, v) for d, v in real if d["expected"] == "deny"]
+            allow = [(d, v) for d, v in real if d["expected"] == "allow"]
+            summary[tool]["corpus"] = {
+                "grants": len(real), "hand_deny": len(deny), "hand_allow": len(allow),
+                "false_negatives": sum(v != "deny" for _, v in deny),
+                "false_positives": sum(v != "allow" for _, v in allow),
+                "errors_or_timeouts": sum(v in ("error", "timeout") for _, v in real),
+                "median_ms": statistics.median(times[i] for i, d in enumerate(corpus)
+                                               if d["id"].startswith("corpus:")) * 1000,
+                "max_ms": max(times[i] for i, d in enumerate(corpus) if d["id"].startswith("corpus:")) * 1000,
+                "missed": [d["id"] for d, v in deny if v != "deny"],
+                "wrongly_denied": [d["id"] for d, v in allow if v != "allow"],
+            }
     return summary
 
 
@@ -340,16 +469,17 @@ def main() -> None:
                         help="per-call limit (s) for peers on fixtures; longer calls count as timeout")
     parser.add_argument("--generated-limit", type=float, default=2.0,
                         help="per-call limit (s) for peers on generated documents")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         corpus = json.loads(sys.stdin.read())
-        limits = {"fixture": args.fixture_limit, "generated": args.generated_limit}
-        json.dump(measure(peer_tools(), corpus, args.reps, limits), sys.stdout)
+        limits = {"fixture": args.fixture_limit, "generated": args.generated_limit, "corpus": args.fixture_limit}
+        tools = checkov_tools() if args.worker == "checkov" else peer_tools()
+        json.dump(measure(tools, corpus, args.reps, limits), sys.stdout)
         return
     if args.quick:
         args.generated, args.reps = 100, 3
-    fixtures = fixture_corpus()
+    fixtures = fixture_corpus() + real_corpus()
     generated = generated_corpus(args.generated)
     corpus = fixtures + generated
     peer_corpus = fixtures + generated[: args.peer_generated]
@@ -359,7 +489,8 @@ def main() -> None:
     summary = {"ps019 (full corpus)": summarise(corpus, ps019_full)["ps019"], **summarise(peer_corpus, results)}
     report = {
         "command": "  ".join(["python bench/iam_bench.py", *sys.argv[1:]]),
-        "corpus": {"documents": len(corpus), "fixtures": len(fixtures),
+        "corpus": {"documents": len(corpus), "fixtures_and_real": len(fixtures),
+                   "real_program_grants": sum(1 for d in corpus if d["id"].startswith("corpus:")),
                    "star_or_notaction": sum(1 for d in corpus if d["star"]), "peer_documents": len(peer_corpus),
                    "peer_star_or_notaction": sum(1 for d in peer_corpus if d["star"])},
         "peer_limits_s": {"fixture": args.fixture_limit, "generated": args.generated_limit},
@@ -380,6 +511,12 @@ def main() -> None:
         print(f"{tool:20} {s['median_ms']:10.3f} {s['p95_ms']:10.3f} {s['max_ms']:10.3f} {ratios:>36} "
               f"{s['timeouts']:8d} {s['fixture_agreement']:>12}")
     print("cold start:", {k: round(v, 1) for k, v in report["cold_start"].items()})
+    print(f"\nreal-program corpus (hand-judged): {'tool':16} {'FN':>4} {'FP':>4} {'err':>4} {'median ms':>10} {'max ms':>10}")
+    for tool, s in summary.items():
+        c = s.get("corpus")
+        if c and tool != "ps019 (full corpus)":
+            print(f"{'':35}{tool:16} {c['false_negatives']:>4} {c['false_positives']:>4} {c['errors_or_timeouts']:>4} "
+                  f"{c['median_ms']:10.3f} {c['max_ms']:10.3f}   (of {c['hand_deny']} deny, {c['hand_allow']} allow)")
     for tool, s in summary.items():
         if not tool.startswith("ps019") and s["fixture_disagreements"]:
             print(f"\n{tool} disagrees with the expected verdict on:")

@@ -155,3 +155,16 @@ def test_secret_values_never_appear_in_messages():
         if control.applies_to(view.type) and control.id.startswith("PS019-IAM-"):
             for v in control.check(view, _ctx(), control.params(None)):
                 assert secret not in v.message and secret not in json.dumps(dict(v.details))
+
+
+def test_every_managed_policy_attachment_path_has_allow_and_deny_fixtures():
+    """PS019-IAM-003 judges each way a managed policy reaches an identity; each has a fixture it passes and one it
+    denies (by content, not by a list of names)."""
+    from ps019.controls.iam.admin_policy_attachment import ARN_PATHS
+
+    seen: dict[str, set] = {}
+    for case in CASES:
+        if case.control.id == "PS019-IAM-003":
+            seen.setdefault(case.view.type, set()).add(case.expect)
+    for rtype in ARN_PATHS:
+        assert {"allow", "deny"} <= seen.get(rtype, set()), rtype

@@ -64,3 +64,25 @@ def test_fixture_verdict_and_category(path: Path):
     else:
         assert result.message and not result.message.startswith("internal error"), result.message
         assert result.findings == []
+
+
+def test_every_oidc_provider_has_allow_and_deny_fixtures():
+    import json
+
+    from ps019.iam.trust import provider_for
+
+    seen: dict[str, set] = {}
+    for path in FIXTURES:
+        if path.parts[-3] != "trust":
+            continue
+        statements = json.loads(path.read_text())["Statement"]
+        for stmt in statements if isinstance(statements, list) else [statements]:
+            federated = stmt.get("Principal", {}).get("Federated") if isinstance(stmt.get("Principal"), dict) else None
+            for arn in [federated] if isinstance(federated, str) else federated or []:
+                host = arn.split(":oidc-provider/", 1)[-1] if ":oidc-provider/" in arn else None
+                keys = [k for op in stmt.get("Condition", {}).values() for k in op]
+                host = host or next((k.rsplit(":", 1)[0] for k in keys if k.endswith(":sub")), None)
+                if host:
+                    seen.setdefault(provider_for(host).name, set()).add(path.parts[-2])
+    for provider in ("github", "gitlab", "pulumi", "terraform", "eks", "generic"):
+        assert {"allow", "deny"} <= seen.get(provider, set()), provider
