@@ -69,4 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # a file the command reads or writes: one line naming it, never a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        click.echo(f"ps019: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
     sys.exit(0)

@@ -190,8 +190,11 @@ def capture(program: str, stack: Any, *, dry_run: bool, config: StackConfig) -> 
 
 
 def emit(report: dict, fmt: str, output: str | None) -> None:
+    from ps019.cli.outfile import prepare_output
     from ps019.output import render_json, render_sarif, render_table
 
+    if output:
+        prepare_output(output, "--output")
     try:
         if fmt == "table":
             from rich.console import Console

@@ -225,6 +225,13 @@ def show(record_id, store_url, public_keys, fmt) -> None:
 
     with opened_store(store_url) as store:
         stored = store.get(record_id)
+        if stored is None and len(record_id) >= 4:
+            # The short IDs that `evidence list`, the demo and the reports print are unique prefixes.
+            matches = store.ids_with_prefix(record_id)
+            if len(matches) > 1:
+                raise InputError(f"evidence record ID prefix {record_id!r} is ambiguous ({', '.join(matches)}, ...); "
+                                 "give more characters")
+            stored = store.get(matches[0]) if matches else None
     if stored is None:
         raise InputError(f"no evidence record {record_id!r} in the store")
     keys = trusted_keys(public_keys)
@@ -419,6 +426,10 @@ def export(store_url, fmt, since, until, stack, environment, out_file, public_ke
             except InputError:
                 chain_ok = None
     records.sort(key=lambda r: (r.chain_key, r.sequence))
+    if out_file:
+        from ps019.cli.outfile import prepare_output
+
+        prepare_output(out_file)
     out = open(out_file, "w", encoding="utf-8", newline="") if out_file else sys.stdout
     try:
         if fmt == "jsonl":
@@ -474,9 +485,10 @@ def flush(store_url, spool_dir) -> None:
               help="Output of `pulumi stack history --json` ('-' reads stdin).")
 @click.option("--stack", required=True, help="ORG/PROJECT/STACK the history belongs to.")
 @store_option
-@click.option("--kinds", default="update", show_default=True,
-              help="Comma-separated history kinds that must have evidence (update, destroy, refresh, import...). "
-                   "Only updates run policy packs; add others to see them listed as gaps.")
+@click.option("--kinds", multiple=True, default=("update",), show_default=True,
+              help="History kinds that must have evidence (update, destroy, refresh, import...): comma-separated "
+                   "and/or repeated (--kinds update --kinds destroy). Only updates run policy packs; add others to "
+                   "see them listed as gaps.")
 @click.option("--tolerance", type=int, default=300, show_default=True,
               help="Seconds of clock skew allowed between history times and record times.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -493,7 +505,7 @@ def reconcile_cmd(history_file, stack, store_url, kinds, tolerance, fmt, public_
     history = parse_stack_history(text)
     if "/" not in stack:
         raise InputError("--stack must be ORG/PROJECT/STACK (or PROJECT/STACK)")
-    kinds_list = [k.strip() for k in kinds.split(",") if k.strip()]
+    kinds_list = list(dict.fromkeys(k.strip() for value in kinds for k in value.split(",") if k.strip()))
     window = [h.start for h in history]
     with opened_store(store_url, keys=trusted_keys(public_keys)) as store:
         since = min(window) - timedelta(seconds=tolerance) if window else None

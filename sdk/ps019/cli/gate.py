@@ -105,9 +105,12 @@ def keygen(out_dir: str, identity: str, name: str | None, roles: tuple[str, ...]
     trusted_keys entry the security team adds to the pack config."""
     from ps019.gate import signing
 
+    from ps019.cli.outfile import prepare_directory
+
     stem = name or re.sub(r"[^A-Za-z0-9._-]+", "_", identity).strip("_") or "key"
+    directory = prepare_directory(out_dir)
     key = signing.generate_private_key()
-    private_path, public_path = signing.write_keypair(key, Path(out_dir), stem)
+    private_path, public_path = signing.write_keypair(key, directory, stem)
     entry = {"publicKey": signing.public_key_text(key), "identity": identity, "roles": list(roles)}
     click.echo(f"private key: {private_path} (mode 0600; keep it secret)", err=True)
     click.echo(f"public key:  {public_path}", err=True)
@@ -160,6 +163,8 @@ def new(out_path: str, ticket: str, change_class: str, summary: str, owner: str,
 
     from ps019.gate.settings import parse_duration
 
+    from ps019.cli.outfile import prepare_output
+
     path = Path(out_path)
     if path.exists() and not force:
         raise InputError(f"{path} already exists (use --force to overwrite)")
@@ -180,6 +185,7 @@ def new(out_path: str, ticket: str, change_class: str, summary: str, owner: str,
         "expires_at": (now + lifetime).isoformat().replace("+00:00", "Z"), "approvals": [],
     }
     document = {k: v for k, v in document.items() if v is not None}
+    prepare_output(path)
     _write_document(path, document, path.suffix.lower() in {".yaml", ".yml"})
     click.echo(f"wrote {path}; next: ps019 change-request validate {path}", err=True)
 

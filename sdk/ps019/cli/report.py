@@ -37,6 +37,10 @@ def report(since, until, stack, store_url, review_sla, fmt, out_file, public_key
     with opened_store(store_url, keys=trusted_keys(public_keys)) as store:
         docs = load_documents(store, t0, t1, stack)
     metrics = compute_metrics(docs, since=t0, until=t1, review_sla=timedelta(hours=review_sla))
+    if out_file:
+        from ps019.cli.outfile import prepare_output
+
+        prepare_output(out_file)
     if fmt == "table":
         if out_file:
             from rich.console import Console

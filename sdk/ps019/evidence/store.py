@@ -318,6 +318,18 @@ class EvidenceStore(abc.ABC):
     def contains(self, record_id: str) -> bool:
         return self.get(record_id) is not None
 
+    def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Record IDs that start with ``prefix`` (at most ``limit``; two are enough to tell "ambiguous"). The
+        default reads the summaries; a store may answer from its index instead."""
+        found: list[str] = []
+        for summary in self.summaries():
+            record_id = str(summary.get("record_id") or "")
+            if record_id.startswith(prefix):
+                found.append(record_id)
+                if len(found) >= limit:
+                    break
+        return found
+
     def close(self) -> None:
         pass
 

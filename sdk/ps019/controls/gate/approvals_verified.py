@@ -10,7 +10,7 @@ CONTROL_ID = "PS019-GATE-002"
 
 CONTROL = Control(
     id=CONTROL_ID,
-    title="Production changes carry enough verified approvals in the required roles",
+    title="Changes carry enough verified approvals in the required roles",
     clause="PS-019 §3 production deployments retain approver evidence; release gates: no implied approval",
     severity=Severity.HIGH,
     level=Level.MANDATORY,

@@ -10,7 +10,7 @@ CONTROL_ID = "PS019-GATE-004"
 
 CONTROL = Control(
     id=CONTROL_ID,
-    title="Production changes run from the approved deployment path",
+    title="Changes run from the approved deployment path",
     clause="PS-019 §1 no direct production changes outside documented break-glass; normal changes flow through approved deployment mechanisms",
     severity=Severity.CRITICAL,
     level=Level.MANDATORY,

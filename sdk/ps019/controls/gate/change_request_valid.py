@@ -22,7 +22,7 @@ def check(resource: ResourceView, ctx: RunContext, params: Mapping[str, Any]) ->
 
 CONTROL = Control(
     id=CONTROL_ID,
-    title="Production changes present a valid change request for this stack and artifact",
+    title="Changes present a valid change request for this stack and artifact",
     clause="PS-019 §1 release approval is tied to explicit evidence; §4 linked ticket; release gates: change context, "
            "rollback plan and monitoring plan are recorded",
     severity=Severity.HIGH,
