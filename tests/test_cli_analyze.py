@@ -453,6 +453,15 @@ def test_default_pack_can_be_relocated_with_an_environment_variable(run, clean_e
 
 
 def test_unwritable_output_file(run, clean_export, test_packs, tmp_path):
+    (tmp_path / "afile").write_text("")
     _assert_one_line_error(*run("analyze", "--state", clean_export, "--stack", "acme/proj/dev",
                                 "--policy-pack", _pack(test_packs, "mandatory"), "--format", "json",
-                                "-o", tmp_path / "no" / "such" / "dir.json"), "cannot write")
+                                "-o", tmp_path / "afile" / "dir.json"), "cannot write")
+
+
+def test_output_file_in_missing_directories_is_created(run, clean_export, test_packs, tmp_path):
+    target = tmp_path / "no" / "such" / "dir.json"
+    code, _, err = run("analyze", "--state", clean_export, "--stack", "acme/proj/dev",
+                       "--policy-pack", _pack(test_packs, "mandatory"), "--format", "json", "-o", target)
+    assert code in (0, 1), err
+    assert json.loads(target.read_text())["stack"] == "acme/proj/dev"
