@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,13 @@ def test_preview_has_unknowns_update_has_ids(preview, update):
     assert is_unknown(policy.inputs["bucket"]) and is_unknown(policy.inputs["policy"])
     assert policy.property_dependencies.keys() == {"bucket", "policy"}
     done = update.by_name("site-access-policy")
-    assert done.inputs["bucket"] == "site-content-id"
-    assert "arn:aws:s3:::site-content/*" in done.inputs["policy"]
-    assert update.by_name("site-content").id == "site-content-id" and update.by_name("site").id == ""
+    bucket = update.by_name("site-content")
+    # The provider auto-names the bucket (name + 7 hex characters, deterministic here); its id is that name.
+    assert re.fullmatch(r"site-content-[0-9a-f]{7}", bucket.id) and bucket.inputs["bucket"] == bucket.id
+    assert done.inputs["bucket"] == bucket.id
+    assert f"arn:aws:s3:::{bucket.id}/*" in done.inputs["policy"]
+    assert update.by_name("site").id == ""
+    assert capture_program(PROGRAMS / "nested", STACK, False, CONFIG).by_name("site-content").id == bucket.id
 
 
 def test_secret_config_reaches_the_program_as_a_secret(preview):
@@ -100,7 +105,7 @@ def test_program_errors_are_input_errors(tmp_path):
         capture_program(tmp_path, "acme/shop/dev", True)
     (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")
     (tmp_path / "__main__.py").write_text("import pulumi\nraise ValueError('the program broke: pw-for-the-db-123')\n")
-    with pytest.raises(InputError, match=r"failed under mocks: ValueError: the program broke: \[secret\]"):
+    with pytest.raises(InputError, match=r"failed at __main__.py:2: ValueError: the program broke: \[secret\]"):
         capture_program(tmp_path, "acme/shop/dev", True, CONFIG)
 
 

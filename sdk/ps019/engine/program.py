@@ -35,7 +35,6 @@ from ps019.engine.resources import (
     make_urn,
     parse_provider_reference,
 )
-from ps019.engine.capture_worker import fake_outputs
 from ps019.engine.runner import normalise_config
 from ps019.engine.values import SIG_KEY, RESOURCE_REF_SIG, Scrubber, Secret, decode_wire, unknown
 from ps019.errors import InputError
@@ -53,6 +52,9 @@ class CapturedProgram:
     config: dict[str, Any] = field(default_factory=dict)  # effective "ns:key" config (Secret for secrets): pass
     # it on as run_pass(config=...) so the pack sees what the program saw, as the engine does
     warnings: list[str] = field(default_factory=list)
+    # what the capture answered with offline stand-ins: placeholder_invokes, placeholder_outputs (resource types),
+    # remote_components, missing_references
+    placeholders: dict[str, list[str]] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[EngineResource]:
         return iter(self.resources)
@@ -91,16 +93,33 @@ def load_stack_config(program_dir: str | Path, stack: StackRef | str) -> tuple[d
 
 def capture_program(program_dir: str | Path, stack: StackRef | str, dry_run: bool,
                     config: Mapping[str, Any] | None = None, *, secret_config_keys: tuple[str, ...] = (),
-                    stack_config_file: bool = True, timeout: float = 120.0) -> CapturedProgram:
+                    stack_config_file: bool = True, timeout: float = 120.0,
+                    invoke_results: Mapping[str, list] | str | Path | None = None,
+                    stack_references: Mapping[str, Mapping[str, Any]] | None = None) -> CapturedProgram:
     """Run the program in ``program_dir`` (a directory with ``Pulumi.yaml``) as a preview or an update of
     ``stack``. ``config`` maps ``key``/``ns:key`` to values; :class:`Secret` values (and ``secret_config_keys``)
     reach the program as secret config. With ``stack_config_file``, ``Pulumi.<stack>.yaml`` supplies the rest (as
-    the CLI does); its ``secure:`` values must be given in ``config``, they cannot be decrypted offline."""
+    the CLI does); its ``secure:`` values must be given in ``config``, they cannot be decrypted offline. The project's
+    ``config:`` declarations fill defaults and check types; ``main:`` is honoured.
+
+    ``invoke_results`` (a file or ``{token: [{"args", "result"}]}``) answers provider functions;
+    ``stack_references`` maps a referenced stack's name to its outputs (see :mod:`ps019.engine.stack_references`)."""
+    from ps019.engine.invokes import load_invoke_results
+    from ps019.engine.project import apply_project_config, read_project
+
     stack = StackRef.parse(stack) if isinstance(stack, str) else stack
     program_dir = Path(program_dir).resolve()
-    project_name, main = _read_project(program_dir)
-    if project_name != stack.project:
-        raise InputError(f"program {program_dir} is project {project_name!r}, not {stack.project!r}")
+    project = read_project(program_dir)
+    if project.runtime != "python":
+        raise InputError(f"{program_dir / 'Pulumi.yaml'}: runtime is {project.runtime!r}; only Python programs can "
+                         f"be captured")
+    if not project.program.is_file():
+        raise InputError(f"{program_dir}: program entry point {project.program.relative_to(program_dir)} does not "
+                         f"exist")
+    if project.name != stack.project:
+        raise InputError(f"program {program_dir} is project {project.name!r}, not {stack.project!r}")
+    if isinstance(invoke_results, (str, Path)):
+        invoke_results = load_invoke_results(invoke_results)
     given = {k if ":" in k else f"{stack.project}:{k}": v for k, v in (config or {}).items()}
     warnings: list[str] = []
     config = {}
@@ -113,22 +132,26 @@ def capture_program(program_dir: str | Path, stack: StackRef | str, dry_run: boo
                             f"{', '.join(missing)} (supply them as secret config)")
         secret_config_keys = tuple(secret_config_keys) + tuple(k for k in secure if k in given)
     config.update(given)
+    config = apply_project_config(project, stack.stack, config)
     wire_config = normalise_config(stack.project, config)
     secret_keys = sorted({k if ":" in k else f"{stack.project}:{k}" for k in secret_config_keys}
                          | {k if ":" in k else f"{stack.project}:{k}" for k, v in config.items()
-                            if isinstance(v, Secret)})
+                            if isinstance(v, Secret)}
+                         | {d.key for d in project.config if d.secret})
     scrub = Scrubber([wire_config[k] for k in secret_keys if k in wire_config])
 
     with tempfile.TemporaryDirectory(prefix="ps019-capture-") as tmp:
         request_path, result_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request_path.write_text(json.dumps({
-            "program_dir": str(program_dir), "main": str(main), "project": stack.project, "stack": stack.stack,
+            "program_root": str(program_dir), "cwd": str(project.cwd), "program": str(project.program),
+            "project": stack.project, "stack": stack.stack,
             "organization": stack.organization, "dry_run": dry_run, "config": wire_config,
-            "secret_keys": secret_keys}))
+            "secret_keys": secret_keys, "invoke_results": dict(invoke_results or {}),
+            "stack_references": {k: dict(v) for k, v in (stack_references or {}).items()}}))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG")}
         try:
             proc = subprocess.run([sys.executable, "-m", "ps019.engine.capture_worker", str(request_path),
-                                   str(result_path)], cwd=program_dir, env=env, stdin=subprocess.DEVNULL,
+                                   str(result_path)], cwd=project.cwd, env=env, stdin=subprocess.DEVNULL,
                                   capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise InputError(f"program {program_dir} did not finish within {timeout:g}s under mocks") from None
@@ -138,35 +161,47 @@ def capture_program(program_dir: str | Path, stack: StackRef | str, dry_run: boo
                              f"{scrub(tail[-1].strip()) if tail else 'no output'}"[:400])
         raw = json.loads(result_path.read_text())
     if raw["error"]:
-        raise InputError(f"program {program_dir} failed under mocks: {scrub(raw['error'])}")
+        where = f" at {raw['location']}" if raw.get("location") else ""
+        raise InputError(f"program {program_dir} failed{where}: {scrub(raw['error'])}")
     captured = _patch(raw, stack, dry_run, wire_config, set(secret_keys), str(program_dir))
     captured.config = {k: Secret(v) if k in secret_keys and not isinstance(v, Secret) else v
                        for k, v in config.items()}
-    captured.warnings = warnings
+    captured.warnings = warnings + capture_warnings(raw.get("notes") or {}, raw.get("unshaped") or [], dry_run)
+    captured.placeholders = {k: list(v) for k, v in (raw.get("notes") or {}).items()}
     return captured
 
 
-def _read_project(program_dir: Path) -> tuple[str, Path]:
-    project_file = program_dir / "Pulumi.yaml"
-    if not project_file.is_file():
-        alt = program_dir / "Pulumi.yml"
-        if not alt.is_file():
-            raise InputError(f"{program_dir} is not a Pulumi program: it has no Pulumi.yaml")
-        project_file = alt
-    try:
-        document = yaml.safe_load(project_file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{project_file} cannot be read: {str(exc).splitlines()[0]}") from None
-    runtime = document.get("runtime")
-    runtime_name = runtime.get("name") if isinstance(runtime, dict) else runtime
-    if runtime_name != "python":
-        raise InputError(f"{project_file}: runtime is {runtime_name!r}; only Python programs can be captured")
-    main = program_dir / str(document.get("main") or ".")
-    if main.is_dir():
-        main = main / "__main__.py"
-    if not main.is_file():
-        raise InputError(f"{program_dir}: program entry point {main.name} does not exist")
-    return str(document.get("name") or ""), main
+def capture_warnings(notes: Mapping[str, list[str]], unshaped: list[str], dry_run: bool) -> list[str]:
+    """The advisories a capture owes its reader: what was answered with offline placeholders and what was not
+    analysed at all."""
+    out = []
+    for component in notes.get("remote_components", []):
+        out.append(f"{component} is a remote component implemented by its provider plugin; it cannot be expanded "
+                   f"offline, so its child resources (and any IAM in them) were not analysed")
+    for name in notes.get("missing_references", []):
+        if dry_run:
+            out.append(f"stack reference {name!r} was not supplied: its outputs are unknown in this preview "
+                       f"(supply them with --stack-reference {name}=OUTPUTS.json)")
+        else:
+            out.append(f"stack reference {name!r} was not supplied: its outputs are offline placeholders in this "
+                       f"update, so values derived from them were not checked (supply them with "
+                       f"--stack-reference {name}=OUTPUTS.json)")
+    for token in notes.get("placeholder_invokes", []):
+        out.append(f"offline placeholder: {token} was answered with deterministic values shaped by its declared "
+                   f"result type, not by AWS (supply real answers with --invoke-results FILE)")
+    if notes.get("placeholder_outputs") and not dry_run:
+        out.append(f"offline placeholder: computed outputs (ids, ARNs, DNS names) of "
+                   f"{len(notes['placeholder_outputs'])} resource type(s) are deterministic stand-ins for the "
+                   f"fixed account {_account()}, not values a provider returned")
+    for item in unshaped:
+        out.append(f"offline placeholder: {item} could not be shaped offline and was left unset")
+    return out
+
+
+def _account() -> str:
+    from ps019.engine.placeholders import ACCOUNT
+
+    return ACCOUNT
 
 
 def _go_duration_seconds(text: str) -> float:
@@ -231,10 +266,11 @@ def _patch(raw: dict, stack: StackRef, dry_run: bool, wire_config: dict[str, str
         outputs = dict(inputs)
         if reg["type"] == STACK_TYPE:
             outputs = decode_wire(remap_values(raw.get("stack_outputs") or {}))
-        elif reg["custom"]:
+        elif reg["custom"] or reg.get("remote"):
             if not dry_run:
-                outputs["id"] = reg["id"] or f"{reg['name']}-id"
-                outputs = {**fake_outputs(reg["type"], reg["name"]), **outputs}
+                outputs = {**decode_wire(remap_values(reg.get("outputs") or {})), **inputs}
+                if reg["custom"]:
+                    outputs["id"] = reg["id"]
             for key in reg["additionalSecretOutputs"]:
                 if key in outputs and not isinstance(outputs[key], Secret):
                     outputs[key] = Secret(outputs[key])
