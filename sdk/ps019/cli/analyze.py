@@ -148,15 +148,25 @@ class Inputs:
     config: StackConfig
     warnings: list[str] = field(default_factory=list)
     _captured: dict[str, list] = field(default_factory=dict)
+    program_options: dict[str, Any] = field(default_factory=dict)  # invoke_results, stack_references
+    placeholders: dict[str, list[str]] = field(default_factory=dict)  # what a capture answered offline
 
     def resources(self, phase: str) -> list:
         if phase not in self._captured:
-            self._captured[phase] = capture(self.path, self.stack, dry_run=(phase == "preview"), config=self.config)
+            captured = capture(self.path, self.stack, dry_run=(phase == "preview"), config=self.config,
+                               **self.program_options)
+            for warning in getattr(captured, "warnings", []):
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+            for kind, items in (getattr(captured, "placeholders", None) or {}).items():
+                merged = self.placeholders.setdefault(kind, [])
+                merged.extend(i for i in items if i not in merged)
+            self._captured[phase] = list(getattr(captured, "resources", captured))
         return self._captured[phase]
 
 
 def load_inputs(*, state: str | None, program: str | None, stack: Any, config: StackConfig,
-                first_phase: str) -> Inputs:
+                first_phase: str, program_options: dict[str, Any] | None = None) -> Inputs:
     from ps019.engine import load_stack_export
 
     if state:
@@ -167,12 +177,12 @@ def load_inputs(*, state: str | None, program: str | None, stack: Any, config: S
         return Inputs("state", state, stack, config, list(export.warnings),
                       {"preview": resources, "update": resources})
     assert program is not None
-    inputs = Inputs("program", program, stack, config)
+    inputs = Inputs("program", program, stack, config, program_options=dict(program_options or {}))
     inputs.resources(first_phase)  # a broken program is unusable input: fail before any pack starts
     return inputs
 
 
-def capture(program: str, stack: Any, *, dry_run: bool, config: StackConfig) -> list:
+def capture(program: str, stack: Any, *, dry_run: bool, config: StackConfig, **options: Any) -> Any:
     from ps019.engine import Secret, capture_program
 
     directory = Path(program)
@@ -181,8 +191,7 @@ def capture(program: str, stack: Any, *, dry_run: bool, config: StackConfig) -> 
     if not (directory / "Pulumi.yaml").is_file() and not (directory / "Pulumi.yml").is_file():
         raise InputError(f"{program} is not a Pulumi project: it has no Pulumi.yaml")
     values = {k: (Secret(v) if k in config.secret_keys else v) for k, v in config.values.items()}
-    resources = capture_program(directory, stack=stack, dry_run=dry_run, config=values)
-    return list(getattr(resources, "resources", resources))
+    return capture_program(directory, stack=stack, dry_run=dry_run, config=values, **options)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -252,6 +261,12 @@ def _common_options(command: Callable) -> Callable:
                      help="Secret stack config (repeatable): delivered decrypted, as the engine does, and marked "
                           "secret so it is never printed."),
         click.option("--tag", "tag_pairs", metavar="KEY=VALUE", multiple=True, help="Stack tag (repeatable)."),
+        click.option("--invoke-results", "invoke_results", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="With --program: real answers for provider functions, "
+                          "{\"<token>\": [{\"args\": {...}, \"result\": {...}}]} (docs/analyze.md)."),
+        click.option("--stack-reference", "stack_reference_pairs", metavar="NAME=OUTPUTS.json", multiple=True,
+                     help="With --program: the outputs of a stack the program references (`pulumi stack output "
+                          "--json --show-secrets` or a stack export); repeatable."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif"]), default="table",
                      show_default=True, help="Output format (json and sarif are documented in docs/output-formats.md)."),
         click.option("--output", "-o", "output", metavar="FILE", type=click.Path(dir_okay=False),
@@ -289,7 +304,7 @@ def configure_cli_logging() -> None:
 
 
 def _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs, secret_pairs,
-             tag_pairs, timeout, first_phase) -> _Request:
+             tag_pairs, timeout, first_phase, invoke_results=None, stack_reference_pairs=()) -> _Request:
     from ps019.engine import StackRef
 
     configure_cli_logging()
@@ -305,7 +320,19 @@ def _prepare(state, program, stack, policy_pack, policy_pack_config, config_file
         config_file = str(beside) if beside.is_file() else None
     config = build_config(stack_ref.project, config_file, config_pairs, secret_pairs)
     tags = parse_tags(tag_pairs)
-    inputs = load_inputs(state=state, program=program, stack=stack_ref, config=config, first_phase=first_phase)
+    program_options: dict[str, Any] = {}
+    if (invoke_results or stack_reference_pairs) and not program:
+        raise InputError("--invoke-results and --stack-reference apply to --program only")
+    if invoke_results:
+        from ps019.engine.invokes import load_invoke_results
+
+        program_options["invoke_results"] = load_invoke_results(invoke_results)
+    if stack_reference_pairs:
+        from ps019.engine.stack_references import parse_stack_reference_pairs
+
+        program_options["stack_references"] = parse_stack_reference_pairs(stack_reference_pairs)
+    inputs = load_inputs(state=state, program=program, stack=stack_ref, config=config, first_phase=first_phase,
+                         program_options=program_options)
     return _Request(stack_ref, pack_dir, inputs, config, tags, policy_pack_config, timeout)
 
 
@@ -321,7 +348,8 @@ def _report(request: _Request, command: str, passes: list, skipped: list) -> dic
 def run_analysis(*, stack: str, state: str | None = None, program: str | None = None, mode: str = "preview",
                  policy_pack: str | None = None, policy_pack_config: str | None = None,
                  config_file: str | None = None, config_pairs: tuple[str, ...] = (),
-                 secret_pairs: tuple[str, ...] = (), tag_pairs: tuple[str, ...] = (), timeout: float = 60.0) -> dict:
+                 secret_pairs: tuple[str, ...] = (), tag_pairs: tuple[str, ...] = (), timeout: float = 60.0,
+                 invoke_results: str | None = None, stack_reference_pairs: tuple[str, ...] = ()) -> dict:
     """What ``ps019 analyze`` (mode ``preview``/``update``) and ``ps019 up`` (mode ``up`` or ``up-skip-preview``) do,
     as a function: returns the report (see docs/output-formats.md). Raises ``Ps019Error`` for unusable input."""
     if mode not in ("preview", "update", "up", "up-skip-preview"):
@@ -329,7 +357,7 @@ def run_analysis(*, stack: str, state: str | None = None, program: str | None = 
     phases = {"preview": ["preview"], "update": ["update"], "up": ["preview", "update"],
               "up-skip-preview": ["update"]}[mode]
     request = _prepare(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs,
-                       secret_pairs, tag_pairs, timeout, phases[0])
+                       secret_pairs, tag_pairs, timeout, phases[0], invoke_results, stack_reference_pairs)
     # The pack digests the program's source tree into the record, as it does under `pulumi up` run from the program.
     saved_program_dir = os.environ.get("PS019_PROGRAM_DIR")
     if program:
@@ -350,14 +378,45 @@ def _run_phases(request: Any, phases: list[str], mode: str) -> Any:
     passes: list = []
     skipped: list = []
     for phase in phases:
-        result = run_pass(request.pack_dir, request.inputs.resources(phase), dry_run=(phase == "preview"),
-                          **request.engine_kwargs())
+        resources = request.inputs.resources(phase)
+        with _placeholder_marker(request.inputs.placeholders):
+            result = run_pass(request.pack_dir, resources, dry_run=(phase == "preview"), **request.engine_kwargs())
         passes.append((phase, result))
         if mode == "up" and phase == "preview" and result.failed:
             skipped.append({"phase": "update", "reason": "the preview failed (mandatory violations), so "
                                                          "`pulumi up` would not start the update"})
             break
-    return _report(request, "analyze" if mode in ("preview", "update") else "up", passes, skipped)
+    report = _report(request, "analyze" if mode in ("preview", "update") else "up", passes, skipped)
+    if request.inputs.kind == "program":
+        report["source"]["offline_placeholders"] = {k: list(v) for k, v in request.inputs.placeholders.items() if v}
+    return report
+
+
+PLACEHOLDERS_ENV_VAR = "PS019_OFFLINE_PLACEHOLDERS"
+
+
+class _placeholder_marker:
+    """Tells the pack (and so its evidence record) which values of the program run were offline stand-ins:
+    ``PS019_OFFLINE_PLACEHOLDERS`` holds the capture's placeholder notes as JSON while a pass runs."""
+
+    def __init__(self, placeholders: dict[str, list[str]]) -> None:
+        import json
+
+        self.text = json.dumps({k: v for k, v in sorted(placeholders.items()) if v}, sort_keys=True)
+        self.saved: str | None = None
+
+    def __enter__(self) -> None:
+        self.saved = os.environ.get(PLACEHOLDERS_ENV_VAR)
+        if self.text != "{}":
+            os.environ[PLACEHOLDERS_ENV_VAR] = self.text
+        else:
+            os.environ.pop(PLACEHOLDERS_ENV_VAR, None)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved is None:
+            os.environ.pop(PLACEHOLDERS_ENV_VAR, None)
+        else:
+            os.environ[PLACEHOLDERS_ENV_VAR] = self.saved
 
 
 @click.command("analyze")
@@ -366,7 +425,7 @@ def _run_phases(request: Any, phases: list[str], mode: str) -> Any:
               help="Engine mode: a preview reports every violation; an update stops at the first mandatory "
                    "Analyze violation (later resources are not analyzed, stack policies do not run).")
 def analyze(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs, secret_pairs,
-            tag_pairs, fmt, output, timeout, preview) -> None:
+            tag_pairs, invoke_results, stack_reference_pairs, fmt, output, timeout, preview) -> None:
     """Run a policy pack over a stack export or a Pulumi program, as `pulumi preview` (default) or the update
     pass of `pulumi up` would, with no Pulumi CLI, cloud account or backend.
 
@@ -380,7 +439,7 @@ def analyze(state, program, stack, policy_pack, policy_pack_config, config_file,
     report = run_analysis(stack=stack, state=state, program=program, mode="preview" if preview else "update",
                           policy_pack=policy_pack, policy_pack_config=policy_pack_config, config_file=config_file,
                           config_pairs=config_pairs, secret_pairs=secret_pairs, tag_pairs=tag_pairs,
-                          timeout=timeout)
+                          timeout=timeout, invoke_results=invoke_results, stack_reference_pairs=stack_reference_pairs)
     emit(report, fmt, output)
     raise SystemExit(report["exit_code"])
 
@@ -390,7 +449,7 @@ def analyze(state, program, stack, policy_pack, policy_pack_config, config_file,
 @click.option("--skip-preview", is_flag=True,
               help="Run only the update pass (what the Automation API's stack.up() does).")
 def up(state, program, stack, policy_pack, policy_pack_config, config_file, config_pairs, secret_pairs,
-       tag_pairs, fmt, output, timeout, skip_preview) -> None:
+       tag_pairs, invoke_results, stack_reference_pairs, fmt, output, timeout, skip_preview) -> None:
     """`pulumi up` through the policy pack: a preview pass, then an update pass in a new pack process, as the
     Pulumi CLI does. The update does not start when the preview failed.
 
@@ -399,6 +458,7 @@ def up(state, program, stack, policy_pack, policy_pack_config, config_file, conf
     report = run_analysis(stack=stack, state=state, program=program,
                           mode="up-skip-preview" if skip_preview else "up", policy_pack=policy_pack,
                           policy_pack_config=policy_pack_config, config_file=config_file, config_pairs=config_pairs,
-                          secret_pairs=secret_pairs, tag_pairs=tag_pairs, timeout=timeout)
+                          secret_pairs=secret_pairs, tag_pairs=tag_pairs, timeout=timeout,
+                          invoke_results=invoke_results, stack_reference_pairs=stack_reference_pairs)
     emit(report, fmt, output)
     raise SystemExit(report["exit_code"])

@@ -87,7 +87,7 @@ def main(request_path: str, result_path: str) -> int:
     sys.path.insert(0, str(Path(request["program"]).parent))
     sys.argv = [request["program"]]
 
-    from ps019.engine.sdk_schema import Filler, SdkSchema, coerce_to_declared
+    from ps019.engine.sdk_schema import Filler, SdkSchema, coerce_to_declared, resource_token
 
     schema = SdkSchema()
     schema.install()
@@ -120,19 +120,45 @@ def main(request_path: str, result_path: str) -> int:
         return field if names is None or field in names else None
 
     def with_autoname(rtype: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The provider's Check fills the auto-name into the inputs (pulumi-terraform-bridge AutoName), unless the
-        program set the name or a ``namePrefix``."""
+        """The inputs after the provider's Check: the auto-name filled in (pulumi-terraform-bridge AutoName) unless
+        the program set the name or a ``namePrefix``, and structured values given for string properties turned into
+        their JSON text (the bridge's JSON-document transform, e.g. an ``iam.PolicyDocumentArgs`` policy)."""
+        declared = schema.output_types(rtype)
+        if declared:
+            inputs = {k: coerce_to_declared(v, declared.get(k)) if k in declared else v for k, v in inputs.items()}
         field = autoname_field(rtype)
         if field is None or inputs.get(field) not in (None, "") or inputs.get(f"{field}Prefix") is not None:
             return inputs
         seed = f"{rtype}::{name}"
         return {**inputs, field: placeholders.physical_name(rtype, name, inputs, seed)}
 
-    def typed_outputs(rtype: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    monitor_holder: list[Any] = []
+
+    def child_reference(component_type: str, component_name: str) -> Any:
+        """A stand-in child for a remote component's resource-typed output: registered with the mock monitor (so the
+        SDK can rehydrate the reference) but never with the engine, so it is not analysed, as offline it is not."""
+        def make(cls: type, field: str) -> Any:
+            token = resource_token(cls)
+            if token is None or not monitor_holder:
+                return None
+            schema.resource_classes.setdefault(token, cls)
+            child_name = f"{component_name}-{field}"
+            child_inputs: dict[str, Any] = with_autoname(token, child_name, {})
+            state = typed_outputs(token, child_name, child_inputs)
+            child_id = placeholders.resource_id(token, child_name, child_inputs, f"{token}::{child_name}", region)
+            urn = (f"urn:pulumi:{request['stack']}::{request['project']}::{component_type}${token}::{child_name}")
+            monitor = monitor_holder[0]
+            monitor.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, child_id, state)
+            return {SIG_KEY: RESOURCE_REF_SIG, "urn": urn, "id": child_id, "packageVersion": ""}
+
+        return make
+
+    def typed_outputs(rtype: str, name: str, inputs: dict[str, Any], *, remote: bool = False) -> dict[str, Any]:
         declared = schema.output_types(rtype)
         input_names = schema.input_names(rtype) or set()
         seed = f"{rtype}::{name}"
-        filler = Filler(schema, rtype=rtype, logical=name, inputs=inputs, seed=seed, region=region)
+        filler = Filler(schema, rtype=rtype, logical=name, inputs=inputs, seed=seed, region=region,
+                        resource_ref=child_reference(rtype, name) if remote else None)
         outputs: dict[str, Any] = {}
         for field, typ in declared.items():
             if field in inputs:
@@ -160,9 +186,9 @@ def main(request_path: str, result_path: str) -> int:
             inputs = with_autoname(args.typ, args.name, inputs)
             if remote:
                 note("remote_components", f"{args.typ} {args.name!r}")
-            if dry_run:
+            if dry_run or args.typ.startswith("pulumi:providers:"):
                 return "", inputs  # preview: id and computed outputs unknown, inputs propagate
-            outputs = typed_outputs(args.typ, args.name, inputs)
+            outputs = typed_outputs(args.typ, args.name, inputs, remote=remote)
             note("placeholder_outputs", args.typ)
             if remote:
                 return "", outputs
@@ -267,8 +293,9 @@ def main(request_path: str, result_path: str) -> int:
 
     _patch_stack_reference(pulumi, references, dry_run, note)
     mocks = Mocks()
+    monitor_holder.append(CapturingMonitor(mocks))
     pulumi_mocks.set_mocks(mocks, project=request["project"], stack=request["stack"], preview=dry_run,
-                           monitor=CapturingMonitor(mocks), organization=request["organization"] or "organization")
+                           monitor=monitor_holder[0], organization=request["organization"] or "organization")
     error = None
     location = ""
     try:

@@ -11,6 +11,7 @@ from collections import abc
 from typing import Any, Callable, Mapping
 
 from ps019.engine import placeholders
+from ps019.engine.values import UNKNOWN_SENTINELS
 
 MAX_DEPTH = 4
 
@@ -100,9 +101,10 @@ class Filler:
     name, inputs, seed, region)."""
 
     def __init__(self, schema: SdkSchema, *, rtype: str, logical: str, inputs: Mapping[str, Any], seed: str,
-                 region: str) -> None:
+                 region: str, resource_ref: Callable[[type, str], Any] | None = None) -> None:
         self.schema = schema
         self.rtype, self.logical, self.inputs, self.seed, self.region = rtype, logical, inputs, seed, region
+        self.resource_ref = resource_ref
 
     def value(self, field: str, typ: Any, path: str = "", depth: int = 0) -> Any:
         import pulumi._types as pulumi_types
@@ -138,15 +140,43 @@ class Filler:
         if _is_union(typ):
             members = [a for a in args if a is not type(None)]
             return self.value(field, members[0], path, depth) if members else None
-        if isinstance(typ, type) and getattr(typ, "__module__", "").startswith(("pulumi_", "pulumi.")):
-            # A resource-typed output (a remote component's child): it has no offline value.
-            self.schema.unshaped.append(f"{self.rtype}.{field}: a {typ.__name__} resource")
-            return None
+        if isinstance(typ, type) and _is_resource_class(typ):
+            # A resource-typed output (a remote component's child): a reference to a stand-in resource.
+            ref = self.resource_ref(typ, field) if self.resource_ref is not None else None
+            if ref is None:
+                self.schema.unshaped.append(f"{self.rtype}.{field}: a {typ.__name__} resource")
+            return ref
         if isinstance(typ, type) and issubclass(typ, str):  # string enums
             return placeholders.string_for(field, rtype=self.rtype, logical=self.logical, inputs=self.inputs,
                                            seed=self.seed + path, region=self.region, path=path)
         self.schema.unshaped.append(f"{self.rtype}.{field}: {getattr(typ, '__name__', typ)}")
         return None
+
+
+def _is_resource_class(typ: type) -> bool:
+    import pulumi
+
+    return issubclass(typ, pulumi.Resource)
+
+
+def resource_token(cls: type) -> str | None:
+    """The type token a generated SDK resource class registers with (``aws:lb/loadBalancer:LoadBalancer``), read
+    from its generated ``_internal_init``/``__init__`` (pulumi codegen passes it to ``super().__init__``)."""
+    import inspect
+    import re
+
+    for name in ("_internal_init", "__init__"):
+        fn = cls.__dict__.get(name)
+        if fn is None:
+            continue
+        try:
+            source = inspect.getsource(fn)
+        except (OSError, TypeError):
+            continue
+        found = re.findall(r"__init__\(\s*['\"]([A-Za-z0-9_.-]+:[A-Za-z0-9_./-]*:[A-Za-z0-9_]+)['\"]", source)
+        if found:
+            return found[0]
+    return None
 
 
 def _is_union(typ: Any) -> bool:
@@ -168,7 +198,10 @@ def coerce_to_declared(value: Any, typ: Any) -> Any:
 
     typ = pulumi_types.unwrap_optional_type(typ) if typ is not None else typ
     if typ is str and isinstance(value, (dict, list)) and not _is_special(value):
-        return json.dumps(value, separators=(",", ":"))
+        text = json.dumps(value, separators=(",", ":"))
+        if any(sentinel in text for sentinel in UNKNOWN_SENTINELS.values()):
+            return UNKNOWN_SENTINELS["string"]  # the provider cannot render a document with unknown parts
+        return text
     return value
 
 
