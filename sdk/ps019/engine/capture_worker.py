@@ -81,18 +81,26 @@ def program_location(exc: BaseException, program_root: str) -> str:
 
 def main(request_path: str, result_path: str) -> int:
     request = json.loads(Path(request_path).read_text())
-    os.environ["PULUMI_CONFIG"] = json.dumps(request["config"])
-    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(request["secret_keys"])
     os.chdir(request["cwd"])
     sys.path.insert(0, str(Path(request["program"]).parent))
     sys.argv = [request["program"]]
-
-    from ps019.engine.sdk_schema import Filler, SdkSchema, coerce_to_declared, resource_token
+    from ps019.engine.sdk_schema import SdkSchema
 
     schema = SdkSchema()
     schema.install()
+    Path(result_path).write_text(json.dumps(capture_once(request, schema), default=str))
+    return 0
+
+
+def capture_once(request: dict[str, Any], schema: Any) -> dict[str, Any]:
+    """Run the program of ``request`` once under fresh mocks and return the raw capture. Callable repeatedly in one
+    process (the root stack is reset first); ``schema`` is an installed :class:`SdkSchema`."""
+    os.environ["PULUMI_CONFIG"] = json.dumps(request["config"])
+    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(request["secret_keys"])
+    from ps019.engine.sdk_schema import Filler, coerce_to_declared, resource_token
 
     import pulumi
+    from pulumi.runtime import settings as pulumi_settings
     from google.protobuf import json_format
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime.stack import run_pulumi_func
@@ -292,6 +300,7 @@ def main(request_path: str, result_path: str) -> int:
             return super().RegisterResourceOutputs(req)
 
     _patch_stack_reference(pulumi, references, dry_run, note)
+    pulumi_settings.ROOT.set(None)
     mocks = Mocks()
     monitor_holder.append(CapturingMonitor(mocks))
     pulumi_mocks.set_mocks(mocks, project=request["project"], stack=request["stack"], preview=dry_run,
@@ -299,25 +308,38 @@ def main(request_path: str, result_path: str) -> int:
     error = None
     location = ""
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(request["program"], run_name="__main__")))
+        _sync_await(run_pulumi_func(lambda: _run_program(pulumi, request["program"])))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
         error = _one_line(exc)
         location = program_location(exc, request["program_root"])
         if os.environ.get("PS019_CAPTURE_DEBUG"):
             traceback.print_exc()
-    Path(result_path).write_text(json.dumps({
-        "resources": captured, "stack_outputs": stack_outputs, "error": error, "location": location,
-        "notes": notes, "unshaped": sorted(set(schema.unshaped))}, default=str))
-    return 0
+    return {"resources": captured, "stack_outputs": stack_outputs, "error": error, "location": location,
+            "notes": notes, "unshaped": sorted(set(schema.unshaped))}
+
+
+def _run_program(pulumi: Any, program: str) -> None:
+    """Run the program, then register the root stack's outputs (its exports). ``set_mocks`` finishes the root stack
+    before the program runs, so without this the exports never reach the engine's Stack resource."""
+    runpy.run_path(program, run_name="__main__")
+    root = pulumi.runtime.get_root_resource()
+    if root is not None and getattr(root, "outputs", None) and hasattr(root, "_outputs_registered"):
+        root._outputs_registered = False
+        root._finish()
 
 
 def _patch_stack_reference(pulumi: Any, references: dict[str, Any], dry_run: bool, note: Any) -> None:
     """In an update, an output of a stack reference that was not supplied resolves to a named placeholder string
     (a program that reads it must not crash); the capture reports it as an advisory."""
+    cls = pulumi.StackReference
+    originals = cls.__dict__.get("_ps019_originals")
+    if originals is None:
+        originals = (cls.__init__, cls.get_output, cls.require_output)
+        cls._ps019_originals = originals
+    cls.__init__, cls.get_output, cls.require_output = originals
     if dry_run:
         return
-    original_get = pulumi.StackReference.get_output
-    original_require = pulumi.StackReference.require_output
+    original_init, original_get, original_require = originals
 
     def placeholder(ref: Any, name: Any) -> Any:
         return pulumi.Output.from_input(name).apply(
@@ -332,8 +354,6 @@ def _patch_stack_reference(pulumi: Any, references: dict[str, Any], dry_run: boo
         if getattr(self, "_ps019_name", None) in references:
             return original_require(self, name)
         return placeholder(self, name)
-
-    original_init = pulumi.StackReference.__init__
 
     def init(self, name, stack_name=None, opts=None):  # noqa: ANN001
         self._ps019_name = stack_name or name

@@ -199,8 +199,31 @@ def physical_name(rtype: str, logical: str, inputs: Mapping[str, Any], seed: str
     return name.lower() if rtype in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2") else name
 
 
+# Ids that lookups (invokes) return, by function: EC2 prefixes, Route 53 zone ids.
+_LOOKUP_ID_PREFIX = {
+    "getAmi": "ami", "getAmiIds": "ami", "getVpc": "vpc", "getVpcs": "vpc", "getSubnet": "subnet",
+    "getSubnets": "subnet", "getSecurityGroup": "sg", "getSecurityGroups": "sg", "getInternetGateway": "igw",
+    "getRouteTable": "rtb", "getRouteTables": "rtb", "getNatGateway": "nat", "getInstance": "i", "getInstances": "i",
+    "getLaunchTemplate": "lt", "getKeyPair": "key", "getVpcEndpoint": "vpce", "getNetworkInterface": "eni",
+    "getEip": "eipalloc", "getTransitGateway": "tgw",
+}
+
+
+def lookup_id(token: str, seed: str) -> str | None:
+    """The id a lookup returns (``aws.ec2.get_vpc(...).id`` is ``vpc-...``), or None when its shape is unknown."""
+    function = token.rsplit(":", 1)[-1]
+    if function in _LOOKUP_ID_PREFIX:
+        return f"{_LOOKUP_ID_PREFIX[function]}-{digest(seed, 'id', length=17)}"
+    if token.startswith("aws:route53/getZone"):
+        return "Z" + digest(seed, "zone", length=20).upper()
+    return None
+
+
 def resource_id(rtype: str, logical: str, inputs: Mapping[str, Any], seed: str, region: str) -> str:
     """A realistic id for a resource type (the value ``resource.id`` resolves to after an update)."""
+    looked_up = lookup_id(rtype, seed) if "/get" in rtype else None
+    if looked_up is not None:
+        return looked_up
     if rtype in _EC2_PREFIX:
         return f"{_EC2_PREFIX[rtype]}-{digest(seed, 'id', length=17)}"
     if rtype in _ARN_IS_ID:
@@ -273,12 +296,14 @@ def string_for(field: str, *, rtype: str, logical: str, inputs: Mapping[str, Any
     if lower.endswith("dns") or "dnsname" in lower or "domainname" in lower or lower.endswith("hostname") \
             or lower in ("endpoint", "address", "fqdn", "apiendpoint", "websiteendpoint", "websitedomain"):
         return f"{logical.lower()}-{digest(seed, field)}.{region}.example.invalid"
-    if "url" in lower or lower.endswith("uri"):
+    if "url" in lower or lower.endswith(("uri", "uris")):
         return f"https://{logical.lower()}-{digest(seed, field)}.{region}.example.invalid/"
     if "cidr" in lower:
         return "10.0.0.0/16"
     if lower.endswith("zoneid") or lower == "zoneid":
         return "Z" + digest(seed, field, length=20).upper()
+    if lower == "id" and "/get" in rtype:  # the ids of a plural lookup (get_subnets().ids)
+        return lookup_id(rtype, seed) or f"{logical}-{digest(seed, field)}"
     if lower.endswith("id"):
         return f"{_kebab(field[:-2]) or 'id'}-{digest(seed, field, length=17)}"
     if "date" in lower or "time" in lower or lower.endswith("at"):

@@ -5,6 +5,7 @@ SDKs; the classes are learnt as the program uses them (see :class:`SdkSchema`), 
 
 from __future__ import annotations
 
+import enum
 import importlib
 import typing
 from collections import abc
@@ -127,7 +128,7 @@ class Filler:
         if origin in (dict, abc.Mapping, typing.Mapping) or typ is dict:
             value_type = args[1] if len(args) == 2 else str
             keys = placeholders.KNOWN_MAP_KEYS.get((self.rtype, field), ())
-            return {k: self.value(k, value_type, f"{path}.{field}.{k}", depth + 1) for k in keys}
+            return {k: self.value(field, value_type, f"{path}.{field}.{k}", depth + 1) for k in keys}
         if isinstance(typ, type) and pulumi_types.is_output_type(typ):
             if depth >= MAX_DEPTH:
                 return {}
@@ -146,6 +147,8 @@ class Filler:
             if ref is None:
                 self.schema.unshaped.append(f"{self.rtype}.{field}: a {typ.__name__} resource")
             return ref
+        if isinstance(typ, type) and issubclass(typ, enum.Enum):
+            return next(iter(typ)).value  # a member the SDK accepts when it rebuilds the enum
         if isinstance(typ, type) and issubclass(typ, str):  # string enums
             return placeholders.string_for(field, rtype=self.rtype, logical=self.logical, inputs=self.inputs,
                                            seed=self.seed + path, region=self.region, path=path)
