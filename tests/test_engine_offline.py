@@ -266,3 +266,28 @@ def test_resource_passed_as_an_argument_is_stable_over_50_runs(mode):
     assert len(results) == 1, [json.loads(r)[0] for r in results]
     error, resources = json.loads(results[0])
     assert error is None and len(resources) == 6  # the stack and five resources
+
+
+@pytest.mark.slow
+def test_analyze_md_offline_examples_run_as_written(monkeypatch):
+    """The commands of docs/analyze.md's offline program mode section run, and the supplied answers are used."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from ps019.cli import cli as cli_main
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    text = (root / "docs" / "analyze.md").read_text()
+    section = text[text.index("## Offline program mode"):text.index("## Stack config and tags")]
+    block = section[section.index("```bash\n") + 8:]
+    block = block[:block.index("```")].replace("\\\n", " ")
+    commands = [shlex.split(line)[1:] for line in block.splitlines() if line.startswith("ps019 ")]
+    assert len(commands) == 2
+    for args in commands:
+        result = CliRunner().invoke(cli_main, args + ["--format", "json"], catch_exceptions=False)
+        assert result.exit_code in (0, 1), result.output[-800:]
+        report = json.loads(result.output[result.output.index("{"):])
+        assert not any("getAmi" in w for w in report["warnings"])  # the supplied answer was used
+        assert not any("stack reference" in w for w in report["warnings"])  # so were the supplied outputs

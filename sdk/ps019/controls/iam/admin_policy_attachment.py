@@ -52,9 +52,10 @@ def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Ite
         if is_unknown(arn):
             yield Violation(
                 f"{label}: the policy ARN at '{where}' cannot be verified until update: it is computed from another "
-                "resource, so which policy is attached (and what it grants) cannot be seen in preview. ps019 checks "
-                "it at update time, before the attachment is made (a policy created in this change is also "
-                "analysed by PS019-IAM-001).",
+                "resource, so which policy is attached (and what it grants) cannot be seen in preview. Under "
+                "`pulumi up` the update pass checks it before the attachment is made; offline the update sees a "
+                "stand-in ARN in the stack's own account, which is never an AWS managed policy (a policy created in "
+                "this change is also analysed by PS019-IAM-001).",
                 details={**data, "unverifiable": True, "document": where},
             )
             continue

@@ -133,8 +133,9 @@ def _kind_label(kind: str) -> str:
 def _unverifiable(subject: str, where: str, why: str, extra: str = "",
                   details: Mapping[str, Any] | None = None) -> Violation:
     return Violation(
-        f"{subject} cannot be verified until update: {why}{extra}. ps019 checks it in full at update time, before "
-        "the resource is created.",
+        f"{subject} cannot be verified until update: {why}{extra}. Under `pulumi up` the update pass checks it in "
+        "full before the resource is created; an offline update (`ps019 up --program`) sees stand-in values for the "
+        "computed parts, so it checks the rest of the document but not those values.",
         details={**(details or {}), "unverifiable": True, "document": where},
     )
 

@@ -41,7 +41,8 @@ def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Ite
         if is_unknown(arn):
             yield Violation(
                 f"{view.type} '{view.name}': the role at '{where}' cannot be verified until update: it is computed "
-                "from another resource. ps019 checks it at update time.",
+                "from another resource. Under `pulumi up` the update pass checks it; offline the update sees a "
+                "stand-in role ARN, which is not the real one.",
                 details={"unverifiable": True, "where": where},
             )
             continue
