@@ -102,7 +102,7 @@ def test_closed_grant_cannot_be_reused(store, signer):
 
 def test_close_twice_and_close_by_another_operator_are_refused(store, signer):
     grant = open_alice(store, signer)
-    with pytest.raises(InputError, match="only its operator"):
+    with pytest.raises(InputError, match="only the key that opened it"):
         close_grant(store, signer, KEYS["bob"], who(BOB), grant.grant_id, gate_settings=gate_settings(), now=T0)
     close_grant(store, signer, KEYS["alice"], who(ALICE), grant.grant_id, gate_settings=gate_settings(), now=T0)
     with pytest.raises(InputError, match="already closed"):

@@ -149,23 +149,49 @@ def test_open_with_an_untrusted_or_foreign_key_refused(capsys, setup):
     assert code == 2 and "needs one of: operator" in err
 
 
-def test_ci_identity_when_no_aws_credentials(capsys, setup, monkeypatch):
+def test_ci_environment_variables_never_identify_an_operator(capsys, setup, monkeypatch):
+    """GITHUB_ACTIONS / GITHUB_ACTOR (or CI=true) are assertions: with no AWS credentials and no CI OIDC ID token,
+    break-glass refuses to say who you are."""
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/payments")
-    monkeypatch.setenv("GITHUB_ACTOR", "alice")
-    # The operator key is trusted for the STS identity, not for this CI identity: refused, with both named.
-    code, out, err = open_grant(capsys, setup)
-    assert code == 2 and "belongs to arn:aws:sts::123456789012:user/moto" in err
-    assert "verified as alice (github CI actor (acme/payments))" in err
-    monkeypatch.delenv("GITHUB_ACTIONS")
-    monkeypatch.setenv("CI", "true")
-    monkeypatch.setenv("CI_ACTOR", "alice")  # generic CI markers: anyone can set them
-    code, out, err = open_grant(capsys, setup)
-    assert code == 2 and "cannot verify who you are" in err
+    for markers in ({"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/payments", "GITHUB_ACTOR": "alice"},
+                    {"CI": "true", "CI_ACTOR": "alice"}):
+        for key, value in markers.items():
+            monkeypatch.setenv(key, value)
+        code, out, err = open_grant(capsys, setup)
+        assert code == 2 and "cannot verify who you are" in err, err
+
+
+def test_operator_in_a_ci_job_is_identified_by_the_jobs_oidc_id_token(capsys, setup, monkeypatch):
+    from ps019.oidc.local_issuer import LocalIssuer, github_claims
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    config = json.loads(setup["config"].read_text())
+    with LocalIssuer() as issuer:
+        issuer.job_claims = github_claims(repository="acme/payments", ref="refs/heads/main", sha="a" * 40,
+                                          actor="olivia-oncall", run_id="9")
+        gate = config["ps019-settings"]["gate"]
+        gate["oidc"] = {"issuers": [{"name": "github", "issuer": issuer.issuer, "provider": "github",
+                                     "audiences": ["ps019"], "jwks": issuer.jwks()}]}
+        gate["trustedKeys"][0]["identity"] = "olivia-oncall"  # the operator key belongs to the CI login
+        setup["config"].write_text(json.dumps(config))
+        for key, value in issuer.github_job_env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("GITHUB_ACTOR", "someone-else")  # ignored: the token names the actor
+        code, out, err = open_grant(capsys, setup)
+        assert code == 0, err
+        assert "by olivia-oncall (CI OIDC ID token of" in err
+        # The operator closes their own grant with the key that opened it, wherever they are.
+        for key in issuer.github_job_env():
+            monkeypatch.delenv(key)
+        grant_id = out.strip()
+        code, out, err = run(capsys, "break-glass", "close", grant_id, "--key", str(setup["keys"] / "operator.key"))
+        assert code == 0, err
 
 
 def test_exception_add_and_list(capsys, setup):

@@ -53,20 +53,42 @@ def resources():
     return list(export.resources) + [policy(URN_A), policy(URN_B), admin]
 
 
+@pytest.fixture(scope="module")
+def issuer():
+    from ps019.oidc.local_issuer import LocalIssuer
+
+    with LocalIssuer() as local:
+        yield local
+
+
+def _job(issuer, actor):
+    """The GitHub Actions job's claims: a hotfix branch, run by ``actor`` (what the ID token says)."""
+    from ps019.oidc.local_issuer import github_claims
+
+    issuer.job_claims = github_claims(repository="acme/web-service", ref="refs/heads/hotfix", sha="0" * 40,
+                                      actor=actor, run_id="7", protected=False)
+
+
 @pytest.fixture
-def world(tmp_path, monkeypatch):
+def world(tmp_path, monkeypatch, issuer):
     """Its own evidence store (so grants never leak into other tests), a direct change from a hotfix branch in
-    GitHub Actions by actor alice, and a pack config trusting alice (operator) and dave (security/approver)."""
+    GitHub Actions by actor alice (proven by the job's OIDC ID token from a local issuer), and a pack config trusting
+    alice (operator) and dave (security/approver)."""
     url = f"sqlite:///{tmp_path / 'evidence.db'}"
     monkeypatch.setenv("PS019_EVIDENCE_STORE", url)
+    _job(issuer, "alice")
     for key, value in {"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/heads/hotfix", "GITHUB_SHA": "0" * 40,
                        "GITHUB_ACTOR": "alice", "GITHUB_REPOSITORY": "acme/web-service",
-                       "GITHUB_RUN_ID": "7"}.items():
+                       "GITHUB_RUN_ID": "7", **issuer.github_job_env()}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("GITHUB_TRIGGERING_ACTOR", raising=False)
+    oidc = {"issuers": [{"name": "github", "issuer": issuer.issuer, "provider": "github", "audiences": ["ps019"],
+                         "jwks": issuer.jwks()}],
+            "rules": {"production": [{"issuer": "github", "repository": ["acme/web-service"],
+                                      "ref": ["refs/heads/main"]}]}, "replayProtection": False}
     config = tmp_path / "policy-config.json"
-    config.write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": TRUSTED}, "identity": {"lookup": "off"},
-                                                     "evidence": {"store_url": url}}}))
+    config.write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": TRUSTED, "oidc": oidc},
+                                                     "identity": {"lookup": "off"}, "evidence": {"store_url": url}}}))
     return {"url": url, "config": config}
 
 
@@ -84,7 +106,7 @@ def by_policy(result, urn=None):
     return out
 
 
-def test_break_glass_end_to_end(resources, world, ps019_pack, pack_pool, monkeypatch):
+def test_break_glass_end_to_end(resources, world, ps019_pack, pack_pool, monkeypatch, issuer):
     from ps019.evidence import load_signer
 
     root = resources[0].urn
@@ -95,7 +117,7 @@ def test_break_glass_end_to_end(resources, world, ps019_pack, pack_pool, monkeyp
 
     # 2. alice opens a grant waiving PS019-IAM-001 only.
     with _store(world) as store:
-        grant = open_grant(store, load_signer(), KEYS["alice"], VerifiedIdentity("alice", "ci-env", "github CI actor"),
+        grant = open_grant(store, load_signer(), KEYS["alice"], VerifiedIdentity("alice", "ci-oidc", "CI OIDC ID token"),
                            STACK, reason="TLS cert expired", incident="INC-4711", ttl=timedelta(hours=1),
                            waive=["PS019-IAM-001"], gate_settings=GateSettings.model_validate({"trustedKeys": TRUSTED}))
     during = run_pass(ps019_pack, resources, stack=STACK, dry_run=True, policy_pack_config=world["config"],
@@ -122,13 +144,19 @@ def test_break_glass_end_to_end(resources, world, ps019_pack, pack_pool, monkeyp
     assert latest.break_glass is not None and latest.break_glass.ref_id == grant.grant_id
     assert latest.break_glass.verified and latest.change_class == "emergency"
 
-    # 4. Somebody else cannot use alice's grant.
-    monkeypatch.setenv("GITHUB_ACTOR", "bob")
+    # 4. Somebody else cannot use alice's grant: not bob's job, and not a job that only says GITHUB_ACTOR=alice.
+    _job(issuer, "bob")
     other = run_pass(ps019_pack, resources, stack=STACK, dry_run=True, policy_pack_config=world["config"],
                      pool=pack_pool)
     blocking = " | ".join(d.message for d in other.diagnostics if d.mandatory and d.urn == root)
     assert "issued to alice, not bob" in blocking
     assert all(d.mandatory for d in by_policy(other, URN_A)["PS019-IAM-001"])
+    _job(issuer, "alice")
+    for key in issuer.github_job_env():
+        monkeypatch.delenv(key)
+    claimed = run_pass(ps019_pack, resources, stack=STACK, dry_run=True, policy_pack_config=world["config"],
+                       pool=pack_pool)
+    assert any(d.mandatory for d in by_policy(claimed, root).get("PS019-GATE-004", []))
 
 
 def test_exception_end_to_end(resources, world, ps019_pack, pack_pool):

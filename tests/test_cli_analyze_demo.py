@@ -81,9 +81,10 @@ def test_approved_production_change_is_recorded_with_ticket_class_and_approvers(
     assert facts["outcome"] == "succeeded" and facts["change_class"] == "normal"
     assert facts["change_request"] == facts["ticket"]
     assert {"alice@example.com", "bob@example.com"} <= set(facts["verified_approvers"])
-    # truthful about the deployer: a CI actor from environment variables is recorded as such, not as verified
-    assert facts["actor"]["id"] == "deploy-bot" and facts["actor"]["kind"] == "ci-env"
-    assert facts["actor"]["verified"] is False
+    # the deployer is the actor of the CI job's verified OIDC ID token (from the demo's local issuer)
+    assert facts["actor"]["id"] == "deploy-bot" and facts["actor"]["kind"] == "ci-oidc"
+    assert facts["actor"]["verified"] is True and "CI OIDC ID token" in facts["actor"]["verified_by"]
+    assert facts["ci"]["run_id"] and facts["ci"]["run_url"]
     assert facts["promoted"] is True  # the dev story deployed the same program source first
 
 
@@ -103,6 +104,7 @@ def test_break_glass_emergency_change_waiver_close_and_review(first_run):
 
 def test_auditor_view_verify_sample_report_and_tamper_detection(first_run, demo_tmp):
     facts = _story(first_run, "auditor")["facts"]
+    assert facts["approved_change_missing_fields"] == []  # the approved change is evidence-complete
     assert facts["verify"]["ok"] and facts["verify"]["chains"] == 4  # 3 stacks + the break-glass governance chain
     assert {"preview", "update", "blocked", "break_glass_open", "break_glass_close", "break_glass_review"} <= set(
         facts["kinds"])

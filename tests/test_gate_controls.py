@@ -17,7 +17,7 @@ import ps019.controls.gate as gate_controls
 from ps019.controls.base import RunContext
 from ps019.gate import change_request as crm
 from ps019.gate import signing
-from ps019.gate.ci import CiRun
+from ps019.gate.ci_identity import CiIdentity
 from ps019.gate.decision import Deployer, GateInputs, decide_gate, escalation_violations
 from ps019.gate.settings import GateSettings, TrustedKey
 from ps019.model import Diagnostic, Level, ResourceView, Severity
@@ -33,6 +33,12 @@ SETTINGS = GateSettings(
     trusted_keys=[TrustedKey(public_key=signing.public_key_text(KEYS[n]), identity=f"{n}@example.com", roles=roles)
                   for n, roles in (("alice", ("approver",)), ("bob", ("approver",)), ("sec", ("security",)))],
     standard_runbooks=["RB-rotate-certs"],
+    # CI identity proven by the CI job's OIDC ID token (the token itself is verified in tests/test_oidc_verify.py;
+    # here the decision gets the verified facts).
+    oidc={"issuers": [{"name": "github", "issuer": "https://token.actions.githubusercontent.com",
+                       "provider": "github", "audiences": ["ps019"], "jwks": {"keys": []}}],
+          "rules": {"production": [{"issuer": "github", "repository": ["acme/payments"],
+                                    "ref": ["refs/heads/main"]}]}},
 )
 ROOT = ResourceView(urn="urn:pulumi:prod::payments::pulumi:pulumi:Stack::payments-prod", type="pulumi:pulumi:Stack",
                     name="payments-prod", props={}, custom=False)
@@ -56,11 +62,14 @@ def scenario_inputs(case: dict) -> GateInputs:
         data = json.dumps({**doc, **tamper, "approvals": approvals}).encode()
         source = crm.ChangeRequestSource("env PS019_CHANGE_REQUEST", "/ci/change.json", data=data)
     ref = case.get("ci_ref", "refs/heads/main")
-    ci = CiRun("github", ref=ref, commit=COMMIT, actor="deploy-bot") if ref else None
+    token = CiIdentity(verified=True, issuer_name="github", issuer="https://token.actions.githubusercontent.com",
+                       provider="github", repository="acme/payments", ref=ref, ref_protected=True, sha=COMMIT,
+                       actor="deploy-bot", jti="jti-1", run_id="1") if ref else None
+    ci = token.ci_run() if token else None
     grant = case.get("break_glass")
     return GateInputs(stack_ref=STACK, tier="production", tier_source="pack pattern '*/prod'", now=NOW,
-                      change_request=source, ci=ci, deployer=Deployer("deploy-bot" if ci else "dave", "ci" if ci
-                                                                      else "local-user"),
+                      change_request=source, ci=ci, ci_identity=token,
+                      deployer=Deployer("deploy-bot", "oidc") if token else Deployer("dave", "local-user"),
                       artifact_commit=COMMIT, artifact_source="github CI commit",
                       break_glass=SimpleNamespace(problems=(), notices=(), **grant) if grant else None)
 

@@ -407,7 +407,7 @@ def test_grant_does_not_carry_a_deployer_named_only_by_the_os_user():
     d = decide_gate(inputs(None, ci=None, deployer=Deployer("dave@example.com", "local-user"),
                            break_glass=FakeGrant()), SETTINGS)
     assert d.blocked and d.change_class != "emergency"
-    assert "was established by local-user, and a grant needs one of ['sts', 'ci']" in messages(d, APPROVED_PATH)
+    assert "was established by local-user, and a grant needs one of ['oidc', 'sts']" in messages(d, APPROVED_PATH)
     strict = SETTINGS.model_copy(update={"break_glass_verified_by": ["sts"]})
     d = decide_gate(inputs(None, ci=None, deployer=Deployer("dave@example.com", "ci"), break_glass=FakeGrant()), strict)
     assert d.blocked

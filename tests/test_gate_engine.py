@@ -28,19 +28,36 @@ def export():
     return load_stack_export(EXPORT, StackRef.parse(STACK))
 
 
+@pytest.fixture(scope="module")
+def issuer():
+    """A throwaway OIDC issuer on loopback playing GitHub Actions' token service."""
+    from ps019.oidc.local_issuer import LocalIssuer, github_claims
+
+    with LocalIssuer() as local:
+        local.job_claims = github_claims(repository="acme/web-service", ref="refs/heads/main", sha=COMMIT,
+                                         actor="deploy-bot", run_id="42")
+        yield local
+
+
 @pytest.fixture
-def pack_config(pinned_store_config):
+def pack_config(pinned_store_config, issuer):
     trusted = [{"publicKey": signing.public_key_text(k), "identity": f"{n}@example.com", "roles": ["approver"]}
                for n, k in KEYS.items()]
-    return pinned_store_config({"gate": {"trustedKeys": trusted}, "identity": {"lookup": "off"}})
+    oidc = {"issuers": [{"name": "github", "issuer": issuer.issuer, "provider": "github", "audiences": ["ps019"],
+                         "jwks": issuer.jwks()}],
+            "rules": {"production": [{"issuer": "github", "repository": ["acme/web-service"],
+                                      "ref": ["refs/heads/main"], "refProtected": True}]},
+            "replayProtection": False}  # each test's pack reuses the run; replay has its own tests
+    return pinned_store_config({"gate": {"trustedKeys": trusted, "oidc": oidc}, "identity": {"lookup": "off"}})
 
 
 @pytest.fixture
-def ci_env(monkeypatch):
-    """The approved path: GitHub Actions on a protected branch, deploying COMMIT."""
+def ci_env(monkeypatch, issuer):
+    """The approved path: a GitHub Actions job on a protected branch, deploying COMMIT, with `id-token: write` (the
+    pack process exchanges ACTIONS_ID_TOKEN_REQUEST_TOKEN for an ID token at the local issuer)."""
     for key, value in {"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": COMMIT,
                        "GITHUB_ACTOR": "deploy-bot", "GITHUB_REPOSITORY": "acme/web-service",
-                       "GITHUB_RUN_ID": "42"}.items():
+                       "GITHUB_RUN_ID": "42", **issuer.github_job_env()}.items():
         monkeypatch.setenv(key, value)
 
 

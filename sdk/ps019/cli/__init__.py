@@ -20,6 +20,7 @@ _COMMANDS = {
     "keygen": "ps019.cli.gate:keygen",
     "change-request": "ps019.cli.gate:change_request",
     "approve": "ps019.cli.gate:approve",
+    "oidc": "ps019.cli.oidc:oidc",
     "break-glass": "ps019.cli.breakglass:break_glass",
     "exception": "ps019.cli.breakglass:exception",
     "evidence": "ps019.cli.evidence:evidence",

@@ -26,7 +26,7 @@ ENV_CONFIG = "PS019_POLICY_PACK_CONFIG"
 # --- shared plumbing ------------------------------------------------------------------------------------------------
 
 
-class _Env:
+class CommandEnv:
     """Settings, store and evidence signer for one command."""
 
     def __init__(self, config_path: str | None, store_url: str | None) -> None:
@@ -103,7 +103,7 @@ class _Env:
             self._store.close()
 
 
-def _known_controls() -> tuple[str, ...]:
+def known_controls() -> tuple[str, ...]:
     from ps019.controls.registry import all_controls
 
     return tuple(c.id for c in all_controls())
@@ -161,14 +161,14 @@ def open_cmd(stack: str, reason: str, incident: str, ttl: str, waive: tuple[str,
     from ps019.gate.breakglass import open_grant, parse_duration
     from ps019.gate.edges import resolve_operator_identity
 
-    env = _Env(config_path, store_url)
+    env = CommandEnv(config_path, store_url)
     try:
         env.require_trusted_keys()
         key = _private_key(key_path)
-        identity = resolve_operator_identity(identity_settings=env.section("identity"))
+        identity = resolve_operator_identity(identity_settings=env.section("identity"), gate_settings=env.gate)
         grant = open_grant(env.store(), env.signer(), key, identity, stack, reason=reason, incident=incident,
                            ttl=parse_duration(ttl), waive=list(waive), gate_settings=env.gate,
-                           settings=env.break_glass, known_controls=_known_controls(),
+                           settings=env.break_glass, known_controls=known_controls(),
                            environment_settings=env.settings.section("environments"))
     finally:
         env.close()
@@ -189,12 +189,11 @@ def open_cmd(stack: str, reason: str, incident: str, ttl: str, waive: tuple[str,
 def close_cmd(grant_id: str, key_path: str, notes: str, store_url: str | None, config_path: str | None) -> None:
     """Close a grant: it can no longer be used, and its review clock starts."""
     from ps019.gate.breakglass import close_grant
-    from ps019.gate.edges import resolve_operator_identity
 
-    env = _Env(config_path, store_url)
+    env = CommandEnv(config_path, store_url)
     try:
         env.require_trusted_keys()
-        close = close_grant(env.store(), env.signer(), _private_key(key_path), resolve_operator_identity(identity_settings=env.section("identity")), grant_id,
+        close = close_grant(env.store(), env.signer(), _private_key(key_path), None, grant_id,
                             gate_settings=env.gate, settings=env.break_glass, notes=notes)
     finally:
         env.close()
@@ -215,7 +214,7 @@ def review_cmd(grant_id: str, reviewer: str, key_path: str, notes: str, links: t
     """Record the post-implementation review of a grant (by someone other than its operator)."""
     from ps019.gate.breakglass import review_grant
 
-    env = _Env(config_path, store_url)
+    env = CommandEnv(config_path, store_url)
     try:
         env.require_trusted_keys()
         review = review_grant(env.store(), env.signer(), _private_key(key_path), reviewer, grant_id, notes=notes,
@@ -226,7 +225,7 @@ def review_cmd(grant_id: str, reviewer: str, key_path: str, notes: str, links: t
     click.echo(grant_id)
 
 
-def _grant_rows(env: _Env, stack: str | None, now: datetime) -> list[dict[str, Any]]:
+def grant_rows(env: CommandEnv, stack: str | None, now: datetime) -> list[dict[str, Any]]:
     from ps019.gate.breakglass import KIND_OPEN, grant_statuses, load_break_glass_records
 
     store = env.store()
@@ -264,9 +263,9 @@ def _grant_rows(env: _Env, stack: str | None, now: datetime) -> list[dict[str, A
 @_common
 def list_cmd(stack: str | None, fmt: str, store_url: str | None, config_path: str | None) -> None:
     """Grants with their state (active / closed / expired / invalid) and review status (done / due / OVERDUE)."""
-    env = _Env(config_path, store_url)
+    env = CommandEnv(config_path, store_url)
     try:
-        rows = _grant_rows(env, stack, datetime.now(timezone.utc))
+        rows = grant_rows(env, stack, datetime.now(timezone.utc))
     finally:
         env.close()
     if fmt == "json":
@@ -335,13 +334,13 @@ def add_cmd(control_id: str, resource: str, stack: str, reason: str, expires: st
     from ps019.gate.exceptions import add_exception
 
     now = datetime.now(timezone.utc)
-    env = _Env(config_path, store_url)
+    env = CommandEnv(config_path, store_url)
     try:
         env.require_trusted_keys()
         exc = add_exception(env.store(), env.signer(), _private_key(key_path), control_id=control_id,
                             resource=resource, stack_ref=stack, reason=reason, expires_at=parse_expiry(expires, now),
                             approved_by=approved_by, gate_settings=env.gate, settings=env.exceptions,
-                            known_controls=_known_controls(), now=now)
+                            known_controls=known_controls(), now=now)
     finally:
         env.close()
     _info(f"exception {exc.exception_id}: {exc.control_id} on {exc.resource} ({exc.stack}) approved by "
@@ -358,14 +357,14 @@ def exception_list_cmd(stack: str | None, fmt: str, store_url: str | None, confi
     from ps019.gate.exceptions import KIND_EXCEPTION, active_exceptions, load_exception_records
 
     now = datetime.now(timezone.utc)
-    env = _Env(config_path, store_url)
+    env = CommandEnv(config_path, store_url)
     rows = []
     try:
         store = env.store()
         stacks = {stack} if stack else {s.record.stack_ref for s in store.query(kind=KIND_EXCEPTION)}
         for stack_ref in sorted(stacks):
             valid, ignored = active_exceptions(load_exception_records(store, stack_ref), stack_ref, now, env.gate,
-                                               env.exceptions, known_controls=_known_controls())
+                                               env.exceptions, known_controls=known_controls())
             for exc, reason in [(e, "") for e in valid] + list(ignored):
                 base = {"stack": stack_ref, "status": "active" if not reason else "ignored", "reason": reason or None}
                 if exc is not None:

@@ -50,9 +50,10 @@ TAMPER_STORY_FIELD = "change_request"  # the field the "attacker" rewrites in th
 AUTHOR = "carol@example.com"
 APPROVERS = (("alice@example.com", "approver"), ("bob@example.com", "approver"))
 SECURITY_APPROVER = ("sam@example.com", "security")
-OPERATOR = "olivia-oncall"  # a GitHub login: with AWS off, the CI actor is the operator's verified identity
+OPERATOR = "olivia-oncall"  # a GitHub login: the actor the CI job's OIDC ID token names
 REVIEWER = "rita@example.com"
 CI_DEPLOYER = "deploy-bot"
+DEMO_REPOSITORY = "acme/web-service"
 KEYS = {  # file name -> (identity, roles)
     "alice": ("alice@example.com", ["approver"]),
     "bob": ("bob@example.com", ["approver"]),
@@ -226,11 +227,13 @@ def run_demo(console: Any, *, store: str | None = None, work_dir: str | None = N
     console.print(f"demo work dir (keys, pack config, change request, report): {_esc(str(work))}\n")
 
     outcomes: list[StoryOutcome] = []
-    with _demo_environment(store_url), PackPool() as pool:
+    from ps019.oidc.local_issuer import LocalIssuer
+
+    with _demo_environment(store_url), PackPool() as pool, LocalIssuer() as issuer:
         previous_pool = analyze_module.ENGINE_POOL
         analyze_module.ENGINE_POOL = pool
         try:
-            setup = _DemoSetup.create(work, examples, run_id, store_url)
+            setup = _DemoSetup.create(work, examples, run_id, store_url, issuer)
             for number, (story_id, title, story, spec) in enumerate(STORIES, start=1):
                 outcome = StoryOutcome(story_id, title, _EXPECTED[story_id])
                 env = {}
@@ -301,9 +304,10 @@ class _DemoSetup:
     config_path: Path
     keys: dict[str, Any]  # name -> Ed25519PrivateKey
     store_url: str
+    issuer: Any = None  # ps019.oidc.local_issuer.LocalIssuer playing GitHub Actions' OIDC token service
 
     @classmethod
-    def create(cls, work: Path, examples: Path, run_id: str, store_url: str) -> "_DemoSetup":
+    def create(cls, work: Path, examples: Path, run_id: str, store_url: str, issuer: Any) -> "_DemoSetup":
         from ps019.gate.signing import generate_private_key, load_private_key, public_key_text, write_keypair
 
         key_dir = work / "keys"
@@ -315,8 +319,16 @@ class _DemoSetup:
             keys[name] = load_private_key(key_dir / f"{name}.key")
             trusted.append({"public_key": public_key_text(keys[name]), "identity": identity, "roles": roles})
         config = {"ps019-settings": {
-            "gate": {"trusted_keys": trusted},
-            # AWS is off in the demo: never ask STS who is deploying (the CI actor from the environment is used).
+            "gate": {
+                "trusted_keys": trusted,
+                # Who deploys is proven by the CI job's OIDC ID token. The demo's issuer is a throwaway one on
+                # loopback (its JWKS pinned here); in production it is https://token.actions.githubusercontent.com.
+                "oidc": {"issuers": [{"name": "github", "issuer": issuer.issuer, "provider": "github",
+                                      "audiences": ["ps019"], "jwks": issuer.jwks()}],
+                         "rules": {"production": [{"issuer": "github", "repository": [DEMO_REPOSITORY],
+                                                   "ref": ["refs/heads/main"], "ref_protected": True}]}},
+            },
+            # AWS is off in the demo: never ask STS who is deploying.
             "identity": {"lookup": "off"},
             # Production records go only to the store the pack config pins (docs/evidence.md).
             "evidence": {"store_url": store_url},
@@ -331,7 +343,7 @@ class _DemoSetup:
         store_config.write_text(json.dumps({"ps019-settings": {"evidence": {"store_url": store_url}}}, indent=2)
                                 + "\n", encoding="utf-8")
         commit, source = _artifact_commit(examples)
-        return cls(work, run_id, commit, source, config_path, keys, store_url)
+        return cls(work, run_id, commit, source, config_path, keys, store_url, issuer)
 
 
 def _artifact_commit(examples: Path) -> tuple[str, str]:
@@ -347,11 +359,17 @@ def _artifact_commit(examples: Path) -> tuple[str, str]:
     return digest, "not a git checkout: a stand-in commit ID"
 
 
-def _github_env(*, ref: str, sha: str, actor: str, run_id: str) -> dict[str, str]:
-    """A simulated GitHub Actions job: the variables the runner sets (docs.github.com, "Variables")."""
+def _github_env(issuer: Any, *, ref: str, sha: str, actor: str, run_id: str, protected: bool) -> dict[str, str]:
+    """A simulated GitHub Actions job with ``permissions: id-token: write``: the variables the runner sets
+    (docs.github.com, "Variables"), and the local issuer set up to answer the job's ID token request with this job's
+    claims. Only the token counts; the GITHUB_* variables are there because a real runner sets them."""
+    from ps019.oidc.local_issuer import github_claims
+
+    issuer.job_claims = github_claims(repository=DEMO_REPOSITORY, ref=ref, sha=sha, actor=actor, run_id=run_id,
+                                      protected=protected)
     return {"GITHUB_ACTIONS": "true", "GITHUB_REF": ref, "GITHUB_SHA": sha, "GITHUB_ACTOR": actor,
-            "GITHUB_REPOSITORY": "acme/web-service", "GITHUB_RUN_ID": run_id, "GITHUB_EVENT_NAME": "push",
-            "GITHUB_SERVER_URL": "https://github.com"}
+            "GITHUB_REPOSITORY": DEMO_REPOSITORY, "GITHUB_RUN_ID": run_id, "GITHUB_EVENT_NAME": "push",
+            "GITHUB_SERVER_URL": "https://github.com", **issuer.github_job_env()}
 
 
 # --- the analysis stories -------------------------------------------------------------------------------------------
@@ -447,15 +465,18 @@ def _approved_change_story(console: Any, number: int, setup: _DemoSetup, example
     path = setup.work / "change-request.json"
     path.write_text(json.dumps(request.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
     console.print(f"The security team trusts the demo's keys (made once in {_esc(str(setup.work / 'keys'))}) in the "
-                  f"pack config {_esc(str(setup.config_path))} (gate.trusted_keys; identity lookup off).")
+                  f"pack config {_esc(str(setup.config_path))} (gate.trusted_keys), which also pins the JWKS of the "
+                  "CI's OIDC issuer and says production deploys come from acme/web-service's protected main "
+                  "(gate.oidc).")
     console.print(f"Change request {ticket}, a normal change by {AUTHOR} for {PROD_STACK} at commit "
                   f"{setup.commit[:12]} ({setup.commit_source}), written to {_esc(str(path))} and signed by "
                   + ", ".join(f"{a} ({r})" for a, r in (*APPROVERS, SECURITY_APPROVER)) + ".")
-    console.print(f"The deploy job runs `pulumi up` in GitHub Actions on refs/heads/main as {CI_DEPLOYER}, with "
-                  "PS019_CHANGE_REQUEST set. [yellow]Here the CI identity comes from environment variables, which "
-                  "anyone can set on a laptop; production should deploy under an STS-verified role "
-                  "(gate.approvedPath.deployIdentityPatterns, see docs/deploy-identity.md).[/yellow]")
-    env = {**_github_env(ref="refs/heads/main", sha=setup.commit, actor=CI_DEPLOYER, run_id=setup.run_id + "1"),
+    console.print(f"The deploy job runs `pulumi up` in GitHub Actions on refs/heads/main, with PS019_CHANGE_REQUEST "
+                  "set and `permissions: id-token: write`: the pack asks the CI's OIDC issuer (here a throwaway one "
+                  f"on {setup.issuer.issuer}) for the job's ID token and verifies it. The token, not GITHUB_* "
+                  f"variables, says which repository, branch and commit this is and that {CI_DEPLOYER} runs it.")
+    env = {**_github_env(setup.issuer, ref="refs/heads/main", sha=setup.commit, actor=CI_DEPLOYER,
+                         run_id=setup.run_id + "1", protected=True),
            "PS019_CHANGE_REQUEST": str(path), "PS019_PROGRAM_DIR": str(examples / "web-service")}
     started = datetime.now(timezone.utc).replace(microsecond=0)
     with _pack_env(env):
@@ -513,31 +534,33 @@ def _hotfix_export(examples: Path, work: Path, incident: str) -> Path:
 
 def _break_glass_story(console: Any, number: int, setup: _DemoSetup, examples: Path, timeout: float,
                        outcome: StoryOutcome) -> None:
-    from ps019.cli.breakglass import _Env, _grant_rows, _known_controls
+    from ps019.cli.breakglass import CommandEnv, grant_rows, known_controls
     from ps019.gate.breakglass import close_grant, open_grant, review_grant
     from ps019.gate.edges import resolve_operator_identity
 
     _rule(console, number, outcome.title)
     incident = f"INC-{setup.run_id}"
     hotfix_commit = hashlib.sha1(f"hotfix {incident}".encode()).hexdigest()
-    ci_env = _github_env(ref=f"refs/heads/hotfix/{incident.lower()}", sha=hotfix_commit, actor=OPERATOR,
-                         run_id=setup.run_id + "2")
+    ci_env = _github_env(setup.issuer, ref=f"refs/heads/hotfix/{incident.lower()}", sha=hotfix_commit,
+                         actor=OPERATOR, run_id=setup.run_id + "2", protected=False)
     # Who opens the grant, as `ps019 break-glass open` finds out: STS when AWS credentials exist (never in the demo),
     # else the CI platform's actor -- the same identity the pack will see as the deployer.
-    identity = resolve_operator_identity(ci_env)
-    env = _Env(str(setup.config_path), setup.store_url)
+    env = CommandEnv(str(setup.config_path), setup.store_url)
+    identity = resolve_operator_identity(ci_env, gate_settings=env.gate)
+    env.close()
+    env = CommandEnv(str(setup.config_path), setup.store_url)
     try:
         _finish_interrupted_grants(console, env, setup, identity)
         grant = open_grant(env.store(), env.signer(), setup.keys["olivia"], identity, PROD_STACK,
                            reason="assets bucket objects corrupted; the web service serves 5xx", incident=incident,
                            ttl=timedelta(hours=1), waive=list(WAIVED_CONTROLS), gate_settings=env.gate,
-                           settings=env.break_glass, known_controls=_known_controls(),
+                           settings=env.break_glass, known_controls=known_controls(),
                            environment_settings=env.settings.section("environments"))
     finally:
         env.close()
     console.print(f"Incident {incident}: {OPERATOR} (on call) opens break-glass grant [bold]{grant.grant_id}[/bold] "
                   f"for {PROD_STACK} with an operator key, identified as {_esc(identity.id)} "
-                  f"({_esc(identity.verified_by)}: AWS is off in the demo), for 1h. It waives exactly "
+                  f"({_esc(identity.verified_by)}), for 1h. It waives exactly "
                   f"{' and '.join(WAIVED_CONTROLS)}: the hotfix's IAM finding and the escalation to a security "
                   "approver it triggers (nobody from security is awake; the review afterwards is the check).")
     hotfix = _hotfix_export(examples, setup.work, incident)
@@ -577,17 +600,17 @@ def _break_glass_story(console: Any, number: int, setup: _DemoSetup, examples: P
         console.print(f"  evidence record {record['record_id'][:8]}: update {record.get('outcome')}, change class "
                       f"[bold]{record.get('change_class')}[/bold], break_glass {bg.get('ref_id')} "
                       f"(verified={bg.get('verified')}), {len(waived)} result(s) waived_by the grant")
-    env = _Env(str(setup.config_path), setup.store_url)
+    env = CommandEnv(str(setup.config_path), setup.store_url)
     try:
-        operator_identity = resolve_operator_identity(ci_env)
-        close = close_grant(env.store(), env.signer(), setup.keys["olivia"], operator_identity, grant.grant_id,
+        # The operator closes the grant with the key that opened it (from anywhere: no CI job needed).
+        close = close_grant(env.store(), env.signer(), setup.keys["olivia"], None, grant.grant_id,
                             gate_settings=env.gate, settings=env.break_glass,
                             notes="objects restored from versioning; s3:* statement to be removed in CHG follow-up")
         review = review_grant(env.store(), env.signer(), setup.keys["rita"], REVIEWER, grant.grant_id,
                               notes="root cause: a lifecycle rule expired current objects; rule fixed, alert added",
                               links=[f"https://wiki.example.com/pir/{incident}"], gate_settings=env.gate,
                               settings=env.break_glass)
-        rows = [r for r in _grant_rows(env, PROD_STACK, datetime.now(timezone.utc))
+        rows = [r for r in grant_rows(env, PROD_STACK, datetime.now(timezone.utc))
                 if r["grant_id"] == grant.grant_id]
     finally:
         env.close()
@@ -617,7 +640,7 @@ def _finish_interrupted_grants(console: Any, env: Any, setup: _DemoSetup, identi
         if status.grant.operator != OPERATOR or status.review is not None or not status.trusted:
             continue
         if status.closed_at is None:
-            close_grant(store, env.signer(), setup.keys["olivia"], identity, status.grant.grant_id,
+            close_grant(store, env.signer(), setup.keys["olivia"], None, status.grant.grant_id,
                         gate_settings=env.gate, settings=env.break_glass, notes="left open by an interrupted demo run")
         review_grant(store, env.signer(), setup.keys["rita"], REVIEWER, status.grant.grant_id,
                      notes="demo clean-up: grant left unreviewed by an interrupted demo run", links=[],
@@ -688,9 +711,20 @@ def _auditor_story(console: Any, number: int, setup: _DemoSetup, since: datetime
                   f"{metrics.production_updates} production update(s), {metrics.emergency_updates} emergency, "
                   f"{metrics.gate_bypasses} gate bypass(es) (grants, break-glass deployments, blocked attempts), "
                   f"evidence completeness {_pct(metrics.evidence_completeness)}; missing: {_esc(missing)}")
-    if "actor.verified" in metrics.missing_field_counts:
-        console.print("  [dim](actor.verified is missing because the demo's deployers are CI environment variables, "
-                      "not STS-verified identities: the report holds production to the stronger standard)[/dim]")
+    from ps019.evidence.audit import missing_fields
+
+    approved_id = next((o.facts.get("record_id") for o in outcomes if o.id == "approved-production"), None)
+    approved = next((d for d in documents if approved_id and d.get("record_id") == approved_id), None)
+    gaps = missing_fields(approved) if approved is not None else ["(no record of the approved change)"]
+    outcome.facts["approved_change_missing_fields"] = gaps
+    if not gaps:
+        console.print(f"  the approved production change (record {approved_id[:8]}) is evidence-complete: its deployer "
+                      f"{_esc(str((approved.get('actor') or {}).get('id')))} is verified by the CI job's OIDC ID "
+                      "token, and ticket, approvals, CI run, artifact and plans are all on record")
+    outcome.expect(not gaps, f"the approved production change's record is not evidence-complete: missing {gaps}")
+    if metrics.missing_field_counts:
+        console.print("  [dim](the emergency change has no change request: break-glass is recorded as a gap until "
+                      "its post-implementation review closes it)[/dim]")
 
     target = next((o.facts.get("record_id") for o in outcomes if o.id == "approved-production"), None)
     if not outcome.expect(bool(target), "no approved production record to tamper with (story 4 failed)"):

@@ -409,6 +409,8 @@ def _valid_close(close: BreakGlassClose, grant: BreakGlassGrant, trusted: Mappin
     if not verification.ok:
         return f"signature invalid / untrusted key: {verification.problem}"
     key = verification.key
+    if close.key_id == grant.key_id:
+        return ""  # the key that opened the grant closes it
     if not identity_matches(key.identity, close.closed_by):
         return f"signed by the key of {key.identity}, not of {close.closed_by}"
     if close.closed_by != grant.operator and not set(key.roles) & set(settings.closer_roles):
@@ -541,6 +543,7 @@ def check_break_glass(
     grant_id: str | None = None,
     known_controls: Iterable[str] | None = None,
     deployer_verified_by: str | None = None,
+    sts_arn: str | None = None,
 ) -> GrantCheck:
     """Is there a grant that lets ``deployer_identity`` change ``stack_ref`` now?
 
@@ -553,6 +556,8 @@ def check_break_glass(
     """
     settings = break_glass_settings or BreakGlassSettings()
     trusted = trusted_keys_of(gate_settings)
+    if sts_arn is None and deployer_verified_by == "sts":
+        sts_arn = deployer_identity
     ledger = _ledger(records)
     statuses = _statuses(ledger, now, trusted, settings)
     overdue = tuple(overdue_reviews(statuses, stack_ref))
@@ -567,14 +572,17 @@ def check_break_glass(
         # Without a presented grant: the deployer's own grants (so "your grant expired" is said), and other people's
         # grants only while they are live (an old closed grant of someone else is noise, not a reason).
         candidates = [s for s in statuses if s.grant.stack == stack_ref
-                      and (s.grant.operator == deployer_identity
+                      and (s.grant.operator in (deployer_identity, sts_arn)
                            or (s.closed_at is None and now < s.grant.expires_at))]
         if not candidates:
             return GrantCheck(None, False, (f"no break-glass grant for stack {stack_ref}",), notices=base_notices,
                               stack=stack_ref, overdue_reviews=overdue)
 
     known = set(known_controls) if known_controls is not None else None
-    checks = [_check_one(s, statuses, stack_ref, deployer_identity, now, settings, known, base_notices, overdue)
+    # A grant issued to an STS-verified operator is compared with the STS-verified caller; any other grant with the
+    # deployer (for a verified CI OIDC token: its actor).
+    checks = [_check_one(s, statuses, stack_ref, (sts_arn or deployer_identity) if s.grant.identity_source ==
+                         "aws-sts" else deployer_identity, now, settings, known, base_notices, overdue)
               for s in candidates]
     if deployer_verified_by == "local-user":
         unverified = (f"the deploying identity {deployer_identity} is only asserted (local user name), not verified; "
@@ -586,12 +594,16 @@ def check_break_glass(
         checks = [dataclasses.replace(c, valid=False, problems=c.problems + (
                       f"grant {s.grant.grant_id} was issued to an STS-verified identity; this deployer was "
                       f"identified by {deployer_verified_by}, not STS",))
-                  if s.grant.identity_source == "aws-sts" and deployer_verified_by != "sts" else c
+                  if s.grant.identity_source == "aws-sts" and sts_arn is None else
+                  dataclasses.replace(c, valid=False, problems=c.problems + (
+                      f"grant {s.grant.grant_id} was issued to an identity verified by a CI OIDC ID token; this "
+                      f"deployer was identified by {deployer_verified_by}",))
+                  if s.grant.identity_source == "ci-oidc" and deployer_verified_by != "oidc" else c
                   for s, c in zip(candidates, checks)]
     valid = [c for c in checks if c.valid]
     if valid:
         return valid[-1]
-    mine = [c for c in checks if c.operator == deployer_identity]
+    mine = [c for c in checks if c.operator in (deployer_identity, sts_arn)]
     return (mine or checks)[-1]
 
 
@@ -795,9 +807,12 @@ def _find_status(store: Any, grant_id: str, now: datetime, gate_settings: Any,
     raise InputError(f"grant {grant_id}: its record is unreadable")
 
 
-def close_grant(store: Any, evidence_signer: Any, private_key: Any, identity: VerifiedIdentity, grant_id: str, *,
-                gate_settings: Any, settings: BreakGlassSettings | None = None, notes: str = "",
+def close_grant(store: Any, evidence_signer: Any, private_key: Any, identity: VerifiedIdentity | None, grant_id: str,
+                *, gate_settings: Any, settings: BreakGlassSettings | None = None, notes: str = "",
                 now: datetime | None = None) -> BreakGlassClose:
+    """Close a grant. The signing key is what identifies the closer (closing only takes rights away): the key that
+    opened the grant closes it as its operator, from anywhere (a laptop without AWS credentials included); any other
+    key needs one of ``closer_roles``. ``identity``, when given, must belong to the key."""
     settings = settings or BreakGlassSettings()
     now = _utc_seconds(now or datetime.now(timezone.utc))
     status = _find_status(store, grant_id, now, gate_settings, settings)
@@ -808,16 +823,21 @@ def close_grant(store: Any, evidence_signer: Any, private_key: Any, identity: Ve
     key = trusted.get(kid)
     if key is None:
         raise InputError(f"key {kid} is not among the gate's trusted keys")
-    if not identity_matches(key.identity, identity.id):
+    if identity is not None and not identity_matches(key.identity, identity.id):
         raise InputError(f"key {kid} belongs to {key.identity}, but you are verified as {identity.id}")
-    if identity.id != status.grant.operator and not set(key.roles) & set(settings.closer_roles):
-        raise InputError(f"grant {grant_id} belongs to {status.grant.operator}; only its operator or a key with role "
-                         f"{'/'.join(settings.closer_roles)} may close it")
-    close = BreakGlassClose(grant_id=grant_id, stack=status.grant.stack, closed_by=identity.id, closed_at=now,
+    if kid == status.grant.key_id:
+        closed_by = status.grant.operator
+    elif set(key.roles) & set(settings.closer_roles):
+        closed_by = identity.id if identity is not None else key.identity
+    else:
+        raise InputError(f"grant {grant_id} belongs to {status.grant.operator}; only the key that opened it or a key "
+                         f"with role {'/'.join(settings.closer_roles)} may close it")
+    close = BreakGlassClose(grant_id=grant_id, stack=status.grant.stack, closed_by=closed_by, closed_at=now,
                             notes=notes, key_id="")
     close = sign_document(close, private_key)
-    store.append(close_record(close, identity), evidence_signer)
-    log.info("break_glass.closed", grant_id=grant_id, closed_by=identity.id)
+    actor = identity or VerifiedIdentity(closed_by, "signing-key", f"trusted key {kid}")
+    store.append(close_record(close, actor), evidence_signer)
+    log.info("break_glass.closed", grant_id=grant_id, closed_by=closed_by)
     return close
 
 

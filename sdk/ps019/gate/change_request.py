@@ -177,15 +177,16 @@ def load_change_request(environ: Mapping[str, str], stack_config: Mapping[str, s
     return ChangeRequestSource(source.origin, str(path), data=data)
 
 
-class _DuplicateKey(ValueError):
+class DuplicateKey(ValueError):
     pass
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads`` that refuses a repeated key (raises :class:`DuplicateKey`)."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKey(f"duplicate key {key!r}")
+            raise DuplicateKey(f"duplicate key {key!r}")
         out[key] = value
     return out
 
@@ -198,7 +199,7 @@ class _StrictYamlLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise _DuplicateKey(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+                raise DuplicateKey(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -211,15 +212,15 @@ def parse_document(data: bytes) -> tuple[Any, str | None]:
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8 text (byte {exc.start})"
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates), None
-    except _DuplicateKey as exc:
+        return json.loads(text, object_pairs_hook=no_duplicate_keys), None
+    except DuplicateKey as exc:
         return None, f"not a usable JSON document: {exc}"
     except json.JSONDecodeError as json_error:
         if text.lstrip().startswith(("{", "[")):
             return None, f"not valid JSON: {json_error.msg} at line {json_error.lineno} column {json_error.colno}"
     try:
         return yaml.load(text, Loader=_StrictYamlLoader), None  # noqa: S506 - a SafeLoader subclass
-    except _DuplicateKey as exc:
+    except DuplicateKey as exc:
         return None, f"not a usable YAML document: {exc}"
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -45,11 +45,23 @@ _CLAUSE = {
 
 @dataclass(frozen=True)
 class Deployer:
-    """Who runs this deployment and how that was established: ``sts`` (AWS caller identity), ``ci`` (the CI
-    system's actor) or ``local-user`` (the OS user: an assertion, not a verification)."""
+    """Who runs this deployment and how that was established: ``oidc`` (the actor named by a verified CI OIDC ID
+    token), ``sts`` (AWS caller identity), ``ci`` (the CI system's actor from environment variables: an assertion) or
+    ``local-user`` (the OS user: an assertion). ``sts_arn`` is the STS-verified caller whenever there is one (the
+    approved path's deploy-identity patterns are matched against it alone); ``names`` are other verified names of
+    the same principal (a GitLab token's user_email, the STS ARN), compared in separation of duties."""
 
     identity: str | None
     verified_by: str | None = None
+    sts_arn: str | None = None
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.verified_by == "sts" and self.sts_arn is None:
+            object.__setattr__(self, "sts_arn", self.identity)
+
+    def all_names(self) -> tuple[str, ...]:
+        return tuple(n for n in dict.fromkeys((self.identity, *self.names, self.sts_arn)) if n)
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class GateInputs:
     plan_problem: str | None = None
     break_glass: Any = None  # GrantCheck (grant_id, valid, problems, operator, waived_controls, expires_at, notices)
     unknown_treated_as: str = "production"
+    ci_identity: Any = None  # ps019.gate.ci_identity.CiIdentity: the verified CI OIDC ID token, or why there is none
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ class GateDecision:
     tier_note: str = ""
     break_glass: Any = None  # the GrantCheck the decision saw (break-glass controls read ctx.gate.break_glass)
     escalation: Any = None  # the EscalationSettings in force (so escalation_violations needs no settings)
+    ci_identity: Any = None
 
     @property
     def allowed(self) -> bool:
@@ -144,7 +158,9 @@ class GateDecision:
             "verified_approvals": [dict(a) for a in self.verified_approvals],
             "rejected_approvals": [dict(a) for a in self.rejected_approvals],
             "security_approved": self.security_approved,
-            "deployer": {"identity": self.deployer.identity, "verified_by": self.deployer.verified_by},
+            "deployer": {"identity": self.deployer.identity, "verified_by": self.deployer.verified_by,
+                         "sts_arn": self.deployer.sts_arn, "names": list(self.deployer.names)},
+            "ci_identity": self.ci_identity.evidence() if self.ci_identity is not None else None,
             "ci": self.ci.as_dict() if self.ci else None,
             "artifact": {"git_commit": self.artifact_commit, "plan_digest": self.plan_digest},
             "break_glass_grant": self.break_glass_grant,
@@ -217,11 +233,24 @@ def _fmt_time(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def check_approved_path(inputs: GateInputs, settings: GateSettings) -> tuple[list[str], list[str]]:
-    """(problems, notes) for the approved deployment path."""
+def check_approved_path(inputs: GateInputs, settings: GateSettings,
+                        rules_tier: str = "production") -> tuple[list[str], list[str]]:
+    """(problems, notes) for the approved deployment path. Environment variables never satisfy it on their own: at
+    least one deploy-identity mechanism is configured (OIDC claim rules for the tier, STS role patterns) and every
+    configured one is satisfied."""
     path = settings.approved_path
     problems: list[str] = []
     notes: list[str] = []
+    oidc_rules = settings.oidc.rules.get(rules_tier) or []
+    if not oidc_rules and not path.deploy_identity_patterns:
+        problems.append(f"no deploy identity is configured for the {rules_tier} approved path, and environment "
+                        f"variables (CI=true, GITHUB_ACTOR, ...) never satisfy it: configure "
+                        f"gate.oidc.rules.{rules_tier} (claim rules for the CI job's OIDC ID token) or "
+                        "gate.approvedPath.deployIdentityPatterns (the CI deploy role's ARN, verified with STS)")
+    if oidc_rules:
+        from ps019.gate.ci_identity import rule_problems
+
+        problems.extend(rule_problems(inputs.ci_identity, oidc_rules))
     ci = inputs.ci
     if path.require_ci:
         if ci is None:
@@ -238,14 +267,11 @@ def check_approved_path(inputs: GateInputs, settings: GateSettings) -> tuple[lis
         problems.append(f"deployer identity {deployer.identity or '(unknown)'} was established by "
                         f"{deployer.verified_by or 'nothing'}; the approved path needs one of {path.verified_by}")
     if path.deploy_identity_patterns:
-        if not deployer.identity or not any(
-            fnmatch.fnmatchcase(deployer.identity, p) for p in path.deploy_identity_patterns
-        ):
-            problems.append(f"deployer {deployer.identity or '(unknown)'} does not match the approved deploy "
-                            f"identities {path.deploy_identity_patterns}")
-    else:
-        notes.append("approved path checked by CI markers only (environment variables); set "
-                     "gate.approved_path.deploy_identity_patterns to the CI deploy role")
+        # Only an STS-verified caller can match: a CI actor named like the role's ARN is still an env variable.
+        arn = deployer.sts_arn
+        if not arn or not any(fnmatch.fnmatchcase(arn, p) for p in path.deploy_identity_patterns):
+            problems.append(f"the STS-verified caller {arn or '(none: STS did not verify one)'} does not match the "
+                            f"approved deploy identities {path.deploy_identity_patterns}")
     return problems, notes
 
 
@@ -263,9 +289,7 @@ def _grant_summary(grant: Any) -> tuple[bool, str | None, str]:
 
 def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
     tier = inputs.tier
-    rules_tier = inputs.unknown_treated_as if tier == UNKNOWN_TIER else tier
-    if rules_tier not in settings.rules:
-        rules_tier = "production"
+    rules_tier = settings.rules_tier(tier, inputs.unknown_treated_as)
     tier_rules = settings.rules_for(rules_tier)
     tier_note = (f" (stack tier unknown: {inputs.tier_source}; enforced with the {rules_tier} rules, the safest "
                  "applicable rule)") if tier == UNKNOWN_TIER else ""
@@ -311,7 +335,7 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
                        out, [], [], presented, notes + [f"{rules_tier}: gate is off"], grant_id, tier_note)
 
     # Approved path first: it decides whether this is a direct change (which only break-glass can carry).
-    path_problems, path_notes = check_approved_path(inputs, settings)
+    path_problems, path_notes = check_approved_path(inputs, settings, rules_tier)
     notes.extend(path_notes)
     direct = bool(path_problems)
 
@@ -413,8 +437,8 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
             out.add(APPROVALS, f"approvals that did not verify (quorum met without them): {rejected_text}",
                     "remove or renew these approvals", advisory=True)
 
-    if request is not None and settings.separation_of_duties.author_not_deployer and same_person(
-        request.author, inputs.deployer.identity, settings.identity_aliases
+    if request is not None and settings.separation_of_duties.author_not_deployer and any(
+        same_person(request.author, name, settings.identity_aliases) for name in inputs.deployer.all_names()
     ):
         out.add(SEPARATION, f"the author {request.author} is also the deployer {inputs.deployer.identity}",
                 "deploy through the pipeline identity, not as the author")
@@ -489,8 +513,8 @@ def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, setting
         entry = {**base, "identity": key.identity, "person": person}
         if sod.approver_not_author and same_person(approval.approver, request.author, settings.identity_aliases):
             entry["excluded"] = f"the approver is the change author ({request.author})"
-        elif sod.approver_not_deployer and same_person(approval.approver, inputs.deployer.identity,
-                                                       settings.identity_aliases):
+        elif sod.approver_not_deployer and any(same_person(approval.approver, name, settings.identity_aliases)
+                                               for name in inputs.deployer.all_names()):
             entry["excluded"] = f"the approver is the deployer ({inputs.deployer.identity})"
         verified.append(entry)
     return verified, rejected
@@ -524,6 +548,7 @@ def _finish(inputs: GateInputs, settings: GateSettings, rules_tier: str, enforce
         tier_note=tier_note,
         break_glass=inputs.break_glass,
         escalation=settings.escalation,
+        ci_identity=inputs.ci_identity,
     )
 
 

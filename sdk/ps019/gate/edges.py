@@ -8,14 +8,17 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from ps019.gate.change_request import load_change_request
-from ps019.gate.ci import artifact_commit, detect_ci, plan_digest_from_env
+from ps019.gate.ci import _COMMIT, COMMIT_ENV, ArtifactFacts, artifact_commit, detect_ci, plan_digest_from_env
 from ps019.gate.decision import Deployer, GateInputs
 from ps019.gate.breakglass import VerifiedIdentity
 
 
-def deployer_from(sts_identity: str | None, ci_actor: str | None, environ: Mapping[str, str]) -> Deployer:
-    """The verified deploy identity (STS caller ARN) when the identity control has one, else the CI actor, else the
-    local OS user (recorded as an assertion: ``local-user`` never satisfies the approved path)."""
+def deployer_from(sts_identity: str | None, ci_actor: str | None, environ: Mapping[str, str],
+                  ci_identity: Any = None) -> Deployer:
+    """The actor of a verified CI OIDC ID token, else the STS caller ARN, else the CI actor from the environment (an
+    assertion), else the local OS user (an assertion: ``local-user`` never satisfies the approved path)."""
+    if _usable(ci_identity) and ci_identity.actor:
+        return Deployer(ci_identity.actor, "oidc", sts_arn=sts_identity, names=tuple(ci_identity.actor_names))
     if sts_identity:
         return Deployer(sts_identity, "sts")
     if ci_actor:
@@ -27,6 +30,26 @@ def deployer_from(sts_identity: str | None, ci_actor: str | None, environ: Mappi
         except Exception:  # no passwd entry in a container: the identity is simply unknown
             user = None
     return Deployer(user, "local-user" if user else None)
+
+
+def _usable(ci_identity: Any) -> bool:
+    return ci_identity is not None and ci_identity.verified and not ci_identity.replay_problem
+
+
+def token_artifact(environ: Mapping[str, str], ci_identity: Any) -> ArtifactFacts:
+    """The commit from the verified token's ``sha`` claim; ``PS019_GIT_COMMIT``, when set, must agree."""
+    explicit = (environ.get(COMMIT_ENV) or "").strip().lower() or None
+    if not _usable(ci_identity):
+        return ArtifactFacts(None, "unknown", "the commit this run deploys is taken only from a verified CI OIDC ID "
+                                              "token in this tier, and there is none")
+    sha = (ci_identity.sha or "").lower()
+    source = f"CI OIDC ID token sha ({ci_identity.issuer_name})"
+    if not _COMMIT.match(sha):
+        return ArtifactFacts(None, source, f"the CI OIDC ID token's sha {ci_identity.sha!r} is not a commit SHA")
+    if explicit and explicit != sha:
+        return ArtifactFacts(sha, source, f"{COMMIT_ENV}={explicit} disagrees with the CI OIDC ID token's sha {sha}: "
+                                          "the artifact is ambiguous")
+    return ArtifactFacts(sha, source)
 
 
 def gate_inputs(
@@ -41,9 +64,20 @@ def gate_inputs(
     sts_identity: str | None = None,
     break_glass: Any = None,
     unknown_treated_as: str = "production",
+    ci_identity: Any = None,
+    oidc_required: bool = False,
 ) -> GateInputs:
-    ci = detect_ci(environ)
-    artifact = artifact_commit(environ, ci)
+    """``oidc_required``: the tier has CI OIDC claim rules, so the CI facts, the commit and the deployer come from the
+    verified token alone. A verified token is preferred to environment variables in every tier."""
+    env_ci = detect_ci(environ)
+    if oidc_required or _usable(ci_identity):
+        ci = ci_identity.ci_run() if _usable(ci_identity) else None
+        artifact = token_artifact(environ, ci_identity)
+        ci_actor = None
+    else:
+        ci = env_ci
+        artifact = artifact_commit(environ, ci)
+        ci_actor = ci.actor if ci else None
     plan = plan_digest_from_env(environ)
     return GateInputs(
         stack_ref=stack_ref,
@@ -52,7 +86,7 @@ def gate_inputs(
         dry_run=dry_run,
         now=now,
         change_request=load_change_request(environ, stack_config),
-        deployer=deployer_from(sts_identity, ci.actor if ci else None, environ),
+        deployer=deployer_from(sts_identity, ci_actor, environ, ci_identity),
         ci=ci,
         artifact_commit=artifact.commit,
         artifact_source=artifact.source,
@@ -61,37 +95,45 @@ def gate_inputs(
         plan_problem=plan.problem,
         break_glass=break_glass,
         unknown_treated_as=unknown_treated_as,
+        ci_identity=ci_identity,
     )
 
 
-def resolve_operator_identity(environ: Mapping[str, str] | None = None, identity_settings: Any = None) -> VerifiedIdentity:
+def resolve_operator_identity(environ: Mapping[str, str] | None = None, identity_settings: Any = None,
+                              gate_settings: Any = None) -> VerifiedIdentity:
     """Who is running a break-glass command, as verified -- not as claimed. The same identity the pack uses as the
     deployer (:func:`deployer_from`), so a grant opened here matches the ``pulumi up`` that follows:
 
-    1. AWS credentials present: ``sts:GetCallerIdentity`` through ``ps019.aws.identity`` (only the pack config's
-       ``identity.endpoints``; environment endpoint overrides are ignored) -> the caller ARN, e.g.
-       ``arn:aws:sts::123456789012:assumed-role/BreakGlass/alice`` (session name included: it names the human).
-    2. Otherwise, in CI, the CI system's actor. The bare ``CI=true`` generic markers are refused.
-    3. Otherwise there is nothing to verify against and the command refuses (a local user name is an assertion).
+    1. a CI OIDC ID token that verifies against ``gate.oidc`` (in a CI job): its actor, ``ci-oidc``;
+    2. AWS credentials: ``sts:GetCallerIdentity`` through ``ps019.aws.identity`` (only the pack config's
+       ``identity.endpoints``; environment endpoint overrides are ignored) -> the caller ARN, ``aws-sts``;
+    3. otherwise nothing verifies who you are and the command refuses. CI environment variables (``GITHUB_ACTOR``)
+       and the local user name are assertions anyone can make.
     """
     import os
+    from datetime import datetime, timezone
 
     from ps019.aws.identity import lookup_deploy_identity
     from ps019.aws.settings import IdentitySettings
     from ps019.errors import InputError
-    from ps019.gate.ci import detect_ci
 
     env = os.environ if environ is None else environ
+    oidc = getattr(gate_settings, "oidc", None)
+    token_problem = None
+    if oidc is not None and oidc.issuers:
+        from ps019.oidc import ci_identity
+
+        found = ci_identity(oidc, env, datetime.now(timezone.utc))
+        if found is not None and found.verified and found.actor:
+            return VerifiedIdentity(found.actor, "ci-oidc", f"CI OIDC ID token of {found.issuer} (sub {found.subject})")
+        token_problem = found.problem if found is not None else None
     settings = identity_settings or IdentitySettings()
     settings = settings.model_copy(update={"fetch_role_policies": False, "lookup": "on"})
-    found = lookup_deploy_identity(settings, use_cache=False)
-    if found.error is None and found.arn:
-        return VerifiedIdentity(found.arn, "aws-sts", "sts:GetCallerIdentity", found.account)
-    if found.error and not found.error.startswith("no AWS credentials"):
-        raise InputError(f"AWS credentials are present but sts:GetCallerIdentity failed: {found.error}")
-    ci = detect_ci(env)
-    if ci is not None and ci.provider != "generic" and ci.actor:
-        return VerifiedIdentity(ci.actor, "ci-env", f"{ci.provider} CI actor"
-                                + (f" ({ci.repository})" if ci.repository else ""))
-    raise InputError("cannot verify who you are: no AWS credentials (sts:GetCallerIdentity) and no CI identity "
-                     "(GitHub Actions, GitLab CI, ...); break-glass needs a verified identity")
+    sts = lookup_deploy_identity(settings, use_cache=False)
+    if sts.error is None and sts.arn:
+        return VerifiedIdentity(sts.arn, "aws-sts", "sts:GetCallerIdentity", sts.account)
+    if sts.error and not sts.error.startswith("no AWS credentials"):
+        raise InputError(f"AWS credentials are present but sts:GetCallerIdentity failed: {sts.error}")
+    raise InputError("cannot verify who you are: no CI OIDC ID token that verifies"
+                     + (f" ({token_problem})" if token_problem else "")
+                     + " and no AWS credentials (sts:GetCallerIdentity); break-glass needs a verified identity")

@@ -32,6 +32,7 @@ from typing import Any, Literal, Mapping, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from ps019.gate.ci_identity import OidcSettings
 from ps019.gate.signing import TrustedKey
 from ps019.model import Severity
 
@@ -225,18 +226,22 @@ class SeparationOfDuties(_Model):
 
 
 class ApprovedPath(_Model):
-    """Where a production normal/standard change must run from. CI markers alone are environment variables anyone
-    can set on a laptop; the deploy identity (verified with STS by the identity control) is the strong part, so set
-    ``deploy_identity_patterns`` to the CI role's ARN pattern."""
+    """Where a production normal/standard change must run from. CI markers are environment variables anyone can set
+    on a laptop, so they never satisfy the approved path on their own: configure at least one of
+    ``gate.oidc.rules.<tier>`` (the CI job's OIDC ID token) or ``deploy_identity_patterns`` (the CI deploy role,
+    verified with STS). Every configured mechanism must be satisfied."""
 
-    deploy_identity_patterns: list[str] = Field(default_factory=list)
+    deploy_identity_patterns: list[str] = Field(
+        default_factory=list, description="ARN patterns of the STS-verified deploy identity (the CI role)")
     require_ci: bool = True
     ci_providers: list[str] = Field(default_factory=lambda: ["github", "gitlab", "buildkite", "circleci", "jenkins",
                                                              "azure-pipelines", "bitbucket", "generic"])
     protected_ref_patterns: list[str] = Field(default_factory=lambda: ["refs/heads/main", "refs/heads/master",
                                                                        "refs/tags/*"])
     require_protected_flag: bool = False
-    verified_by: list[Literal["sts", "ci", "local-user"]] = Field(default_factory=lambda: ["sts", "ci"])
+    verified_by: list[Literal["oidc", "sts", "ci", "local-user"]] = Field(
+        default_factory=lambda: ["oidc", "sts"],
+        description="how the deployer must have been established (oidc: a verified CI ID token; sts: the AWS caller)")
 
 
 class GateSettings(_Model):
@@ -250,10 +255,13 @@ class GateSettings(_Model):
     max_approval_age: timedelta = timedelta(hours=72)
     max_change_request_lifetime: timedelta = timedelta(days=14)
     clock_skew: timedelta = timedelta(minutes=5)
-    break_glass_verified_by: list[Literal["sts", "ci", "local-user"]] = Field(
-        default_factory=lambda: ["sts", "ci"],
-        description="how the deployer must be established for a break-glass grant to count (recommended: sts)",
+    break_glass_verified_by: list[Literal["oidc", "sts", "ci", "local-user"]] = Field(
+        default_factory=lambda: ["oidc", "sts"],
+        description="how the deployer must be established for a break-glass grant to count (ci and local-user are "
+                    "assertions anyone can make)",
     )
+    oidc: OidcSettings = Field(default_factory=OidcSettings,
+                               description="CI OIDC ID tokens: trusted issuers, token source, per-tier claim rules")
     identity_aliases: dict[str, list[str]] = Field(
         default_factory=dict,
         description="canonical identity -> other names of the same person (CI login, AWS session name)",
@@ -289,6 +297,16 @@ class GateSettings(_Model):
                 raise ValueError(f"trusted_keys: key {key.key_id} is listed for {seen[key.key_id]} and {key.identity}")
             seen[key.key_id] = key.identity
         return self
+
+    def rules_tier(self, tier: str, unknown_treated_as: str = "production") -> str:
+        """The tier whose rules apply: ``unknown`` is treated as ``unknown_treated_as``; a tier without rules gets
+        production's."""
+        effective = unknown_treated_as if tier == UNKNOWN_TIER else tier
+        return effective if effective in self.rules else "production"
+
+    def oidc_required(self, tier: str, unknown_treated_as: str = "production") -> bool:
+        """Whether the tier has CI OIDC claim rules (then environment variables never count for the CI facts)."""
+        return bool(self.oidc.rules.get(self.rules_tier(tier, unknown_treated_as)))
 
     def rules_for(self, tier: str, unknown_treated_as: str = "production") -> TierRules:
         effective = unknown_treated_as if tier == UNKNOWN_TIER else tier

@@ -69,16 +69,23 @@ def gather(run: Any) -> Facts:
 
     identity = _deploy_identity(run, settings)
     sts_arn = identity.arn if identity is not None and identity.error is None else None
-    ci = detect_ci(env)
-    deployer = gate_edges.deployer_from(sts_arn, ci.actor if ci else None, env)
+    effective_gate = gate_settings or _default_gate_settings()
+    unknown_as = getattr(environments, "unknown_treated_as", "production")
 
     store, history = _open_store(settings, tier, env)
+    ci_identity = _ci_identity(effective_gate, env, now, store, history, run)
+    inputs = gate_edges.gate_inputs(
+        stack_ref=run.stack_ref, tier=tier, tier_source=tier_source, dry_run=run.dry_run, now=now, environ=env,
+        stack_config=run.stack_config, sts_identity=sts_arn, unknown_treated_as=unknown_as,
+        ci_identity=ci_identity, oidc_required=effective_gate.oidc_required(tier, unknown_as))
+    deployer, ci = inputs.deployer, inputs.ci
     controls = tuple(run.levels)
     presented_grant = breakglass.presented_grant_id(env, run.stack_config)
     gate_records = _store_read(store, history, breakglass.load_break_glass_records, run.stack_ref, presented_grant)
     grant = breakglass.check_break_glass(
         gate_records, run.stack_ref, deployer.identity, now, gate_settings, _section(settings, "breakGlass"),
-        grant_id=presented_grant, known_controls=controls, deployer_verified_by=deployer.verified_by)
+        grant_id=presented_grant, known_controls=controls, deployer_verified_by=deployer.verified_by,
+        sts_arn=deployer.sts_arn)
     if history.error:
         grant = dataclasses.replace(grant, valid=False, problems=grant.problems + (history.error,))
     exception_records = _store_read(store, history, exc_mod.load_exception_records, run.stack_ref)
@@ -86,11 +93,8 @@ def gather(run: Any) -> Facts:
                                    _section(settings, "exceptions"), known_controls=controls)
     history.exceptions = exceptions
 
-    inputs = gate_edges.gate_inputs(
-        stack_ref=run.stack_ref, tier=tier, tier_source=tier_source, dry_run=run.dry_run, now=now, environ=env,
-        stack_config=run.stack_config, sts_identity=sts_arn, break_glass=grant,
-        unknown_treated_as=getattr(environments, "unknown_treated_as", "production"))
-    decision = gate_decision.decide_gate(inputs, gate_settings or _default_gate_settings())
+    inputs = dataclasses.replace(inputs, break_glass=grant)
+    decision = gate_decision.decide_gate(inputs, effective_gate)
     history.promotion = _promotion_facts(store, history, run, {"git_commit": inputs.artifact_commit,
                                                                 "source_digest": _source_digest(env)})
     if not run.dry_run:
@@ -109,6 +113,44 @@ def gather(run: Any) -> Facts:
              exceptions=len(exceptions.valid), gate="blocked" if decision.blocked else "allowed",
              store_error=history.error)
     return facts
+
+
+def _ci_identity(gate_settings: Any, env: Any, now: datetime, store: Any, history: History, run: Any) -> Any:
+    """The CI job's verified OIDC ID token (``ps019.oidc``), checked against earlier updates of the stack in the
+    evidence store so that a token (jti) or a CI run cannot be used twice. None when no issuer is configured."""
+    oidc = getattr(gate_settings, "oidc", None)
+    if oidc is None or not oidc.issuers:
+        return None
+    from ps019.oidc import ci_identity
+
+    found = ci_identity(oidc, env, now)
+    if found is None or not found.verified or not oidc.replay_protection:
+        return found
+    problem = _replay_problem(store, history, run, found, now)
+    return dataclasses.replace(found, replay_problem=problem) if problem else found
+
+
+def _replay_problem(store: Any, history: History, run: Any, found: Any, now: datetime) -> str | None:
+    if store is None:
+        return f"it cannot be checked against earlier runs ({history.error or 'no evidence store'})"
+    since = (found.issued_at or now) - timedelta(days=1)
+    try:
+        earlier = store.query(stack=run.stack_ref, kind="update", since=since, limit=1000)
+    except Exception as exc:  # noqa: BLE001
+        return f"it cannot be checked against earlier runs (evidence store read failed: {type(exc).__name__})"
+    for stored in earlier:
+        record = stored.record if hasattr(stored, "record") else stored
+        for ref in getattr(record, "approvals", None) or ():
+            seen = (getattr(ref, "details", None) or {}).get("ci_identity") or {}
+            if getattr(ref, "kind", None) == "change_request" and found.jti and seen.get("jti") == found.jti \
+                    and seen.get("issuer") == found.issuer:
+                return f"token {found.jti} was already used by update record {record.record_id} (a replayed token)"
+        ci = getattr(record, "ci", None)
+        if found.run_key and ci is not None and ci.run_id == found.run_key and ci.provider == found.provider \
+                and record.outcome == "succeeded":
+            return (f"CI run {found.run_key} already deployed {run.stack_ref} (update record {record.record_id}); "
+                    "a run deploys a stack once")
+    return None
 
 
 def _default_gate_settings() -> Any:
@@ -499,6 +541,12 @@ def _actor(facts: Facts | None) -> Any:
     if d.verified_by == "sts":
         return Identity(id=d.identity, kind="aws-sts", verified=True, verified_by="sts:GetCallerIdentity",
                         account=getattr(identity, "account", None), role=getattr(identity, "role_name", None))
+    if d.verified_by == "oidc":
+        token = facts.decision.ci_identity if facts.decision is not None else None
+        return Identity(id=d.identity, kind="ci-oidc", verified=True,
+                        verified_by=f"CI OIDC ID token of {getattr(token, 'issuer', None)} "
+                                    f"(sub {getattr(token, 'subject', None)}, jti {getattr(token, 'jti', None)})",
+                        account=getattr(identity, "account", None), role=getattr(identity, "role_name", None))
     if d.verified_by == "ci":
         return Identity(id=d.identity, kind="ci-env", verified=False, verified_by="CI environment variables")
     return Identity(id=d.identity, kind="local-user", verified=False, verified_by="local user name")
@@ -510,6 +558,10 @@ def _ci(facts: Facts | None) -> Any:
     ci = facts.ci if facts else None
     if ci is None:
         return CiRun(provider="local")
+    token = facts.decision.ci_identity if facts is not None and facts.decision is not None else None
+    if token is not None and token.verified and not token.replay_problem:
+        return CiRun(provider=ci.provider, run_url=ci.run_url, run_id=token.run_key, ref=ci.ref, commit=ci.commit,
+                     workflow=token.workflow)
     return CiRun(provider=ci.provider, run_url=ci.run_url, ref=ci.ref, commit=ci.commit)
 
 
