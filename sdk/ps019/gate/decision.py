@@ -9,6 +9,7 @@ presented, what was verified, and why anything failed.
 from __future__ import annotations
 
 import fnmatch
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
@@ -84,6 +85,27 @@ class GateInputs:
     ci_identity: Any = None  # ps019.gate.ci_identity.CiIdentity: the verified CI OIDC ID token, or why there is none
 
 
+class Anchor:
+    """Where the run's gate decision is reported: the first resource the engine analyzes in the run (the root
+    ``pulumi:pulumi:Stack`` under the real engine, but whatever comes first in an export or program without one), else
+    AnalyzeStack (PS019-GATE-008). A production run therefore never proceeds without a gate decision."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.urn: str | None = None
+
+    def claim(self, urn: str) -> bool:
+        """True for the resource that carries the decision (the first one asked, and later asks for it again)."""
+        with self._lock:
+            if self.urn is None:
+                self.urn = urn
+            return self.urn == urn
+
+    @property
+    def claimed(self) -> bool:
+        return self.urn is not None
+
+
 @dataclass(frozen=True)
 class GateDecision:
     stack_ref: str
@@ -110,6 +132,7 @@ class GateDecision:
     break_glass: Any = None  # the GrantCheck the decision saw (break-glass controls read ctx.gate.break_glass)
     escalation: Any = None  # the EscalationSettings in force (so escalation_violations needs no settings)
     ci_identity: Any = None
+    anchor: Anchor = field(default_factory=Anchor, compare=False, repr=False)
 
     @property
     def allowed(self) -> bool:

@@ -1,5 +1,6 @@
-"""Gate controls: each runs on the root ``pulumi:pulumi:Stack`` resource (the first resource the engine analyzes) and
-only reports what ``ps019.gate.decide_gate`` decided once for the run (``ctx.gate.violations[CONTROL_ID]``).
+"""Gate controls: each reports what ``ps019.gate.decide_gate`` decided once for the run
+(``ctx.gate.violations[CONTROL_ID]``) on the run's first analyzed resource (the root ``pulumi:pulumi:Stack`` under the
+real engine), or, when no resource was analyzed, at AnalyzeStack (PS019-GATE-008).
 
 IDs owned by the approval gate (``ps019.gate.decision``): PS019-GATE-001 … PS019-GATE-009.
 Break-glass and exception controls (``ps019.gate.breakglass`` / ``exceptions``) use PS019-GATE-010 and above.

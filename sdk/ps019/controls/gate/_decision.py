@@ -1,7 +1,10 @@
 """Shared by the approval-gate controls: report what the run's gate decision says for one control ID.
 
 The decision is computed once per run by the pack adapter (``ps019.gate.decide_gate``) and lives in ``ctx.gate``;
-these controls do no work of their own, so preview and update report exactly the same thing.
+these controls do no work of their own, so preview and update report exactly the same thing. They apply to every
+resource type but report only on the run's anchor: the first resource the engine analyzes (``pulumi:pulumi:Stack``
+under the real engine; the first resource of an export or program that has no root stack resource). If no resource
+is analyzed at all, PS019-GATE-008 reports the decision at AnalyzeStack.
 """
 
 from __future__ import annotations
@@ -14,9 +17,17 @@ from ps019.model import ResourceView, Violation
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
+def on_anchor(resource: ResourceView, ctx: RunContext) -> bool:
+    """Whether ``resource`` carries the run's gate decision (see the module docstring)."""
+    anchor = getattr(ctx.gate, "anchor", None)
+    if anchor is None:
+        return resource.type == STACK_TYPE
+    return anchor.claim(resource.urn)
+
+
 def decision_violations(control_id: str, resource: ResourceView, ctx: RunContext) -> list[Violation]:
     decision: Any = ctx.gate
-    if decision is None or not hasattr(decision, "violations"):
+    if decision is None or not hasattr(decision, "violations") or not on_anchor(resource, ctx):
         return []
     return [Violation(v.message, urn=v.urn or resource.urn, details=dict(v.details))
             for v in decision.violations.get(control_id, ())]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ps019.controls.base import Control
-from ps019.controls.gate._decision import STACK_TYPE, make_check
+from ps019.controls.gate._decision import make_check
 from ps019.model import Level, Severity
 
 CONTROL_ID = "PS019-GATE-002"
@@ -17,5 +17,5 @@ CONTROL = Control(
     rationale="An approval counts only if it is signed by a key in gate.trustedKeys, for the role that key may sign as, over this exact change request (stacks, commit, plan), and is neither expired nor older than gate.maxApprovalAge.",
     remediation="Ask trusted approvers to run `ps019 approve FILE --key KEY --identity ID --role ROLE` on the final change request; any later edit invalidates every signature.",
     check=make_check(CONTROL_ID),
-    resource_types=(STACK_TYPE,),
+    resource_types=None,  # reported on the run's anchor: its first resource (see _decision.py)
 )

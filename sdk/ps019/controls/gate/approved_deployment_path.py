@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ps019.controls.base import Control
-from ps019.controls.gate._decision import STACK_TYPE, make_check
+from ps019.controls.gate._decision import make_check
 from ps019.model import Level, Severity
 
 CONTROL_ID = "PS019-GATE-004"
@@ -17,5 +17,5 @@ CONTROL = Control(
     rationale="A normal or standard production change must come from CI on a protected ref under the configured deploy identity; anything else is a direct change, allowed only under a valid break-glass grant (then recorded as an emergency change).",
     remediation="Deploy from the pipeline (protected branch, deploy role in gate.approvedPath.deployIdentityPatterns); in an emergency use `ps019 break-glass open`.",
     check=make_check(CONTROL_ID),
-    resource_types=(STACK_TYPE,),
+    resource_types=None,  # reported on the run's anchor: its first resource (see _decision.py)
 )

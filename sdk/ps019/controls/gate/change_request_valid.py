@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.gate._decision import STACK_TYPE, decision_violations
+from ps019.controls.gate._decision import decision_violations
 from ps019.model import Level, ResourceView, Severity, Violation
 
 CONTROL_ID = "PS019-GATE-001"
@@ -33,5 +33,5 @@ CONTROL = Control(
     remediation="Create one with `ps019 change-request new`, collect approvals with `ps019 approve`, and point the "
                 "deploy step at it with PS019_CHANGE_REQUEST=/abs/path (or stack config ps019:changeRequest).",
     check=check,
-    resource_types=(STACK_TYPE,),
+    resource_types=None,  # reported on the run's anchor: its first resource (see _decision.py)
 )

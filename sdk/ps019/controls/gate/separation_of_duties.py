@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ps019.controls.base import Control
-from ps019.controls.gate._decision import STACK_TYPE, make_check
+from ps019.controls.gate._decision import make_check
 from ps019.model import Level, Severity
 
 CONTROL_ID = "PS019-GATE-003"
@@ -17,5 +17,5 @@ CONTROL = Control(
     rationale="An author approving their own change, or an approver deploying it, is not a review. Identities are compared case-insensitively, through gate.identityAliases and AWS role-session names.",
     remediation="Have someone other than the author and the deployer approve; map people's CI logins and SSO session names to one identity in gate.identityAliases.",
     check=make_check(CONTROL_ID),
-    resource_types=(STACK_TYPE,),
+    resource_types=None,  # reported on the run's anchor: its first resource (see _decision.py)
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ps019.controls.base import Control
-from ps019.controls.gate._decision import STACK_TYPE, make_check
+from ps019.controls.gate._decision import make_check
 from ps019.model import Level, Severity
 
 CONTROL_ID = "PS019-GATE-006"
@@ -17,5 +17,5 @@ CONTROL = Control(
     rationale="The standard class skips part of the review only because the activity was approved in advance as a runbook; a standard change without a listed runbook is an unreviewed normal change.",
     remediation="Set runbook_id to an ID in gate.standardRunbooks, or present the change as change_class normal.",
     check=make_check(CONTROL_ID),
-    resource_types=(STACK_TYPE,),
+    resource_types=None,  # reported on the run's anchor: its first resource (see _decision.py)
 )
