@@ -34,6 +34,7 @@ def workspace(tmp_path, capsys, monkeypatch):
         assert code == 0
         entries.append(json.loads(out))
     (tmp_path / "pack.json").write_text(json.dumps({"ps019-settings": {"gate": {"trustedKeys": entries}}}))
+    monkeypatch.setenv("PS019_POLICY_PACK_CONFIG", str(tmp_path / "pack.json"))  # what approvers have set
     code, _, err = run(capsys, "change-request", "new", "--out", "cr.json", "--ticket", "CHG-7", "--summary", "s",
                        "--owner", "web", "--author", "carol@example.com", "--stack", "acme/web/prod", "--commit",
                        COMMIT, "--rollback-plan", "r", "--monitoring-plan", "m", "--test-evidence", "t")
@@ -94,7 +95,7 @@ def test_approve_refuses_invalid_expired_or_own_request(workspace, capsys):
     assert code == 2 and "refusing to sign" in err and "expired" in err
     (workspace / "bad.json").write_text("{not json")
     code, _, err = run(capsys, "approve", "bad.json", "--key", "keys/alice_example.com.key", "--identity", "a@b")
-    assert code == 2 and "refusing to sign an invalid change request: not valid JSON" in err
+    assert code == 2 and "bad.json: not valid JSON" in err
 
 
 def test_approve_refuses_a_world_readable_key(workspace, capsys):
@@ -154,5 +155,66 @@ def test_approve_refuses_someone_elses_key_and_never_silently_replaces_an_approv
     assert run(capsys, "approve", "cr.json", "--key", "keys/sec_example.com.key", "--identity",
                "sec@example.com")[0] == 0
     code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",
-                       "sec@example.com")
+                       "sec@example.com", "--allow-untrusted")
     assert code == 2 and "already holds an approval by sec@example.com" in err
+
+
+# --- operators' and validators' path (issue 11): validate and approve apply the gate's own rules ------------------------
+
+
+def test_validate_without_a_config_applies_the_gates_built_in_rules(workspace, capsys, monkeypatch):
+    monkeypatch.delenv("PS019_POLICY_PACK_CONFIG")
+    code, _, _ = run(capsys, "change-request", "new", "--out", "todo.json", "--stack", "acme/web/prod",
+                     "--commit", COMMIT, "--author", "carol@example.com")
+    assert code == 0
+    code, out, _ = run(capsys, "change-request", "validate", "todo.json")
+    assert code == 1 and "still the template placeholder" in out
+    assert "test_evidence: required for a normal change in production (acme/web/prod)" in out
+    code, _, _ = run(capsys, "change-request", "new", "--out", "long.json", "--ticket", "CHG-9", "--summary", "s",
+                     "--owner", "web", "--author", "carol@example.com", "--stack", "acme/web/prod", "--commit",
+                     COMMIT, "--rollback-plan", "r", "--monitoring-plan", "m", "--test-evidence", "t",
+                     "--expires", "99999d")
+    assert code == 0
+    code, out, _ = run(capsys, "change-request", "validate", "long.json")
+    assert code == 1 and "maximum lifetime 14 days" in out
+    code, out, _ = run(capsys, "change-request", "validate", "cr.json")
+    assert code == 0 and "checked with the gate's built-in defaults" in out
+
+
+def test_approve_refuses_a_request_the_gate_would_refuse(workspace, capsys):
+    run(capsys, "change-request", "new", "--out", "long.json", "--ticket", "CHG-9", "--summary", "s", "--owner", "web",
+        "--author", "carol@example.com", "--stack", "acme/web/prod", "--commit", COMMIT, "--rollback-plan", "r",
+        "--monitoring-plan", "m", "--test-evidence", "t", "--expires", "99999d")
+    code, _, err = run(capsys, "approve", "long.json", "--key", "keys/alice_example.com.key", "--identity",
+                       "alice@example.com")
+    assert code == 2 and "refusing to sign" in err and "maximum lifetime" in err
+
+
+def test_approve_refuses_an_untrusted_key_unless_explicitly_allowed(workspace, capsys, monkeypatch):
+    code, out, _ = run(capsys, "keygen", "--out", "keys", "--identity", "mallory@example.com")
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/mallory_example.com.key", "--identity",
+                       "mallory@example.com")
+    assert code == 2 and "is not in gate.trusted_keys" in err
+    monkeypatch.delenv("PS019_POLICY_PACK_CONFIG")
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/mallory_example.com.key", "--identity",
+                       "mallory@example.com")
+    assert code == 2 and "cannot check that your key is trusted" in err
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/mallory_example.com.key", "--identity",
+                       "mallory@example.com", "--allow-untrusted")
+    assert code == 0 and "warning: no policy pack config" in err
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe{}", b'{"ticket": "A-1", "ticket": "A-2"}',
+                                     b"[" * 100000 + b"]" * 100000])
+def test_unusable_change_request_files_are_exit_2_with_one_line(workspace, capsys, content):
+    (workspace / "bad.json").write_bytes(content)
+    code, out, err = run(capsys, "change-request", "validate", "bad.json")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"ps019-settings": {"gate": {}, "gate": {}}}',
+                                     b'{"ps019-settings": {"gate": {"ticketPattern": "("}}}', b"\xff"])
+def test_unusable_pack_configs_are_exit_2_with_one_line(workspace, capsys, content):
+    (workspace / "bad-config.json").write_bytes(content)
+    code, out, err = run(capsys, "change-request", "validate", "cr.json", "--policy-pack-config", "bad-config.json")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in out + err

@@ -27,37 +27,63 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+CONFIG_ENV = "PS019_POLICY_PACK_CONFIG"
+
+
+def _config_path(config_path: str | None) -> str | None:
+    return config_path or os.environ.get(CONFIG_ENV) or None
+
+
+def _read_settings(config_path: str | None) -> tuple[Any, Any]:
+    """(GateSettings, EnvironmentSettings) from the pack config, or the built-in defaults when there is none: the same
+    rules the gate applies. Unusable config (not JSON, duplicate keys, invalid section) is one line, exit 2."""
+    from ps019.errors import validation_problems
+    from ps019.gate.change_request import DuplicateKey, no_duplicate_keys
+    from ps019.gate.settings import EnvironmentSettings, GateSettings
+
+    raw: Any = {}
+    if config_path:
+        try:
+            raw = json.loads(Path(config_path).read_bytes().decode("utf-8"), object_pairs_hook=no_duplicate_keys)
+        except FileNotFoundError:
+            raise InputError(f"{config_path}: no such file") from None
+        except DuplicateKey as exc:
+            raise InputError(f"{config_path}: not a usable policy pack config ({exc})") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise InputError(f"{config_path}: not a readable JSON policy pack config "
+                             f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    settings = ((raw.get("ps019-settings") or {}) if isinstance(raw, dict) else {})
+    if not isinstance(settings, dict):
+        raise InputError(f"{config_path}: ps019-settings is not an object")
+    out = []
+    for name, model in (("gate", GateSettings), ("environments", EnvironmentSettings)):
+        try:
+            out.append(model.model_validate(settings.get(name) or {}))
+        except Exception as exc:  # pydantic.ValidationError: one line
+            errors = validation_problems(exc) if hasattr(exc, "errors") else [str(exc)]
+            raise InputError(f"{config_path}: ps019-settings.{name}: " + "; ".join(errors)) from None
+    return out[0], out[1]
+
+
 def _load_gate_settings(config_path: str | None) -> Any:
-    from ps019.gate.settings import GateSettings
-
-    if not config_path:
-        return None
-    try:
-        raw = json.loads(Path(config_path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{config_path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{config_path}: not a readable JSON policy pack config ({exc})") from None
-    section = ((raw.get("ps019-settings") or {}) if isinstance(raw, dict) else {}).get("gate") or {}
-    try:
-        return GateSettings.model_validate(section)
-    except Exception as exc:  # pydantic.ValidationError: render one line
-        from ps019.gate.change_request import render_errors
-
-        errors = render_errors(exc) if hasattr(exc, "errors") else [str(exc)]
-        raise InputError(f"{config_path}: ps019-settings.gate: " + "; ".join(errors)) from None
+    """The gate settings of the pack config (None without one)."""
+    return _read_settings(config_path)[0] if config_path else None
 
 
-def _tier_problems(request: Any, settings: Any, config_path: str) -> list[str]:
-    """What the gate will require of this request on each of its stacks (their tiers' rules for its class), so an
-    approver never signs a request the gate is bound to block."""
+def request_problems(request: Any, settings: Any, environments: Any, now: datetime) -> list[str]:
+    """Everything the gate would refuse about the request itself, before any approval: the ticket pattern and
+    template placeholders, expiry, the maximum lifetime, and the fields each stack's tier requires for its class."""
     from ps019.gate import change_request as crm
-    from ps019.gate.settings import EnvironmentSettings, classify_environment
+    from ps019.gate.settings import classify_environment
 
-    raw = json.loads(Path(config_path).read_text())
-    environments = EnvironmentSettings.model_validate(
-        ((raw.get("ps019-settings") or {}).get("environments") or {}) if isinstance(raw, dict) else {})
-    problems: list[str] = []
+    problems = crm.content_problems(request, settings.ticket_pattern)
+    if now > request.expires_at:
+        problems.append(f"expires_at: the change request expired at {request.expires_at.isoformat()}")
+    start = request.created_at or now
+    if request.expires_at - start > settings.max_change_request_lifetime:
+        problems.append(f"expires_at: {request.expires_at.isoformat()} is more than the gate's maximum lifetime "
+                        f"{settings.max_change_request_lifetime} after {'created_at' if request.created_at else 'now'} "
+                        "(gate.maxChangeRequestLifetime)")
     for stack_ref in request.stacks:
         org, project, stack = (stack_ref.split("/") + ["", "", ""])[:3]
         tier, _ = classify_environment(org, project, stack, {}, {}, environments)
@@ -65,6 +91,22 @@ def _tier_problems(request: Any, settings: Any, config_path: str) -> list[str]:
         problems += [f"{p.replace('in this tier', f'in {tier} ({stack_ref})')}"
                      for p in crm.required_field_problems(request, rules)]
     return list(dict.fromkeys(problems))
+
+
+def _parse_request(path: Path) -> tuple[Any, list[str]]:
+    """(request, field problems); a file that is not a JSON/YAML document at all is unusable input (exit 2)."""
+    from ps019.gate import change_request as crm
+
+    data = _read_request_file(path)
+    if len(data) > crm.MAX_FILE_BYTES:
+        raise InputError(f"{path}: {len(data)} bytes, over the {crm.MAX_FILE_BYTES}-byte limit")
+    try:
+        document, error = crm.parse_document(data)
+    except RecursionError:
+        document, error = None, "nested too deeply"
+    if error:
+        raise InputError(f"{path}: {error}")
+    return crm.parse_change_request(document if isinstance(document, dict) else data)
 
 
 def _read_request_file(path: Path) -> bytes:
@@ -193,26 +235,25 @@ def new(out_path: str, ticket: str, change_class: str, summary: str, owner: str,
 @change_request.command(name="validate")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--policy-pack-config", "config_path", default=None,
-              help="pack config JSON: checks the ticket pattern and verifies approvals against gate.trustedKeys")
+              help="pack config JSON (default $PS019_POLICY_PACK_CONFIG, else the built-in defaults): the gate's rules, "
+                   "and approvals verified against gate.trustedKeys")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def validate(file: str, config_path: str | None, fmt: str) -> None:
-    """Check a change request field by field (and its approvals' signatures, given the pack config)."""
+    """Check a change request as the gate will (its own rules, with the built-in defaults when no pack config is
+    given), and its approvals' signatures against the pack config's trusted keys."""
     from ps019.gate import change_request as crm
     from ps019.gate.signing import verify
 
-    settings = _load_gate_settings(config_path)
+    config_path = _config_path(config_path)
+    settings, environments = _read_settings(config_path)
     path = Path(file)
-    request, problems = crm.parse_change_request(_read_request_file(path))
+    request, problems = _parse_request(path)
     approvals: list[dict[str, Any]] = []
     if request is not None:
-        if settings is not None:
-            problems += crm.content_problems(request, settings.ticket_pattern)
-            problems += _tier_problems(request, settings, config_path)
-        if _now() > request.expires_at:
-            problems.append(f"expires_at: the change request expired at {request.expires_at.isoformat()}")
+        problems += request_problems(request, settings, environments, _now())
         for index, approval in enumerate(request.approvals):
             row = {"index": index, "approver": approval.approver, "role": approval.role, "key_id": approval.key_id}
-            if settings is None:
+            if not config_path:
                 row["status"] = "not verified (pass --policy-pack-config to verify against trusted keys)"
             else:
                 result = verify(crm.payload_for(request, approval), approval.signature, approval.key_id,
@@ -225,7 +266,7 @@ def validate(file: str, config_path: str | None, fmt: str) -> None:
                     row["status"] = "verified" if result.ok else result.problem
             approvals.append(row)
     rejected = [f"approvals[{r['index']}] ({r['approver']}): {r['status']}" for r in approvals
-                if settings is not None and r["status"] != "verified"]
+                if config_path and r["status"] != "verified"]
     if fmt == "json":
         click.echo(json.dumps({"file": str(path), "valid": not (problems or rejected),
                                "problems": problems + rejected, "approvals": approvals}, indent=2))
@@ -238,7 +279,8 @@ def validate(file: str, config_path: str | None, fmt: str) -> None:
             assert request is not None
             click.echo(f"{path}: valid ({request.change_class} change {request.ticket} for "
                        f"{', '.join(request.stacks)} at {request.artifact.git_commit[:12]}, "
-                       f"{len(request.approvals)} approval(s))")
+                       f"{len(request.approvals)} approval(s))"
+                       + ("" if config_path else "; checked with the gate's built-in defaults"))
         for row in approvals:
             click.echo(f"  approvals[{row['index']}] {row['approver']} as {row['role']} ({row['key_id']}): "
                        f"{row['status']}")
@@ -264,28 +306,30 @@ def schema() -> None:
 @click.option("--role", default="approver", show_default=True, help="role you approve as, e.g. approver, security")
 @click.option("--expires", default=None, help="approval lifetime, e.g. 24h (default: until the request expires)")
 @click.option("--policy-pack-config", "config_path", default=None,
-              help="pack config JSON: check the ticket pattern, and that your key is trusted for IDENTITY and ROLE")
-def approve(file: str, key_path: str, identity: str, role: str, expires: str | None, config_path: str | None) -> None:
-    """Sign FILE as IDENTITY in ROLE and add the approval to it. Refuses to sign an invalid or expired request."""
+              help="pack config JSON (default $PS019_POLICY_PACK_CONFIG): the gate's rules and its trusted keys")
+@click.option("--allow-untrusted", is_flag=True,
+              help="sign even when your key is not trusted by the config or the gate would refuse the request "
+                   "(each problem is printed as a warning)")
+def approve(file: str, key_path: str, identity: str, role: str, expires: str | None, config_path: str | None,
+            allow_untrusted: bool) -> None:
+    """Sign FILE as IDENTITY in ROLE and add the approval to it. Refuses a request the gate would refuse and a key the
+    pack config does not trust for IDENTITY and ROLE (``--allow-untrusted`` turns both into warnings)."""
     from ps019.gate import change_request as crm
+    from ps019.gate.decision import same_person
     from ps019.gate.settings import parse_duration
     from ps019.gate.signing import key_id, load_private_key
 
     path = Path(file)
     data = _read_request_file(path)
-    request, problems = crm.parse_change_request(data)
+    request, problems = _parse_request(path)
     if request is None:
         raise InputError(f"{path}: refusing to sign an invalid change request: " + "; ".join(problems))
-    settings = _load_gate_settings(config_path)
-    if settings is not None:
-        problems += crm.content_problems(request, settings.ticket_pattern)
+    config_path = _config_path(config_path)
+    settings, environments = _read_settings(config_path)
     now = _now()
-    if now > request.expires_at:
-        problems.append(f"expires_at: expired at {request.expires_at.isoformat()}")
-    if request.author.strip().casefold() == identity.strip().casefold():
+    problems = request_problems(request, settings, environments, now)
+    if role != "author" and same_person(request.author, identity, settings.identity_aliases):
         problems.append(f"you ({identity}) are the author; an author's approval does not count")
-    if problems:
-        raise InputError(f"{path}: refusing to sign: " + "; ".join(problems))
     expires_at = None
     if expires:
         try:
@@ -294,15 +338,24 @@ def approve(file: str, key_path: str, identity: str, role: str, expires: str | N
             raise InputError(f"--expires: {exc}") from None
     private_key = load_private_key(Path(key_path))
     my_key = key_id(private_key)
-    if settings is not None:
+    trust: list[str] = []
+    if not config_path:
+        trust.append("no policy pack config (--policy-pack-config or $PS019_POLICY_PACK_CONFIG): cannot check that "
+                     "your key is trusted")
+    else:
         trusted = settings.trusted_index().get(my_key)
         if trusted is None:
-            raise InputError(f"key {my_key} is not in gate.trusted_keys of {config_path}; an approval signed with it "
-                             "would not count")
-        if trusted.identity.strip().casefold() != identity.strip().casefold():
-            raise InputError(f"key {my_key} belongs to {trusted.identity}, not {identity}: sign with your own key")
-        if role not in trusted.roles:
-            raise InputError(f"key {my_key} may not sign as {role!r} (its roles: {', '.join(trusted.roles)})")
+            trust.append(f"key {my_key} is not in gate.trusted_keys of {config_path}; an approval signed with it "
+                         "would not count")
+        elif not same_person(trusted.identity, identity, settings.identity_aliases):
+            trust.append(f"key {my_key} belongs to {trusted.identity}, not {identity}: sign with your own key")
+        elif role not in trusted.roles and role != "author":
+            trust.append(f"key {my_key} may not sign as {role!r} (its roles: {', '.join(trusted.roles)})")
+    if problems or trust:
+        if not allow_untrusted:
+            raise InputError(f"{path}: refusing to sign: " + "; ".join(problems + trust))
+        for warning in problems + trust:
+            click.echo(f"warning: {warning}", err=True)
     approval = crm.sign_approval(request, private_key, approver=identity, role=role, signed_at=now,
                                  expires_at=expires_at)
     # A re-approval by the same person in the same role, with the same key, replaces their earlier one; an approval
@@ -322,4 +375,3 @@ def approve(file: str, key_path: str, identity: str, role: str, expires: str | N
     click.echo(f"  commit: {request.artifact.git_commit}"
                + (f"  plan: {request.artifact.plan_digest}" if request.artifact.plan_digest else ""), err=True)
     click.echo(f"  {len(updated.approvals)} approval(s) in {path}", err=True)
-
