@@ -15,7 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Mapping
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -174,11 +174,37 @@ def _mirror_mismatch(record: Any, exc: ControlException) -> str:
     return ""
 
 
+def escalation_problem(exc: ControlException, trusted: Any, gate_settings: Any,
+                       control_severities: Mapping[str, Any] | None, tier: str | None) -> str:
+    """'' unless the exception downgrades a finding at or above the escalation threshold of the tier
+    (``gate.escalation``) and its signer holds none of the escalation roles: an approver without security delegation
+    may not accept that risk for 90 days, any more than for one change (PS019-GATE-005)."""
+    from ps019.model import Severity
+
+    escalation = getattr(gate_settings, "escalation", None)
+    if escalation is None or control_severities is None or exc.control_id not in control_severities:
+        return ""
+    if tier is not None and tier not in escalation.tiers:
+        return ""
+    severity = Severity(control_severities[exc.control_id])
+    if severity.rank < Severity(escalation.severity).rank:
+        return ""
+    key = trusted.get(exc.key_id)
+    if key is not None and set(key.roles) & set(escalation.required_roles):
+        return ""
+    return (f"{exc.control_id} is {severity.value} severity, at or above the escalation threshold "
+            f"{Severity(escalation.severity).value}: an exception to it needs the signature of a key with role "
+            f"{'/'.join(escalation.required_roles)} (gate.escalation.requiredRoles), and "
+            f"{key.identity if key else exc.approved_by} has none")
+
+
 def active_exceptions(records: Iterable[Any], stack_ref: str, now: datetime, gate_settings: Any,
                       settings: ExceptionSettings | None = None, *, known_controls: Iterable[str] | None = None,
+                      control_severities: Mapping[str, Any] | None = None, tier: str | None = None,
                       ) -> tuple[list[ControlException], list[tuple[ControlException | None, str]]]:
     """(valid, ignored). Ignored exceptions have no effect; each comes with the reason (expired at …, not approved:
-    …, for stack …). Unreadable records are reported as ``(None, reason)``."""
+    …, for stack …, above the escalation threshold without a security signature). Unreadable records are reported as
+    ``(None, reason)``. ``control_severities`` / ``tier``: for the escalation rule (:func:`escalation_problem`)."""
     settings = settings or ExceptionSettings()
     trusted = trusted_keys_of(gate_settings)
     known = set(known_controls) if known_controls is not None else None
@@ -209,6 +235,8 @@ def active_exceptions(records: Iterable[Any], stack_ref: str, now: datetime, gat
         problem = f"record was edited: {problem}" if problem else _problem(exc, stack_ref, now, trusted, settings)
         if not problem and known is not None and exc.control_id not in known:
             problem = f"{exc.control_id} is not a control of this pack"
+        if not problem:
+            problem = escalation_problem(exc, trusted, gate_settings, control_severities, tier)
         if problem:
             ignored.append((exc, problem))
         else:
@@ -222,9 +250,10 @@ def active_exceptions(records: Iterable[Any], stack_ref: str, now: datetime, gat
 
 def summarize(records: Iterable[Any], stack_ref: str, now: datetime, gate_settings: Any,
               settings: ExceptionSettings | None = None, *, known_controls: Iterable[str] | None = None,
-              ) -> ExceptionsSummary:
+              control_severities: Mapping[str, Any] | None = None, tier: str | None = None) -> ExceptionsSummary:
     valid, ignored = active_exceptions(records, stack_ref, now, gate_settings, settings,
-                                       known_controls=known_controls)
+                                       known_controls=known_controls, control_severities=control_severities,
+                                       tier=tier)
     return ExceptionsSummary(tuple(valid), tuple(ignored))
 
 

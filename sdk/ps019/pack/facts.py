@@ -90,7 +90,9 @@ def gather(run: Any) -> Facts:
         grant = dataclasses.replace(grant, valid=False, problems=grant.problems + (history.error,))
     exception_records = _store_read(store, history, exc_mod.load_exception_records, run.stack_ref)
     exceptions = exc_mod.summarize(exception_records, run.stack_ref, now, gate_settings,
-                                   _section(settings, "exceptions"), known_controls=controls)
+                                   _section(settings, "exceptions"), known_controls=controls,
+                                   control_severities=_control_severities(),
+                                   tier=effective_gate.rules_tier(tier, unknown_as))
     history.exceptions = exceptions
 
     inputs = dataclasses.replace(inputs, break_glass=grant)
@@ -151,6 +153,12 @@ def _replay_problem(store: Any, history: History, run: Any, found: Any, now: dat
             return (f"CI run {found.run_key} already deployed {run.stack_ref} (update record {record.record_id}); "
                     "a run deploys a stack once")
     return None
+
+
+def _control_severities() -> dict[str, Any]:
+    from ps019.controls.registry import all_controls
+
+    return {c.id: c.severity for c in all_controls()}
 
 
 def _default_gate_settings() -> Any:
