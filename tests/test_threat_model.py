@@ -23,6 +23,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "threat-model.md"
 ACCOUNT = "123456789012"  # moto's account stands in for the document's 111111111111
 COMMIT = "3" * 40
 KEYS = {n: signing.generate_private_key() for n in ("alice", "bob")}
+AUTHOR_KEY = signing.generate_private_key()  # carol's: the hardened config wants the author's signature
 
 
 def hardened_block() -> dict:
@@ -63,7 +64,8 @@ def hardened(tmp_path, moto_endpoint):
     raw["identity"].update(region="us-east-1", endpoints={"sts": moto_endpoint, "iam": moto_endpoint})
     raw["gate"]["oidc"]["issuers"][0]["jwksFile"] = str(jwks_file)
     raw["gate"]["trustedKeys"] = [{"publicKey": signing.public_key_text(k), "identity": f"{n}@example.com",
-                                   "roles": ["approver"]} for n, k in KEYS.items()]
+                                   "roles": ["approver"]} for n, k in KEYS.items()] + [
+        {"publicKey": signing.public_key_text(AUTHOR_KEY), "identity": "carol@example.com", "roles": []}]
     raw["evidence"] = {"store_url": f"sqlite:///{tmp_path / 'evidence.db'}"}
     return issuer, raw
 
@@ -74,12 +76,15 @@ def job_token(issuer, **over) -> str:
     return issuer.mint({**claims, "aud": "ps019", **over})
 
 
-def change_request(tmp_path) -> str:
+def change_request(tmp_path, author_signs: bool = True) -> str:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     request = crm.ChangeRequest(
         ticket="CHG-7", change_class="normal", summary="s", owner="team", author="carol@example.com",
         artifact={"git_commit": COMMIT}, stacks=["acme/web/prod"], test_evidence="https://ci/5",
         rollback_plan="https://rb", monitoring_plan="https://mon", created_at=now, expires_at=now + timedelta(hours=8))
+    if author_signs:
+        request.approvals.append(crm.sign_approval(request, AUTHOR_KEY, approver="carol@example.com", role="author",
+                                                   signed_at=now))
     for name, key in KEYS.items():
         request.approvals.append(crm.sign_approval(request, key, approver=f"{name}@example.com", role="approver",
                                                    signed_at=now))
@@ -145,3 +150,10 @@ def test_environment_variables_alone_and_an_unapproved_change_are_blocked(tmp_pa
     assert "approved path needs one of ['oidc']" in " ".join(impostor.decision.evidence()["violations"]["PS019-GATE-004"])
     unapproved = gather(tmp_path, raw, {"PS019_ID_TOKEN": job_token(issuer)})
     assert unapproved.decision.blocked and unapproved.decision.evidence()["violations"]["PS019-GATE-001"]
+
+
+def test_a_request_its_author_did_not_sign_is_refused(tmp_path, hardened, deploy_role):
+    issuer, raw = hardened
+    f = gather(tmp_path, raw, {"PS019_ID_TOKEN": job_token(issuer),
+                               "PS019_CHANGE_REQUEST": change_request(tmp_path, author_signs=False)})
+    assert f.decision.blocked and "did not sign" in " ".join(f.decision.evidence()["violations"]["PS019-GATE-003"])

@@ -315,7 +315,7 @@ def approve(file: str, key_path: str, identity: str, role: str, expires: str | N
     """Sign FILE as IDENTITY in ROLE and add the approval to it. Refuses a request the gate would refuse and a key the
     pack config does not trust for IDENTITY and ROLE (``--allow-untrusted`` turns both into warnings)."""
     from ps019.gate import change_request as crm
-    from ps019.gate.decision import same_person
+    from ps019.gate.people import People
     from ps019.gate.settings import parse_duration
     from ps019.gate.signing import key_id, load_private_key
 
@@ -328,7 +328,8 @@ def approve(file: str, key_path: str, identity: str, role: str, expires: str | N
     settings, environments = _read_settings(config_path)
     now = _now()
     problems = request_problems(request, settings, environments, now)
-    if role != "author" and same_person(request.author, identity, settings.identity_aliases):
+    people = People.of(settings)
+    if role != "author" and people.same(request.author, identity):
         problems.append(f"you ({identity}) are the author; an author's approval does not count")
     expires_at = None
     if expires:
@@ -347,7 +348,7 @@ def approve(file: str, key_path: str, identity: str, role: str, expires: str | N
         if trusted is None:
             trust.append(f"key {my_key} is not in gate.trusted_keys of {config_path}; an approval signed with it "
                          "would not count")
-        elif not same_person(trusted.identity, identity, settings.identity_aliases):
+        elif not people.same(trusted.identity, identity):
             trust.append(f"key {my_key} belongs to {trusted.identity}, not {identity}: sign with your own key")
         elif role not in trusted.roles and role != "author":
             trust.append(f"key {my_key} may not sign as {role!r} (its roles: {', '.join(trusted.roles)})")

@@ -43,6 +43,7 @@ from pydantic.alias_generators import to_camel
 
 from ps019.errors import InputError
 from ps019.gate import signing
+from ps019.gate.people import People
 
 log = structlog.get_logger(__name__)
 
@@ -385,7 +386,7 @@ def _grant_document_problems(grant: BreakGlassGrant, mismatches: list[str], trus
 
 
 def _valid_review(review: BreakGlassReview, grant: BreakGlassGrant, trusted: Mapping[str, Any],
-                  settings: BreakGlassSettings) -> str:
+                  settings: BreakGlassSettings, people: Any = None) -> str:
     """'' when the review counts, else why not."""
     verification = review.verify(trusted)
     if not verification.ok:
@@ -395,8 +396,10 @@ def _valid_review(review: BreakGlassReview, grant: BreakGlassGrant, trusted: Map
         return f"key of {key.identity} lacks role {'/'.join(settings.reviewer_roles)}"
     if not identity_matches(key.identity, review.reviewer):
         return f"signed by the key of {key.identity}, not of the reviewer {review.reviewer}"
-    if review.reviewer == grant.operator or review.key_id == grant.key_id or identity_matches(key.identity,
-                                                                                              grant.operator):
+    people = people or People()
+    if review.reviewer == grant.operator or review.key_id == grant.key_id or identity_matches(
+            key.identity, grant.operator) or people.same(key.identity, grant.operator) or people.same(
+            review.reviewer, grant.operator):
         return f"reviewer {review.reviewer} is the operator of the grant; the review must be by a different person"
     if review.stack != grant.stack:
         return f"review is for stack {review.stack}, not {grant.stack}"
@@ -422,11 +425,11 @@ def grant_statuses(records: Iterable[Any], now: datetime, gate_settings: Any,
                    settings: BreakGlassSettings | None = None) -> list[GrantStatus]:
     """The status of every grant found in ``records``, oldest first."""
     settings = settings or BreakGlassSettings()
-    return _statuses(_ledger(records), now, trusted_keys_of(gate_settings), settings)
+    return _statuses(_ledger(records), now, trusted_keys_of(gate_settings), settings, People.of(gate_settings))
 
 
 def _statuses(ledger: _Ledger, now: datetime, trusted: Mapping[str, Any],
-              settings: BreakGlassSettings) -> list[GrantStatus]:
+              settings: BreakGlassSettings, people: Any = None) -> list[GrantStatus]:
     out = []
     for grant_id, versions in ledger.grants.items():
         grant = versions[0][0]
@@ -454,7 +457,7 @@ def _statuses(ledger: _Ledger, now: datetime, trusted: Mapping[str, Any],
         ended_at = min(closed_at, grant.expires_at) if closed_at else grant.expires_at
         review = None
         for candidate in sorted(ledger.reviews.get(grant_id, ()), key=lambda r: r.reviewed_at):
-            why = _valid_review(candidate, grant, trusted, settings)
+            why = _valid_review(candidate, grant, trusted, settings, people)
             if why:
                 notices.append(f"review of {grant_id} by {candidate.reviewer} does not count: {why}")
             elif review is None:
@@ -559,7 +562,7 @@ def check_break_glass(
     if sts_arn is None and deployer_verified_by == "sts":
         sts_arn = deployer_identity
     ledger = _ledger(records)
-    statuses = _statuses(ledger, now, trusted, settings)
+    statuses = _statuses(ledger, now, trusted, settings, People.of(gate_settings))
     overdue = tuple(overdue_reviews(statuses, stack_ref))
     base_notices = tuple(ledger.unreadable) + tuple(o.describe() for o in overdue)
 
@@ -860,7 +863,7 @@ def review_grant(store: Any, evidence_signer: Any, private_key: Any, reviewer: s
     key = _trusted_key_for(private_key, trusted, settings.reviewer_roles, "review a break-glass grant")
     if not identity_matches(key.identity, reviewer):
         raise InputError(f"--reviewer {reviewer} does not match the key's identity {key.identity}")
-    if identity_matches(key.identity, grant.operator):
+    if identity_matches(key.identity, grant.operator) or People.of(gate_settings).same(key.identity, grant.operator):
         raise InputError(f"the key of {key.identity} also identifies the operator of grant {grant_id}; the "
                          "post-implementation review must be recorded by a different person")
     if status.state == "active":

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 from ps019.gate import change_request as cr_mod
 from ps019.gate.change_request import ChangeRequest, ChangeRequestSource
 from ps019.gate.ci import CiRun
+from ps019.gate.people import People
 from ps019.gate.settings import UNKNOWN_TIER, ApprovalRule, GateSettings
 from ps019.gate.signing import verify
 from ps019.model import Severity, Violation
@@ -195,40 +196,17 @@ class GateDecision:
 # --- identities -----------------------------------------------------------------------------------------------------
 
 
-def _identity_names(identity: str) -> set[str]:
-    """An identity and, for AWS ARNs, the user / role-session name (which is how people appear through SSO)."""
-    value = identity.strip().casefold()
-    names = {value}
-    if value.startswith("arn:aws") and "/" in value:
-        names.add(value.rsplit("/", 1)[-1])
-    return names
+def _people(aliases: Any) -> People:
+    return aliases if isinstance(aliases, People) else People(None, aliases)
 
 
-def canonical_person(identity: str, aliases: Mapping[str, Iterable[str]] | None = None) -> str:
-    """One stable name per person: the alias owner's name if ``identity`` (or its ARN session name) is an alias."""
-    canonical: dict[str, str] = {}
-    for person, names in (aliases or {}).items():
-        for name in [person, *names]:
-            canonical[name.strip().casefold()] = person.strip().casefold()
-    names = sorted(_identity_names(identity))
-    for name in names:
-        if name in canonical:
-            return canonical[name]
-    return identity.strip().casefold()
+def canonical_person(identity: str, aliases: Any = None) -> str:
+    """One stable name per person (``ps019.gate.people``); ``aliases``: a ``People`` or an identityAliases map."""
+    return _people(aliases).person(identity) or ""
 
 
-def same_person(a: str | None, b: str | None, aliases: Mapping[str, Iterable[str]] | None = None) -> bool:
-    if not a or not b:
-        return False
-    canonical: dict[str, str] = {}
-    for person, names in (aliases or {}).items():
-        for name in [person, *names]:
-            canonical[name.strip().casefold()] = person.strip().casefold()
-
-    def resolve(identity: str) -> set[str]:
-        return {canonical.get(n, n) for n in _identity_names(identity)}
-
-    return bool(resolve(a) & resolve(b))
+def same_person(a: str | None, b: str | None, aliases: Any = None) -> bool:
+    return _people(aliases).same(a, b)
 
 
 # --- the decision ---------------------------------------------------------------------------------------------------
@@ -431,10 +409,18 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
                     advisory=not cr_required)
 
     # GATE-002 / GATE-003: approvals.
-    verified, rejected = _verify_approvals(request, inputs, settings, binding_problems)
-    counted = [a for a in verified if not a.get("excluded")]
+    people = People.of(settings)
+    verified, rejected = _verify_approvals(request, inputs, settings, binding_problems, people)
+    counted = [a for a in verified if not a.get("excluded") and a["role"] != "author"]
     roles = frozenset(a["role"] for a in counted)
     approvers = {a["person"] for a in counted}
+    sod = settings.separation_of_duties
+    if request is not None and sod.author_signs and not any(
+            a["role"] == "author" and not a.get("excluded") for a in verified):
+        out.add(SEPARATION, f"the author {request.author} did not sign change request {request.ticket}: an author "
+                            "named only in the request's text could be anyone (gate.separationOfDuties.authorSigns)",
+                f"the author signs it with their own trusted key: `ps019 approve FILE --role author --identity "
+                f"{request.author} --key ...`")
     for a in verified:
         if a.get("excluded"):
             out.add(SEPARATION, f"approval by {a['approver']} ({a['role']}) does not count: {a['excluded']}",
@@ -461,7 +447,7 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
                     "remove or renew these approvals", advisory=True)
 
     if request is not None and settings.separation_of_duties.author_not_deployer and any(
-        same_person(request.author, name, settings.identity_aliases) for name in inputs.deployer.all_names()
+        people.same(request.author, name) for name in inputs.deployer.all_names()
     ):
         out.add(SEPARATION, f"the author {request.author} is also the deployer {inputs.deployer.identity}",
                 "deploy through the pipeline identity, not as the author")
@@ -482,13 +468,14 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
 
 
 def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, settings: GateSettings,
-                      binding_problems: list[str]) -> tuple[list[dict], list[dict]]:
+                      binding_problems: list[str], people: People | None = None) -> tuple[list[dict], list[dict]]:
     verified: list[dict] = []
     rejected: list[dict] = []
     if request is None:
         return verified, rejected
     trusted = settings.trusted_index()
     sod = settings.separation_of_duties
+    people = people or People.of(settings)
     seen: set[tuple[str, str]] = set()
     for index, approval in enumerate(request.approvals):
         base = {"index": index, "approver": approval.approver, "role": approval.role, "key_id": approval.key_id,
@@ -501,10 +488,13 @@ def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, setting
         if key is None:
             reject(f"signed by key {approval.key_id}, which is not in gate.trusted_keys (untrusted key)")
             continue
-        if not same_person(key.identity, approval.approver, settings.identity_aliases):
+        if not people.same(key.identity, approval.approver):
             reject(f"key {approval.key_id} belongs to {key.identity}, not {approval.approver}")
             continue
-        if approval.role not in key.roles:
+        if settings.people and not people.listed(key.identity):
+            reject(f"key {approval.key_id} belongs to {key.identity}, who is not a person in gate.people")
+            continue
+        if approval.role not in key.roles and approval.role != "author":  # anyone may sign as the author
             reject(f"key {approval.key_id} may sign as {list(key.roles)}, not {approval.role!r}")
             continue
         result = verify(cr_mod.payload_for(request, approval), approval.signature, approval.key_id, trusted,
@@ -528,15 +518,18 @@ def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, setting
             continue
         # Count people, not spellings: the person is the trusted key's identity (through aliases), so one key
         # signing as "alice", "asmith" and "arn:...:assumed-role/x/alice" is still one approver.
-        person = canonical_person(key.identity, settings.identity_aliases)
+        person = people.person(key.identity)
         if (person, approval.role) in seen:
             reject(f"duplicate approval: {key.identity} already approved as {approval.role} (one person counts once)")
             continue
         seen.add((person, approval.role))
         entry = {**base, "identity": key.identity, "person": person}
-        if sod.approver_not_author and same_person(approval.approver, request.author, settings.identity_aliases):
+        if approval.role == "author":
+            if not people.same(key.identity, request.author):
+                entry["excluded"] = f"signed as the author, but {key.identity} is not the author {request.author}"
+        elif sod.approver_not_author and people.same(key.identity, request.author):
             entry["excluded"] = f"the approver is the change author ({request.author})"
-        elif sod.approver_not_deployer and any(same_person(approval.approver, name, settings.identity_aliases)
+        elif sod.approver_not_deployer and any(people.same(key.identity, name)
                                                for name in inputs.deployer.all_names()):
             entry["excluded"] = f"the approver is the deployer ({inputs.deployer.identity})"
         verified.append(entry)

@@ -220,9 +220,15 @@ class EscalationSettings(_Model):
 
 
 class SeparationOfDuties(_Model):
-    approver_not_author: bool = True
-    approver_not_deployer: bool = True
-    author_not_deployer: bool = False  # a CI identity deploys; locally the author would be blocked as a direct change
+    """Who may not be whom. People are compared through ``gate.people`` / ``identityAliases`` and AWS session names
+    (``ps019.gate.people``): one person with two keys or two names is still one person."""
+
+    approver_not_author: bool = Field(True, description="an approval by the change's author does not count")
+    approver_not_deployer: bool = Field(True, description="an approval by the deployer does not count")
+    author_not_deployer: bool = Field(False, description="the author may not deploy their own change (a CI identity "
+                                                         "deploys; locally the author is a direct change anyway)")
+    author_signs: bool = Field(False, description="the author signs the request (`ps019 approve --role author`): "
+                                                  "without it the author field is whatever the request says")
 
 
 class ApprovedPath(_Model):
@@ -266,6 +272,11 @@ class GateSettings(_Model):
         default_factory=dict,
         description="canonical identity -> other names of the same person (CI login, AWS session name)",
     )
+    people: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="person -> their identities (e-mail, CI login, OIDC subject, AWS ARN; exact or fnmatch patterns). "
+                    "When set, an approval counts only if its key's identity belongs to a listed person, and N-of-M "
+                    "and separation of duties compare people")
 
     @field_validator("rules", mode="before")
     @classmethod
