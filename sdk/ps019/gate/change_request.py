@@ -106,6 +106,15 @@ class ChangeRequest(_Strict):
         return self.model_dump(mode="json", exclude={"approvals"})
 
 
+def request_digest(request: "ChangeRequest") -> str:
+    """``sha256:<hex>`` of the signed body (RFC 8785): what single-use and the evidence record name the request by."""
+    import hashlib
+
+    from ps019.gate.signing import canonical_json
+
+    return "sha256:" + hashlib.sha256(canonical_json(request.body())).hexdigest()
+
+
 def approval_payload(body: Mapping[str, Any], approver: str, role: str, signed_at: datetime,
                      expires_at: datetime | None) -> dict[str, Any]:
     """The object an approval signature covers (see the module docstring)."""

@@ -29,8 +29,9 @@ APPROVED_PATH = "PS019-GATE-004"
 ESCALATION = "PS019-GATE-005"
 RUNBOOK = "PS019-GATE-006"
 EMERGENCY = "PS019-GATE-007"
+WINDOW = "PS019-GATE-009"
 ESCALATION_CONTROL = ESCALATION  # the name the pack adapter uses
-GATE_CONTROL_IDS = (CR_VALID, APPROVALS, SEPARATION, APPROVED_PATH, ESCALATION, RUNBOOK, EMERGENCY)
+GATE_CONTROL_IDS = (CR_VALID, APPROVALS, SEPARATION, APPROVED_PATH, ESCALATION, RUNBOOK, EMERGENCY, WINDOW)
 
 _CLAUSE = {
     CR_VALID: "PS-019 §4 / release gates: release approval is tied to explicit evidence (ticket, change context, "
@@ -42,6 +43,8 @@ _CLAUSE = {
     ESCALATION: "release gates: known open risks above the delegated threshold are escalated before production approval",
     RUNBOOK: "PS-019 §2: a standard change is a pre-approved activity with a documented runbook",
     EMERGENCY: "PS-019 §1-2: emergency changes only under documented break-glass with follow-up review",
+    WINDOW: "PS-019 §1-2: normal changes flow through approved mechanisms at approved times; outside them only "
+            "documented break-glass",
 }
 
 
@@ -81,6 +84,7 @@ class GateInputs:
     artifact_problem: str | None = None
     plan_digest: str | None = None
     plan_problem: str | None = None
+    prior_uses: tuple[str, ...] = ()  # update records already deployed under this change request (evidence store)
     break_glass: Any = None  # GrantCheck (grant_id, valid, problems, operator, waived_controls, expires_at, notices)
     unknown_treated_as: str = "production"
     ci_identity: Any = None  # ps019.gate.ci_identity.CiIdentity: the verified CI OIDC ID token, or why there is none
@@ -329,6 +333,7 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
             "test_evidence": request.test_evidence, "security_review": request.security_review,
             "rollback_plan": request.rollback_plan, "monitoring_plan": request.monitoring_plan,
             "expires_at": _fmt_time(request.expires_at), "approvals_presented": len(request.approvals),
+            "digest": cr_mod.request_digest(request),
         }
 
     if tier_rules.enforcement == "off":
@@ -396,6 +401,10 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
                                         f"{inputs.plan_digest}")
         if inputs.now > request.expires_at:
             content.append(f"expired at {_fmt_time(request.expires_at)}")
+        if rule.single_use and inputs.prior_uses:
+            content.append(f"it was already deployed to {inputs.stack_ref} by update record(s) "
+                           f"{', '.join(inputs.prior_uses)}, and a {change_class} change request is single-use here "
+                           "(gate.rules.<tier>.<class>.singleUse)")
         lifetime_start = request.created_at or inputs.now
         if request.expires_at - lifetime_start > settings.max_change_request_lifetime:
             content.append(f"expires_at {_fmt_time(request.expires_at)} is more than "
@@ -451,6 +460,14 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
     ):
         out.add(SEPARATION, f"the author {request.author} is also the deployer {inputs.deployer.identity}",
                 "deploy through the pipeline identity, not as the author")
+
+    # GATE-009: change windows and freezes hold normal and standard changes; an emergency goes through break-glass.
+    from ps019.gate.windows import window_problem
+
+    held = window_problem(tier_rules.change_windows, inputs.now)
+    if held and change_class != "emergency":
+        out.add(WINDOW, f"{held}: a {change_class or 'normal'} change to {inputs.stack_ref} must wait",
+                "deploy inside the window, or, for an emergency, open a break-glass grant (`ps019 break-glass open`)")
 
     # GATE-006: standard changes reference a pre-approved runbook.
     if request is not None and change_class == "standard" and rule.require_runbook:

@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 
 from ps019.gate.ci_identity import OidcSettings
 from ps019.gate.signing import TrustedKey
+from ps019.gate.windows import ChangeWindows
 from ps019.model import Severity
 
 ENVIRONMENT_KEY = "ps019:environment"
@@ -185,6 +186,8 @@ class ApprovalRule(_Model):
     require_runbook: bool = False
     require_approved_path: bool = True
     require_break_glass: bool = False
+    single_use: bool = Field(False, description="a change request deploys a stack once: a second update under it is "
+                                                "refused (checked in the evidence store)")
 
 
 class TierRules(_Model):
@@ -194,6 +197,9 @@ class TierRules(_Model):
     normal: ApprovalRule = ApprovalRule(min_approvals=2, required_roles=["approver"])
     emergency: ApprovalRule = ApprovalRule(require_change_request=False, min_approvals=0, required_roles=[], required_fields=[],
                                            require_approved_path=False, require_break_glass=True)
+    change_windows: ChangeWindows | None = Field(
+        None, description="when normal and standard changes may run (weekly windows, freezes; with time zones); "
+                          "outside them only break-glass changes the tier")
 
     def for_class(self, change_class: str) -> ApprovalRule:
         return getattr(self, change_class)

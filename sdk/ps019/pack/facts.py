@@ -95,7 +95,8 @@ def gather(run: Any) -> Facts:
                                    tier=effective_gate.rules_tier(tier, unknown_as))
     history.exceptions = exceptions
 
-    inputs = dataclasses.replace(inputs, break_glass=grant)
+    inputs = dataclasses.replace(inputs, break_glass=grant,
+                                 prior_uses=_prior_uses(store, run, inputs.change_request, now))
     decision = gate_decision.decide_gate(inputs, effective_gate)
     history.promotion = _promotion_facts(store, history, run, {"git_commit": inputs.artifact_commit,
                                                                 "source_digest": _source_digest(env)})
@@ -130,6 +131,34 @@ def _ci_identity(gate_settings: Any, env: Any, now: datetime, store: Any, histor
         return found
     problem = _replay_problem(store, history, run, found, now)
     return dataclasses.replace(found, replay_problem=problem) if problem else found
+
+
+def _prior_uses(store: Any, run: Any, source: Any, now: datetime) -> tuple[str, ...]:
+    """Succeeded updates of this stack already made under the presented change request (by its signed body's digest):
+    what a single-use rule refuses. Unreadable store: nothing found here (the grant / replay checks report the store)."""
+    from ps019.gate import change_request as cr_mod
+
+    if store is None or source is None or not source.data:
+        return ()
+    request, _ = cr_mod.parse_change_request(source.data)
+    if request is None:
+        return ()
+    digest = cr_mod.request_digest(request)
+    since = request.created_at or (now - timedelta(days=90))
+    try:
+        found = store.query(stack=run.stack_ref, kind="update", since=since, limit=1000)
+    except Exception:  # noqa: BLE001
+        return ()
+    uses = []
+    for stored in found:
+        record = stored.record if hasattr(stored, "record") else stored
+        if record.outcome != "succeeded":
+            continue
+        for ref in getattr(record, "approvals", None) or ():
+            presented = ((getattr(ref, "details", None) or {}).get("presented") or {}).get("change_request") or {}
+            if getattr(ref, "kind", None) == "change_request" and presented.get("digest") == digest:
+                uses.append(record.record_id)
+    return tuple(uses)
 
 
 def _replay_problem(store: Any, history: History, run: Any, found: Any, now: datetime) -> str | None:
