@@ -128,7 +128,9 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             if run.cancelled:  # cancelled while this call waited for the run's facts: stop here
                 diagnostics = [_cancelled(view.urn, view.type, run.cancelled)]
             else:
-                controls = self._resource_controls.get(view.type, []) + self._resource_controls.get(None, [])
+                # Controls for every type first: the gate's decision (reported on the run's first resource) is
+                # then the first finding, and so the blocked record's reason.
+                controls = self._resource_controls.get(None, []) + self._resource_controls.get(view.type, [])
                 diagnostics = [d for c, level, params in controls
                                for d in self._run_control(c, level, params, view, ctx)]
                 # Waivers first, so findings controls (escalation) see which risks were accepted under an exception
