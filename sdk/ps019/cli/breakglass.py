@@ -35,8 +35,14 @@ class CommandEnv:
         path = config_path or os.environ.get(ENV_CONFIG)
         raw: dict[str, Any] = {}
         if path:
+            from ps019.gate.change_request import DuplicateKey, no_duplicate_keys
+
             try:
-                document = json.loads(Path(path).read_text(encoding="utf-8"))
+                document = json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=no_duplicate_keys)
+            except DuplicateKey as exc:
+                raise InputError(f"policy pack config {path} is not usable JSON ({exc})") from None
+            except RecursionError:
+                raise InputError(f"policy pack config {path} is nested too deeply") from None
             except FileNotFoundError:
                 raise InputError(f"policy pack config {path} does not exist") from None
             except OSError as exc:

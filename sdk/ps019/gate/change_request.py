@@ -224,6 +224,8 @@ def parse_document(data: bytes) -> tuple[Any, str | None]:
         return json.loads(text, object_pairs_hook=no_duplicate_keys), None
     except DuplicateKey as exc:
         return None, f"not a usable JSON document: {exc}"
+    except RecursionError:
+        return None, "not a usable JSON document: nested too deeply"
     except json.JSONDecodeError as json_error:
         if text.lstrip().startswith(("{", "[")):
             return None, f"not valid JSON: {json_error.msg} at line {json_error.lineno} column {json_error.colno}"
@@ -231,6 +233,8 @@ def parse_document(data: bytes) -> tuple[Any, str | None]:
         return yaml.load(text, Loader=_StrictYamlLoader), None  # noqa: S506 - a SafeLoader subclass
     except DuplicateKey as exc:
         return None, f"not a usable YAML document: {exc}"
+    except RecursionError:
+        return None, "not a usable YAML document: nested too deeply"
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
