@@ -35,6 +35,11 @@ SKIP: dict[tuple[str, str], str] = {
     ("docs/break-glass-runbook.md", r"."): "needs AWS STS and an S3 evidence store (tested against moto elsewhere)",
     # The auditor guide works on the organisation's real store under /srv and a release signing key.
     ("docs/auditor-guide.md", r"."): "reads the organisation's production store and release key",
+    # Signing an approval needs the approver's key trusted in the pack config first (the security team adds the entry
+    # `ps019 keygen` prints); `approve` refuses an untrusted key. The flow is tested in tests/test_gate_cli.py.
+    ("README.md", r"^ps019 approve "): "needs the approver's key in the pack config's trusted keys",
+    ("docs/gate.md", r"^ps019 approve "): "needs the approver's key in the pack config's trusted keys",
+    ("docs/ci-approvals-guide.md", r"^ps019 approve "): "needs the approver's key in the pack config's trusted keys",
     # An S3 store: the exceptions flow is covered by tests/test_exceptions_*.py against moto.
     ("docs/exceptions.md", r"--store s3://"): "needs an S3 evidence store",
 }
