@@ -6,7 +6,10 @@ For each size it builds one synthetic stack export (bench/synthetic.py), then al
 export in preview mode and reports the median per-resource Analyze cost, the AnalyzeStack call (which, for ps019,
 includes building, signing and storing the evidence record), the ratio to the floor, and each pack's cold start
 (spawn until the port is printed). The ps019 pack runs with every control enabled and the embedded evidence store in a
-temporary directory. Not a test: numbers go to docs/benchmarks.md.
+temporary directory. For ps019 it also reports the evidence record's cost as measured inside the pack process (the
+``seconds`` of its decision log's ``evidence_written`` event: building, redacting, canonicalising, signing and
+storing the record) against the same pass's analysis (every Analyze call). Not a test: numbers go to
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -31,10 +34,25 @@ PACKS = {"empty (floor)": ROOT / "bench" / "packs" / "empty", "ps019": ROOT / "p
 
 
 def one_pass(pack: Path, resources, stack: str) -> dict:
+    log = Path(os.environ["PS019_LOG_FILE"])
+    log.write_text("")
     result = run_pass(pack, resources, stack=stack, dry_run=True, timeout=600)
     return {"start": result.timings["start"], "analyze": result.timings["analyze"],
             "analyze_stack": result.timings.get("analyze_stack", 0.0), "n": len(result.analyzed_urns),
-            "diagnostics": len(result.diagnostics)}
+            "diagnostics": len(result.diagnostics), "record": _record_seconds(log)}
+
+
+def _record_seconds(log: Path) -> float | None:
+    """What building, redacting, canonicalising, signing and storing the evidence record took inside the ps019 pack
+    process (its decision log's ``evidence_written`` event); None for a pack that writes no record."""
+    for line in reversed(log.read_text().splitlines()):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "evidence_written":
+            return float(event["seconds"])
+    return None
 
 
 def main() -> None:
@@ -47,7 +65,8 @@ def main() -> None:
     configure_cli("warning")  # stdout carries the table
     tmp = tempfile.mkdtemp(prefix="ps019-bench-")
     os.environ.update(XDG_DATA_HOME=tmp, PS019_EVIDENCE_STORE=f"sqlite:///{tmp}/evidence.db",
-                      AWS_EC2_METADATA_DISABLED="true")
+                      AWS_EC2_METADATA_DISABLED="true", PS019_LOG_FILE=f"{tmp}/decisions.jsonl",
+                      PS019_LOG_LEVEL="info")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; preview passes; median of {args.repeat}")
     rows = []
     for n in args.resources:
@@ -65,12 +84,19 @@ def main() -> None:
             stack_s = statistics.median(r["analyze_stack"] for r in runs[name])
             if floor is None:
                 floor = (per_res, start)
+            records = [r["record"] for r in runs[name] if r["record"] is not None]
+            # the record against the same pass's own analysis (every Analyze call), median over the repeats
+            share = statistics.median(r["record"] / r["analyze"] for r in runs[name]) if records else None
             rows.append((n, name, per_res, per_res / floor[0], stack_s, start, start / floor[1],
-                         runs[name][0]["diagnostics"]))
-    print("| resources | pack | Analyze µs/resource | x floor | AnalyzeStack s | cold start ms | x floor | diagnostics |")
-    print("|---|---|---|---|---|---|---|---|")
-    for n, name, per_res, ratio, stack_s, start, sratio, diags in rows:
-        print(f"| {n:,} | {name} | {per_res:,.0f} | {ratio:.2f} | {stack_s:.2f} | {start:,.0f} | {sratio:.2f} | {diags} |")
+                         runs[name][0]["diagnostics"], statistics.median(records) if records else None,
+                         statistics.median(r["analyze"] for r in runs[name]), share))
+    print("| resources | pack | Analyze µs/resource | x floor | AnalyzeStack s | cold start ms | x floor | diagnostics "
+          "| analysis s | record s | record / analysis |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, name, per_res, ratio, stack_s, start, sratio, diags, record, analysis, share in rows:
+        extra = f"{analysis:.2f} | {record:.2f} | {share:.1%}" if record is not None else f"{analysis:.2f} | — | —"
+        print(f"| {n:,} | {name} | {per_res:,.0f} | {ratio:.2f} | {stack_s:.2f} | {start:,.0f} | {sratio:.2f} | {diags} "
+              f"| {extra} |")
 
 
 if __name__ == "__main__":

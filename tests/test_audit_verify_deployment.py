@@ -117,6 +117,43 @@ def test_no_record_mode_and_unknown_stack(capsys, env):
     assert code == 2 and err.count("\n") == 1  # the export is for another stack
 
 
+def test_an_auditors_verification_record_never_breaks_the_organisations_chain(capsys, deployed, tmp_path,
+                                                                             monkeypatch):
+    """Before: `ps019 verify --state` signed its verification record with the auditor's own local key and appended
+    it to the organisation's store, so `evidence verify` with the organisation's key failed from then on. Now a
+    record signed by a key that does not sign the store's records is kept apart, in the auditor's own store."""
+    from ps019.evidence import open_store, verify_store
+    from ps019.evidence.signing import load_signer
+
+    url, root = deployed
+    monkeypatch.delenv("PS019_EVIDENCE_STORE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(root / "xdg"))
+    code, org_key, _ = run(capsys, "evidence", "public-key", "--format", "base64")  # what the platform team hands over
+    org_key = org_key.strip()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "auditor"))  # the auditor's machine: their own key and store
+    auditor = load_signer()
+    before = open_store(url).count()
+    code, out, err = run(capsys, "verify", "--state", str(EXPORT), "--stack", STACK, "--store", url,
+                         "--public-key", org_key)
+    assert code == 0, out + err
+    assert "kept apart" in out and open_store(url).count() == before
+    code, out, err = run(capsys, "evidence", "verify", "--store", url, "--public-key", org_key)
+    assert code == 0 and out.startswith("OK"), out + err
+    own = f"sqlite://{tmp_path / 'auditor' / 'ps019' / 'evidence.db'}"
+    [kept] = [s for s in open_store(own).query(kind="verification")]
+    assert kept.document["payload"]["matched"] and kept.envelope["signatures"][0]["keyid"] == auditor.keyid
+    assert verify_store(open_store(own), {auditor.keyid: auditor.public_key}).ok
+    # Elsewhere on purpose, or not at all: --record-store, --no-record; never silently into the organisation's store.
+    chosen = f"sqlite://{tmp_path / 'chosen.db'}"
+    code, out, err = run(capsys, "verify", "--state", str(EXPORT), "--stack", STACK, "--store", url,
+                         "--public-key", org_key, "--record-store", chosen)
+    assert code == 0 and open_store(chosen).count() == 1 and open_store(url).count() == before
+    code, out, err = run(capsys, "verify", "--state", str(EXPORT), "--stack", STACK, "--store", url,
+                         "--public-key", org_key, "--record-store", url)
+    assert code == 2 and "--record-store" in err and len(err.strip().splitlines()) == 1
+    assert open_store(url).count() == before
+
+
 def test_compare_state_unit():
     from ps019.evidence.audit import compare_state
 

@@ -249,3 +249,22 @@ def test_overdue_review_listed_and_blocks_next_open(capsys, setup):
     assert "OVERDUE" in out and "1 review(s) overdue" in err
     code, out, err = open_grant(capsys, setup)
     assert code == 2 and f"blocked until the overdue review is recorded" in err and old.grant_id in err
+
+
+def test_governance_records_carry_the_tier_of_the_stack_they_concern(capsys, setup):
+    """Before: close, review and exception records were stored with environment `unknown`, so an auditor's
+    `evidence list --environment production` hid them."""
+    grant_id = open_grant(capsys, setup)[1].strip()
+    assert run(capsys, "break-glass", "close", grant_id, "--key", str(setup["keys"] / "operator.key"),
+               "--notes", "done")[0] == 0
+    assert run(capsys, "break-glass", "review", grant_id, "--reviewer", "carol@example.com",
+               "--key", str(setup["keys"] / "reviewer.key"), "--notes", "reviewed")[0] == 0
+    urn = "urn:pulumi:prod::payments::aws:s3/bucket:Bucket::legacy"
+    assert run(capsys, "exception", "add", "--control", "PS019-IAM-001", "--resource", urn, "--stack", STACK,
+               "--reason", "legacy bucket", "--expires", "30d", "--approved-by", "dave@example.com",
+               "--key", str(setup["keys"] / "approver.key"))[0] == 0
+    code, out, err = run(capsys, "evidence", "list", "--store", setup["url"], "--environment", "production",
+                         "--format", "json", "--limit", "0")
+    assert code == 0, err
+    kinds = sorted(r["kind"] for r in json.loads(out))
+    assert kinds == ["break_glass_close", "break_glass_open", "break_glass_review", "exception"]

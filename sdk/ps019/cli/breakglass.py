@@ -200,7 +200,8 @@ def close_cmd(grant_id: str, key_path: str, notes: str, store_url: str | None, c
     try:
         env.require_trusted_keys()
         close = close_grant(env.store(), env.signer(), _private_key(key_path), None, grant_id,
-                            gate_settings=env.gate, settings=env.break_glass, notes=notes)
+                            gate_settings=env.gate, settings=env.break_glass, notes=notes,
+                            environment_settings=env.settings.section("environments"))
     finally:
         env.close()
     _info(f"grant {grant_id} closed at {_fmt(close.closed_at)} by {close.closed_by}; a review by a different person "
@@ -224,7 +225,8 @@ def review_cmd(grant_id: str, reviewer: str, key_path: str, notes: str, links: t
     try:
         env.require_trusted_keys()
         review = review_grant(env.store(), env.signer(), _private_key(key_path), reviewer, grant_id, notes=notes,
-                              links=list(links), gate_settings=env.gate, settings=env.break_glass)
+                              links=list(links), gate_settings=env.gate, settings=env.break_glass,
+                              environment_settings=env.settings.section("environments"))
     finally:
         env.close()
     _info(f"review of {grant_id} recorded by {review.reviewer} at {_fmt(review.reviewed_at)}")
@@ -346,7 +348,8 @@ def add_cmd(control_id: str, resource: str, stack: str, reason: str, expires: st
         exc = add_exception(env.store(), env.signer(), _private_key(key_path), control_id=control_id,
                             resource=resource, stack_ref=stack, reason=reason, expires_at=parse_expiry(expires, now),
                             approved_by=approved_by, gate_settings=env.gate, settings=env.exceptions,
-                            known_controls=known_controls(), now=now)
+                            known_controls=known_controls(), now=now,
+                            environment_settings=env.settings.section("environments"))
     finally:
         env.close()
     _info(f"exception {exc.exception_id}: {exc.control_id} on {exc.resource} ({exc.stack}) approved by "

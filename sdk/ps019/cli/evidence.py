@@ -547,10 +547,15 @@ def reconcile_cmd(history_file, stack, store_url, kinds, tolerance, fmt, public_
 @store_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-record", is_flag=True, help="Compare only; do not append a verification record.")
+@click.option("--record-store", metavar="URL", default=None,
+              help="Where the verification record goes when your signing key is not the one that signs the store's "
+                   "records (an auditor's own key): default your per-user store. It never goes into the "
+                   "organisation's store then, where it would break `evidence verify` with the organisation's key.")
 @key_option
-def verify_deployment(state_file, stack, store_url, fmt, no_record, public_keys) -> None:
+def verify_deployment(state_file, stack, store_url, fmt, no_record, record_store, public_keys) -> None:
     """Post-release verification: compare the stack's current state with its last update record (same resources,
-    same input digests) and append a `verification` record. Exit 1 on drift."""
+    same input digests) and append a `verification` record, to the store when you sign with the key that signed
+    that update record, else kept apart in your own store (--record-store). Exit 1 on drift."""
     configure_logging()
     from ps019.engine import StackRef, load_stack_export
     from ps019.evidence import EvidenceRecord, EvidenceSettings, Identity, RecordKind, VerificationPayload, emit
@@ -561,12 +566,12 @@ def verify_deployment(state_file, stack, store_url, fmt, no_record, public_keys)
     export_ = load_stack_export(state_file, ref)
     state = state_digests(export_)
     with opened_store(store_url, read_only=no_record, keys=trusted_keys(public_keys)) as store:
-        candidates = [r.document for r in store.query(stack=stack_ref, kind="update", limit=50)]
-        last = last_update_record(candidates)
+        found = store.query(stack=stack_ref, kind="update", limit=50)
+        last = last_update_record([r.document for r in found])
         if last is None:
             raise InputError(f"no completed update record for {stack_ref} in the evidence store")
         cmp = compare_state(last, state)
-        record_id = None
+        record_id, kept_apart = None, None
         if not no_record:
             now = datetime.now(timezone.utc)
             record = EvidenceRecord(
@@ -580,7 +585,16 @@ def verify_deployment(state_file, stack, store_url, fmt, no_record, public_keys)
                                             state_digest=cmp.state_digest,
                                             details={"compared_resources": cmp.compared,
                                                      "state_resources": len(state)}))
-            result = emit(record, EvidenceSettings(store_url=store.url), store=store)
+            from ps019.cli.evidence_keys import verification_destination
+            from ps019.evidence.signing import load_signer
+
+            signer = load_signer(EvidenceSettings())
+            signed_by = next(r for r in found if r.record_id == last["record_id"]).envelope
+            kept_apart = verification_destination(signer, signed_by, store.url, record_store)
+            if kept_apart is None:
+                result = emit(record, EvidenceSettings(store_url=store.url), store=store, signer=signer)
+            else:
+                result = emit(record, EvidenceSettings(store_url=kept_apart), signer=signer)
             record_id = result.record_id
     if fmt == "json":
         click.echo(json.dumps({"stack": stack_ref, "result": "match" if cmp.matched else "drift",
@@ -592,7 +606,10 @@ def verify_deployment(state_file, stack, store_url, fmt, no_record, public_keys)
                    f"({cmp.compared} recorded resources, {len(state)} in state)")
         for line in cmp.differences():
             click.echo(f"  {line}")
-        if record_id:
+        if record_id and kept_apart:
+            click.echo(f"verification record {record_id} kept apart in {safe_url(kept_apart)}: it is signed by your "
+                       "key, not by the key that signs this store's records, so it stays out of that store")
+        elif record_id:
             click.echo(f"verification record {record_id} appended")
     if not cmp.matched:
         raise SystemExit(1)
@@ -622,3 +639,8 @@ def _local_user() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001
         return "unknown"
+
+
+from ps019.cli.evidence_keys import public_key  # noqa: E402 - a command of the group above, in its own module
+
+evidence.add_command(public_key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import click
 
@@ -11,9 +11,12 @@ from ps019.cli.evidence import (_console, _time, configure_logging, key_option, 
                                trusted_keys)
 from ps019.errors import InputError
 
+DEFAULT_PERIOD = timedelta(days=90)  # without --since: the quarter before --until (docs/auditor-guide.md)
+
 
 @click.command("report")
-@click.option("--since", required=True, help="Start of the period (inclusive): YYYY-MM-DD, ISO 8601, or e.g. 90d.")
+@click.option("--since", help="Start of the period (inclusive): YYYY-MM-DD, ISO 8601, or e.g. 30d. Default: "
+                                "90 days before --until (a quarter, the usual audit sampling period).")
 @click.option("--until", help="End of the period (exclusive); default now.")
 @click.option("--stack", help="Only this stack's records (governance records are always included).")
 @store_option
@@ -30,6 +33,8 @@ def report(since, until, stack, store_url, review_sla, fmt, out_file, public_key
 
     configure_logging()
     t0, t1 = _time(since, "--since"), _time(until, "--until")
+    if t0 is None:
+        t0 = (t1 or datetime.now(timezone.utc)) - DEFAULT_PERIOD
     if t0 and t1 and t1 <= t0:
         raise InputError("--until must be after --since")
     if review_sla <= 0:

@@ -27,7 +27,8 @@ from ps019.evidence.settings import EvidenceSettings, resolve_store_url
 from ps019.evidence.signing import (SPOOL_PREDICATE_TYPE, Signer, decode_statement, load_signer, public_key_map,
                                     verify_envelope)
 from ps019.evidence.registry import open_store
-from ps019.evidence.store import EvidenceStore, StoredRecord, redact_forbidden, validated_record
+from ps019.evidence.redact import redact_forbidden
+from ps019.evidence.store import EvidenceStore, StoredRecord, validated_record
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +92,7 @@ def spool(record: EvidenceRecord, settings: EvidenceSettings, signer: Signer, de
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = redact_forbidden(record.document(), record.forbidden_values)
         digest = hashlib.sha256(canonical_document_bytes(doc)).hexdigest()  # escapes, marked
-        dest = _safe_url(destination or settings.resolved_store_url())
+        dest = store_identity(destination or settings.resolved_store_url())
         envelope = signer.sign_statement(doc["record_id"], digest, {"destination": dest, "record": doc},
                                          predicate_type=SPOOL_PREDICATE_TYPE)
         body = json.dumps({"destination": dest, "record": doc, "envelope": envelope}, sort_keys=True).encode()
@@ -162,7 +163,7 @@ def flush_spool(settings: EvidenceSettings | None = None, *, signer: Signer | No
             groups.setdefault(item.destination, []).append(item)
     targets: list[tuple[str, list[SpooledRecord]]] = []
     if explicit:
-        wanted = _safe_url(explicit)
+        wanted = store_identity(explicit)
         targets.append((explicit, groups.pop(wanted, []) + legacy))
         for dest, items in groups.items():
             result.refused.append(f"{len(items)} record(s) spooled for {dest} not delivered to {wanted}: a spooled "
@@ -174,7 +175,7 @@ def flush_spool(settings: EvidenceSettings | None = None, *, signer: Signer | No
                                   f"{legacy[0].path.name}); deliver them with `ps019 evidence flush --store URL`")
         configured = resolve_store_url(None)
         for dest, items in groups.items():
-            targets.append((configured if _safe_url(configured) == dest else dest, items))
+            targets.append((configured if store_identity(configured) == dest else dest, items))
         result.store_url = ", ".join(dest for dest in groups) if groups else ""
     errors: list[str] = []
     try:
@@ -266,3 +267,12 @@ def safe_url(url: str) -> str:
 
 
 _safe_url = safe_url
+
+
+def store_identity(url: str) -> str:
+    """The store a URL names, without credentials or options, so that two spellings of one store compare equal
+    (``sqlite:////abs/e.db`` and ``sqlite:///abs/e.db?mode=ro`` are the same file)."""
+    if url.startswith("sqlite:"):
+        path = url.split(":", 1)[1].lstrip("/").split("?", 1)[0]
+        return f"sqlite:///{os.path.normpath('/' + path).lstrip('/')}"
+    return safe_url(url).split("?", 1)[0]

@@ -23,13 +23,13 @@ from ps019.errors import InputError, IntegrityError
 from ps019.evidence.record import (GOVERNANCE_KINDS, GOVERNANCE_PREFIX, EvidenceRecord, RecordKind, format_utc,
                                    hash_and_statement)
 from ps019.evidence.integrity import document_problem, short
+from ps019.evidence.redact import redact_forbidden  # noqa: F401 - part of this module's API (seal uses it)
 from ps019.evidence.signing import Signer
 from ps019.model import SECRET_PLACEHOLDER
 
 log = structlog.get_logger(__name__)
 
 GENESIS_HASH = "0" * 64
-_MIN_SUBSTRING_SECRET = 4  # shorter secrets are redacted only where a whole string equals them
 
 
 @dataclass(frozen=True)
@@ -432,44 +432,6 @@ def validated_record(record: EvidenceRecord) -> EvidenceRecord:
     fresh.forbidden_values = set(record.forbidden_values)
     fresh.chain_key = record.chain_key or record.default_chain_key()
     return fresh
-
-
-def redact_forbidden(document: Any, forbidden: set[str] | frozenset[str]) -> Any:
-    """Replace every occurrence of a known plaintext secret by ``[secret]`` (keys and values, substrings too for
-    secrets of 4+ characters). Logs only the number of replacements, never the values."""
-    values = sorted((v for v in forbidden if v), key=len, reverse=True)
-    if not values:
-        return document
-    # fast exit (C speed): none of the values occurs in the serialised document, raw or JSON-escaped
-    text = json.dumps(document, ensure_ascii=False)
-    if not any(v in text or json.dumps(v, ensure_ascii=False)[1:-1] in text for v in values):
-        return document
-    count = [0]
-
-    def clean(s: str) -> str:
-        out = s
-        for v in values:
-            if out == v:
-                count[0] += 1
-                return SECRET_PLACEHOLDER
-            if len(v) >= _MIN_SUBSTRING_SECRET and v in out:
-                count[0] += out.count(v)
-                out = out.replace(v, SECRET_PLACEHOLDER)
-        return out
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, str):
-            return clean(node)
-        if isinstance(node, dict):
-            return {clean(k): walk(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    result = walk(document)
-    if count[0]:
-        log.warning("evidence.secret_redacted", replacements=count[0])
-    return result
 
 
 def filters_to_query(filters: Mapping[str, Any]) -> Query:

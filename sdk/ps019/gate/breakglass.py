@@ -812,7 +812,7 @@ def _find_status(store: Any, grant_id: str, now: datetime, gate_settings: Any,
 
 def close_grant(store: Any, evidence_signer: Any, private_key: Any, identity: VerifiedIdentity | None, grant_id: str,
                 *, gate_settings: Any, settings: BreakGlassSettings | None = None, notes: str = "",
-                now: datetime | None = None) -> BreakGlassClose:
+                now: datetime | None = None, environment_settings: Any = None) -> BreakGlassClose:
     """Close a grant. The signing key is what identifies the closer (closing only takes rights away): the key that
     opened the grant closes it as its operator, from anywhere (a laptop without AWS credentials included); any other
     key needs one of ``closer_roles``. ``identity``, when given, must belong to the key."""
@@ -839,14 +839,15 @@ def close_grant(store: Any, evidence_signer: Any, private_key: Any, identity: Ve
                             notes=notes, key_id="")
     close = sign_document(close, private_key)
     actor = identity or VerifiedIdentity(closed_by, "signing-key", f"trusted key {kid}")
-    store.append(close_record(close, actor), evidence_signer)
+    # The record carries the tier of the stack it concerns, like the open record (`list --environment` finds it).
+    store.append(close_record(close, actor, _environment_tier(close.stack, environment_settings)), evidence_signer)
     log.info("break_glass.closed", grant_id=grant_id, closed_by=closed_by)
     return close
 
 
 def review_grant(store: Any, evidence_signer: Any, private_key: Any, reviewer: str, grant_id: str, *, notes: str,
                  links: Sequence[str], gate_settings: Any, settings: BreakGlassSettings | None = None,
-                 now: datetime | None = None) -> BreakGlassReview:
+                 now: datetime | None = None, environment_settings: Any = None) -> BreakGlassReview:
     settings = settings or BreakGlassSettings()
     now = _utc_seconds(now or datetime.now(timezone.utc))
     if not notes.strip():
@@ -871,6 +872,6 @@ def review_grant(store: Any, evidence_signer: Any, private_key: Any, reviewer: s
     review = BreakGlassReview(grant_id=grant_id, stack=grant.stack, reviewer=reviewer, reviewed_at=now,
                               notes=notes.strip(), links=tuple(links), key_id="")
     review = sign_document(review, private_key)
-    store.append(review_record(review), evidence_signer)
+    store.append(review_record(review, _environment_tier(review.stack, environment_settings)), evidence_signer)
     log.info("break_glass.reviewed", grant_id=grant_id, reviewer=reviewer)
     return review

@@ -283,7 +283,7 @@ def exception_record(exc: ControlException, environment: str = "unknown") -> Any
 def add_exception(store: Any, evidence_signer: Any, private_key: Any, *, control_id: str, resource: str,
                   stack_ref: str, reason: str, expires_at: datetime, approved_by: str, gate_settings: Any,
                   settings: ExceptionSettings | None = None, known_controls: Iterable[str] | None = None,
-                  now: datetime | None = None) -> ControlException:
+                  now: datetime | None = None, environment_settings: Any = None) -> ControlException:
     """Validate, sign and record an exception; refuse anything :func:`active_exceptions` would ignore."""
     from ps019.errors import InputError
 
@@ -305,5 +305,8 @@ def add_exception(store: Any, evidence_signer: Any, private_key: Any, *, control
     problem = _problem(signed, stack_ref, now, trusted_keys_of(gate_settings), settings)
     if problem:
         raise InputError(f"exception refused: {problem}")
-    store.append(exception_record(signed), evidence_signer)
+    from ps019.gate.breakglass import _environment_tier
+
+    # The record carries the tier of the stack it concerns (`evidence list --environment production` finds it).
+    store.append(exception_record(signed, _environment_tier(stack_ref, environment_settings)), evidence_signer)
     return signed

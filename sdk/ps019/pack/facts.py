@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
@@ -219,11 +220,13 @@ def emit_record(run: Any, facts: Facts | None, kind: str, outcome: str | None = 
     ``spool_first``: written to the spool before the store is tried (a signal's grace period may end mid-append)."""
     from ps019 import evidence
 
+    started = time.perf_counter()
     try:
         record = build_record(run, facts, kind, outcome=outcome)
         result = evidence.emit(record, _emit_settings(run, facts, record.environment), spool_first=spool_first)
         log.info("evidence_written", record_id=result.record_id, status=result.status, kind=kind,
-                 outcome=record.outcome)
+                 outcome=record.outcome, resources=len(record.resources),
+                 seconds=round(time.perf_counter() - started, 4))  # bench/pack_bench.py reads the cost from here
         return result
     except Exception as exc:  # noqa: BLE001 - reported as a violation by evidence_diagnostics
         log.error("evidence_failed", error=f"{type(exc).__name__}: {exc}")
