@@ -63,6 +63,17 @@ def _flattened_struct(struct: Any) -> Any:
     return out
 
 
+def _with_flat_refs(req: Any, field: str) -> Any:
+    """``req`` with the resource references in its Struct ``field`` flattened (a copy; ``req`` itself unchanged)."""
+    flat = _flattened_struct(getattr(req, field))
+    if flat is None:
+        return req
+    copy = type(req)()
+    copy.CopyFrom(req)
+    getattr(copy, field).CopyFrom(flat)
+    return copy
+
+
 def program_location(exc: BaseException, program_root: str) -> str:
     """``file.py:LINE`` of the innermost frame inside the program's directory, or ``""``."""
     root = os.path.realpath(program_root)
@@ -246,12 +257,7 @@ def capture_once(request: dict[str, Any], schema: Any) -> dict[str, Any]:
 
     class CapturingMonitor(pulumi_mocks.MockMonitor):
         def RegisterResource(self, req):
-            flat = _flattened_struct(req.object)
-            forwarded = req
-            if flat is not None:
-                forwarded = type(req)()
-                forwarded.CopyFrom(req)
-                forwarded.object.CopyFrom(flat)
+            forwarded = _with_flat_refs(req, "object")
             local.remote = bool(req.remote)
             try:
                 resp = super().RegisterResource(forwarded)
@@ -277,22 +283,10 @@ def capture_once(request: dict[str, Any], schema: Any) -> dict[str, Any]:
             return resp
 
         def ReadResource(self, req):
-            flat = _flattened_struct(req.properties)
-            if flat is not None:
-                copy = type(req)()
-                copy.CopyFrom(req)
-                copy.properties.CopyFrom(flat)
-                req = copy
-            return super().ReadResource(req)
+            return super().ReadResource(_with_flat_refs(req, "properties"))
 
         def Invoke(self, req):
-            flat = _flattened_struct(req.args)
-            if flat is not None:
-                copy = type(req)()
-                copy.CopyFrom(req)
-                copy.args.CopyFrom(flat)
-                req = copy
-            return super().Invoke(req)
+            return super().Invoke(_with_flat_refs(req, "args"))
 
         def RegisterResourceOutputs(self, req):
             if req.urn.split("::")[2] == "pulumi:pulumi:Stack":
