@@ -65,7 +65,7 @@ def test_bad_policy_pack_config_is_an_input_error(test_packs, pack_pool, tmp_pat
     with pytest.raises(InputError, match="'probe-resource' has enforcement level 'fatal'"):
         run_pass(test_packs / "probe", ONE, stack=STACK, dry_run=True, pool=pack_pool,
                  policy_pack_config={"probe-resource": "fatal"})
-    with pytest.raises(InputError, match="policy pack config for 'probe-resource' is invalid"):
+    with pytest.raises(InputError, match="policy pack config is invalid: probe-resource: threshold: must be of type number"):
         run_pass(test_packs / "probe", ONE, stack=STACK, dry_run=True, pool=pack_pool,
                  policy_pack_config={"probe-resource": {"threshold": "high"}})
     garbled = tmp_path / "config.json"
@@ -99,6 +99,11 @@ def test_virtualenv_and_python_cmd_choose_the_interpreter(tmp_path, monkeypatch)
     import sys
 
     assert choose_interpreter(read_pack_project(pack), {}) == sys.executable
-    (pack / "PulumiPolicy.yaml").write_text("runtime: nodejs\n")
-    with pytest.raises(PackError, match="Python packs only"):
+    (pack / "PulumiPolicy.yaml").write_text("runtime: go\n")
+    with pytest.raises(PackError, match="runs python and nodejs packs"):
         read_pack_project(pack)
+    # A declared virtualenv that was never created: the CLI refuses (the stand-in can fall back, saying so)
+    (pack / "PulumiPolicy.yaml").write_text("runtime:\n  name: python\n  options:\n    virtualenv: missing\n")
+    with pytest.raises(PackError, match="run `pulumi install`"):
+        choose_interpreter(read_pack_project(pack), {}, fallback=None)
+    assert choose_interpreter(read_pack_project(pack), {}, fallback=sys.executable) == sys.executable

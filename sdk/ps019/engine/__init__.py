@@ -1,6 +1,7 @@
 """A stand-in for the Pulumi engine's side of the Analyzer gRPC protocol.
 
-It runs any Python policy pack directory exactly as ``pulumi preview``/``pulumi up --policy-pack DIR`` would, against
+It runs any Python or Node.js policy pack directory (several in one pass, like ``--policy-pack A --policy-pack B``)
+exactly as ``pulumi preview``/``pulumi up --policy-pack DIR`` would, against
 resources from a ``pulumi stack export`` file or from a Pulumi program run under mocks. See docs/engine.md.
 """
 
@@ -12,9 +13,12 @@ from ps019.engine.runner import (
     PackPool,
     PassResult,
     PolicyInfo,
+    PolicySummary,
     Remediation,
     UpResult,
     run_pass,
+    run_passes,
+    run_policy_analyze,
     run_up,
 )
 from ps019.engine.stack_export import StackExport, load_stack_export
@@ -46,6 +50,7 @@ __all__ = [
     "PackProject",
     "PassResult",
     "PolicyInfo",
+    "PolicySummary",
     "Remediation",
     "Secret",
     "StackExport",
@@ -57,6 +62,8 @@ __all__ = [
     "marshal_properties",
     "read_pack_project",
     "run_pass",
+    "run_passes",
+    "run_policy_analyze",
     "run_up",
     "unknown",
 ]

@@ -1,9 +1,12 @@
 """Start a policy pack directory the way the Pulumi CLI does, talk to it over the Analyzer gRPC protocol, stop it.
 
-Launch (pulumi ``sdk/python/cmd/pulumi-language-python`` ``RunPlugin`` for ``kind=analyzer``):
-``<python> -u -m pulumi.policy <engine address> <ABS_PACK_DIR>`` with cwd = the pack dir; the interpreter is the
-pack's ``runtime.options.virtualenv`` (relative to the pack) when set, else ``$PULUMI_PYTHON_CMD``, else ours. The
-pack prints its port on stdout. Shutdown is the engine's: SIGINT to the process tree, SIGKILL after a grace period.
+Launch, by the language host's ``RunPlugin`` for ``kind=analyzer``, with cwd = the pack dir:
+- Python (``sdk/python/cmd/pulumi-language-python``): ``<python> -u -m pulumi.policy <engine address> <ABS_PACK_DIR>``;
+  the interpreter is the pack's ``runtime.options.virtualenv`` (relative to the pack) when set, else
+  ``$PULUMI_PYTHON_CMD``, else ours.
+- Node.js (``sdk/nodejs/cmd/pulumi-language-nodejs``): ``node <@pulumi/pulumi/cmd/run-policy-pack> <engine address>
+  <ABS_PACK_DIR>``, the runner resolved from the pack directory as Node resolves modules.
+The pack prints its port on stdout. Shutdown is the engine's: SIGINT to the process tree, SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ class PackProject:
     """The parts of ``PulumiPolicy.yaml`` the engine uses."""
 
     directory: Path
-    runtime: str
+    runtime: str  # "python" | "nodejs"
     version: str | None
     description: str | None
     virtualenv: str | None
+    toolchain: str | None = None
 
 
 def read_pack_project(pack_dir: str | Path) -> PackProject:
@@ -67,23 +71,54 @@ def read_pack_project(pack_dir: str | Path) -> PackProject:
     if isinstance(runtime, dict):
         options = runtime.get("options") or {}
         runtime = runtime.get("name")
-    if runtime != "python":
-        raise PackError(f"{project_file}: runtime is {runtime!r}; the stand-in engine runs Python packs only")
+    if runtime not in ("python", "nodejs"):
+        raise PackError(f"{project_file}: runtime is {runtime!r}; the stand-in engine runs python and nodejs packs")
     version = document.get("version")
     return PackProject(directory, runtime, str(version) if version is not None else None,
-                       document.get("description"), options.get("virtualenv"))
+                       document.get("description"), options.get("virtualenv"), options.get("toolchain"))
 
 
-def choose_interpreter(project: PackProject, environ: dict[str, str] | None = None) -> str:
+NODE_RUNNER = ("@pulumi", "pulumi", "cmd", "run-policy-pack")
+
+
+def node_runner(project: PackProject) -> Path:
+    """``@pulumi/pulumi/cmd/run-policy-pack`` as Node resolves it from the pack: node_modules here or above."""
+    for directory in (project.directory, *project.directory.parents):
+        candidate = directory.joinpath("node_modules", *NODE_RUNNER)
+        if candidate.is_dir() or candidate.with_suffix(".js").is_file():
+            return candidate
+    raise PackError(f"Node policy pack {project.directory} has no node_modules/@pulumi/pulumi (run `npm install` "
+                    "in the pack directory)")
+
+
+def launch_command(project: PackProject, interpreter: str) -> list[str]:
+    """The language host's command line for the pack (the engine's own address comes first, the pack dir last)."""
+    if project.runtime == "nodejs":
+        return [interpreter, str(node_runner(project)), ENGINE_ADDRESS, str(project.directory)]
+    return [interpreter, "-u", "-m", "pulumi.policy", ENGINE_ADDRESS, str(project.directory)]
+
+
+def choose_interpreter(project: PackProject, environ: dict[str, str] | None = None,
+                       fallback: str | None = sys.executable) -> str:
+    """The executable the language host would run. ``fallback`` (default: ours): the interpreter to use when the pack
+    declares a virtualenv that was never created (``pulumi install`` not run). The Pulumi CLI refuses such a pack; pass
+    ``fallback=None`` to refuse too. The stand-in's result says when it fell back."""
     environ = os.environ if environ is None else environ
+    if project.runtime == "nodejs":
+        found = shutil.which(environ.get("PULUMI_NODEJS_CMD") or "node")
+        if not found:
+            raise PackError(f"Node policy pack {project.directory} needs `node` on PATH")
+        return found
     if project.virtualenv:
         venv = Path(project.virtualenv)
         venv = venv if venv.is_absolute() else project.directory / venv
         python = venv / "bin" / "python"
-        if not python.exists():
-            raise PackError(f"the pack's virtualenv {venv} has no bin/python (create it, or drop runtime.options."
-                            "virtualenv from PulumiPolicy.yaml)")
-        return str(python)
+        if python.exists():
+            return str(python)
+        if fallback:
+            return fallback
+        raise PackError(f"the pack's virtualenv {venv} has no bin/python: run `pulumi install` in {project.directory} "
+                        "(or python -m venv venv && venv/bin/pip install -r requirements.txt there)")
     command = environ.get("PULUMI_PYTHON_CMD")
     if command:
         found = shutil.which(command)
@@ -121,7 +156,8 @@ class PackProcess:
         self.plugin_info: Any = None
         self._port_queue: queue.Queue[str | None] = queue.Queue()
         self._channel: grpc.Channel | None = None
-        command = [interpreter, "-u", "-m", "pulumi.policy", ENGINE_ADDRESS, str(project.directory)]
+        command = launch_command(project, interpreter)
+        self.command = command
         try:
             self._proc = subprocess.Popen(command, cwd=project.directory, env=env, stdin=subprocess.DEVNULL,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)

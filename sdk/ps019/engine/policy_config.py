@@ -80,6 +80,14 @@ def initial_config_of(info: analyzer_pb2.AnalyzerInfo) -> dict[str, PolicyConfig
 
 
 def reconcile(info: analyzer_pb2.AnalyzerInfo, user: Mapping[str, PolicyConfig]) -> dict[str, PolicyConfig]:
+    """The engine's ``ReconcilePolicyPackConfig``: merged, then validated (:class:`InputError` when invalid)."""
+    result = merge_config(info, user)
+    _validate(info, result)
+    return result
+
+
+def merge_config(info: analyzer_pb2.AnalyzerInfo, user: Mapping[str, PolicyConfig]) -> dict[str, PolicyConfig]:
+    """Policy defaults, schema defaults, the pack's initialConfig, then the user's config, in the engine's order."""
     result: dict[str, PolicyConfig] = {}
     for policy in info.policies:
         props = {}
@@ -89,7 +97,6 @@ def reconcile(info: analyzer_pb2.AnalyzerInfo, user: Mapping[str, PolicyConfig])
         result[policy.name] = PolicyConfig(WIRE_TO_LEVEL.get(policy.enforcementLevel, Level.ADVISORY), props)
     _apply(result, initial_config_of(info))
     _apply(result, user)
-    _validate(info, result)
     return result
 
 
@@ -110,19 +117,68 @@ def _apply(result: dict[str, PolicyConfig], given: Mapping[str, PolicyConfig]) -
 
 def _validate(info: analyzer_pb2.AnalyzerInfo, config: Mapping[str, PolicyConfig]) -> None:
     """The engine validates each policy's properties against its JSON schema before Configure."""
+    problems = validation_errors(info, config)
+    if problems:
+        more = f" (and {len(problems) - 1} more; `ps019 pack validate-config` lists them)" if len(problems) > 1 else ""
+        raise InputError(f"policy pack config is invalid: {problems[0]}{more}")
+
+
+def validation_errors(info: analyzer_pb2.AnalyzerInfo, config: Mapping[str, PolicyConfig]) -> list[str]:
+    """Every ``"<policy>: <problem>"`` the engine's ``validatePolicyPackConfig`` would report: each policy's
+    properties (``{}`` when it has none) against ``{"type": "object", "properties": ..., "required": ...}``."""
     try:
         import jsonschema
     except ImportError:  # optional at run time; the engine would reject what this skips
-        return
+        return []
+    problems: list[str] = []
     for policy in info.policies:
-        cfg = config.get(policy.name)
-        if cfg is None or not policy.HasField("configSchema"):
+        if not policy.HasField("configSchema"):
             continue
-        schema = {"type": "object", "properties": json_format.MessageToDict(policy.configSchema.properties),
-                  "required": list(policy.configSchema.required)}
-        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(cfg.properties), key=str)
-        if errors:
-            raise InputError(f"policy pack config for {policy.name!r} is invalid: {errors[0].message}")
+        cfg = config.get(policy.name)
+        schema: dict[str, Any] = {"type": "object"}
+        properties = json_format.MessageToDict(policy.configSchema.properties)
+        if properties:
+            schema["properties"] = properties
+        if policy.configSchema.required:
+            schema["required"] = list(policy.configSchema.required)
+        validator = jsonschema.Draft7Validator(schema)
+        for error in sorted(validator.iter_errors(cfg.properties if cfg else {}), key=lambda e: list(e.path)):
+            where = ".".join(str(p) for p in error.absolute_path)
+            problems.append(f"{policy.name}: {where + ': ' if where else ''}{_short(error)}")
+    return problems
+
+
+_BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<",
+           "minLength": "at least this long:", "maxLength": "at most this long:", "minItems": "at least this many items:",
+           "maxItems": "at most this many items:"}
+
+
+def _short(error: Any) -> str:
+    """What is wrong, from the schema rule alone: never the value itself (a config value may be a key)."""
+    rule, expected = error.validator, error.validator_value
+    if rule == "type":
+        return f"must be of type {expected if isinstance(expected, str) else ' or '.join(expected)}"
+    if rule == "enum":
+        return "must be one of " + ", ".join(json.dumps(x) for x in expected)
+    if rule in ("required", "additionalProperties"):
+        return error.message[:200]  # names keys only
+    if rule in ("anyOf", "oneOf") and all(isinstance(x, Mapping) and set(x) == {"required"} for x in expected):
+        return "needs " + " or ".join(repr(x["required"][0]) for x in expected)
+    if rule in ("anyOf", "oneOf"):
+        forms = []
+        for branch in expected:
+            if isinstance(branch, Mapping) and "enum" in branch:
+                forms.append("one of " + ", ".join(json.dumps(x) for x in branch["enum"]))
+            elif isinstance(branch, Mapping) and isinstance(branch.get("type"), str):
+                forms.append(f"of type {branch['type']}")
+            else:
+                return "matches no allowed form"
+        return "must be " + " or ".join(forms)
+    if rule in _BOUNDS:
+        return f"must be {_BOUNDS[rule]} {expected}"
+    if rule == "pattern":
+        return f"must match {expected}"
+    return f"breaks the schema's {rule!r} rule"
 
 
 def to_configure_request(config: Mapping[str, PolicyConfig]) -> analyzer_pb2.ConfigureAnalyzerRequest:

@@ -1,34 +1,44 @@
-"""One engine pass over a policy pack: the call order, update/preview semantics and results of the Pulumi engine.
+"""Engine passes over policy packs: the call order, update/preview semantics and results of the Pulumi engine.
 
 Call order (pulumi ``pkg/resource/plugin/analyzer_plugin.go``, ``pkg/resource/deploy/step_generator.go``):
-ConfigureStack, GetPluginInfo, GetAnalyzerInfo, Configure, then per resource in registration order Remediate and
-Analyze, then AnalyzeStack over every resource's outputs, then Cancel. In an update (``dry_run=False``) a mandatory
-Analyze violation makes the resource invalid and the deployment bails there: later resources are not analyzed and
-AnalyzeStack does not run. In a preview everything runs and the pass fails at the end.
+ConfigureStack, GetPluginInfo, GetAnalyzerInfo, Configure, then per resource in registration order Remediate (each
+pack in turn; a remediation feeds the next pack) and Analyze (every pack), then AnalyzeStack over every resource's
+outputs, then Cancel. In an update (``dry_run=False``) a mandatory Analyze violation from any pack makes the resource
+invalid and the deployment bails there: later resources are not analyzed and AnalyzeStack does not run. In a preview
+everything runs and the pass fails at the end.
+
+``pulumi policy analyze`` (``pkg/cmd/pulumi/policy/policy_analyze.go``, ``AnalyzeSnapshot``) loads packs with no stack
+options: no ConfigureStack and no stack variables; Remediate and Analyze run over each resource's inputs with
+preview semantics (nothing is blocked), then AnalyzeStack over the outputs. ``run_policy_analyze`` does that.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import structlog
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import analyzer_pb2, plugin_pb2
 
-from ps019.engine.pack_process import SHUTDOWN_GRACE, PackProcess, choose_interpreter, read_pack_project
+from ps019.engine.pack_process import SHUTDOWN_GRACE, PackProcess, PackProject, choose_interpreter, read_pack_project
 from ps019.engine.policy_config import WIRE_TO_LEVEL, load_policy_pack_config, reconcile, to_configure_request
 from ps019.engine.resources import EngineResource, StackRef, urn_name
+from ps019.engine.results import (EngineDiagnostic, PassResult, PolicyInfo, PolicySummary, Remediation,
+                                  UpResult)
 from ps019.engine.values import Scrubber, Secret, iter_secret_texts, marshal_properties, struct_to_values
 from ps019.errors import InputError, PackError
 from ps019.model import Level, Severity
 
 log = structlog.get_logger(__name__)
+
+__all__ = ["EngineDiagnostic", "PackPool", "PassResult", "PolicyInfo", "PolicySummary", "Remediation", "UpResult",
+           "normalise_config", "pack_environment", "run_pass", "run_passes", "run_policy_analyze", "run_up"]
 
 _SEVERITY = {
     analyzer_pb2.POLICY_SEVERITY_LOW: Severity.LOW,
@@ -42,87 +52,9 @@ _POLICY_TYPE = {analyzer_pb2.POLICY_TYPE_RESOURCE: "resource", analyzer_pb2.POLI
 # they must not stop a pool from reusing a pack process.
 _VOLATILE_VARS = frozenset({"PYTEST_CURRENT_TEST"})
 
-# Variables the stand-in owns in the pack's environment (never inherited from the caller's shell).
-_OWNED_VARS = ("PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_ORGANIZATION", "PULUMI_DRY_RUN", "PULUMI_CONFIG",
-               "PULUMI_CONFIG_SECRET_KEYS")
-
-
-@dataclass(frozen=True)
-class EngineDiagnostic:
-    """A policy violation as the engine records it (urn = the analyzed resource, or the stack root for stack
-    policies that name no resource)."""
-
-    urn: str
-    resource_type: str
-    policy_name: str
-    pack: str
-    pack_version: str
-    level: Level
-    severity: Severity | None
-    message: str
-    phase: str  # "analyze" | "analyze_stack" | "remediate"
-
-    @property
-    def mandatory(self) -> bool:
-        return self.level in (Level.MANDATORY, Level.REMEDIATE)
-
-
-@dataclass(frozen=True)
-class Remediation:
-    """A remediation that rewrote a resource's inputs before Analyze (reported, never a failure)."""
-
-    urn: str
-    policy_name: str
-    pack: str
-
-
-@dataclass(frozen=True)
-class PolicyInfo:
-    name: str
-    description: str
-    level: Level
-    severity: Severity | None
-    kind: str  # "resource" | "stack"
-    config_schema: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PassResult:
-    pack_name: str
-    pack_version: str
-    stack: StackRef
-    dry_run: bool
-    policies: list[PolicyInfo]
-    diagnostics: list[EngineDiagnostic] = field(default_factory=list)
-    remediations: list[Remediation] = field(default_factory=list)
-    analyzed_urns: list[str] = field(default_factory=list)
-    blocked_at: str | None = None
-    stack_analyzed: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-    pack_output: list[str] = field(default_factory=list)  # what the pack printed after its port (info lines)
-
-    @property
-    def failed(self) -> bool:
-        return any(d.mandatory for d in self.diagnostics)
-
-    @property
-    def mandatory(self) -> list[EngineDiagnostic]:
-        return [d for d in self.diagnostics if d.mandatory]
-
-    def diagnostics_for(self, urn: str) -> list[EngineDiagnostic]:
-        return [d for d in self.diagnostics if d.urn == urn]
-
-
-@dataclass
-class UpResult:
-    """``pulumi up``: a preview pass, then (if the preview did not fail) an update pass."""
-
-    preview: PassResult | None
-    update: PassResult | None
-
-    @property
-    def failed(self) -> bool:
-        return any(p is not None and p.failed for p in (self.preview, self.update)) or self.update is None
+# How long the engine waits for Cancel: SignalCancellation (an interrupt) allows 30 s, shutdown 5 s (pkg/host/host.go).
+CANCEL_TIMEOUT_INTERRUPT = 30.0
+CANCEL_TIMEOUT_SHUTDOWN = 5.0
 
 
 def normalise_config(project: str, config: Mapping[str, Any]) -> dict[str, str]:
@@ -143,18 +75,26 @@ def normalise_config(project: str, config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def pack_environment(stack: StackRef, dry_run: bool, config: Mapping[str, str],
-                     base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The pack's environment, as the Python language host's PolicyProxy builds it: the caller's environment plus
-    PULUMI_PROJECT/STACK/ORGANIZATION/DRY_RUN/CONFIG. PULUMI_CONFIG_SECRET_KEYS is never set for packs."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _OWNED_VARS}
-    env["PULUMI_PROJECT"] = stack.project
-    env["PULUMI_STACK"] = stack.stack
-    if stack.organization:
-        env["PULUMI_ORGANIZATION"] = stack.organization
-    env["PULUMI_DRY_RUN"] = "true" if dry_run else "false"
-    if config:
-        env["PULUMI_CONFIG"] = json.dumps(dict(config), separators=(",", ":"))
-    return env
+                     base: Mapping[str, str] | None = None, *, runtime: str = "python",
+                     configure_stack: bool = True) -> dict[str, str]:
+    """The pack's environment as the language host's PolicyProxy builds it from ConfigureStack (none without it).
+
+    Python (``pulumi-language-python`` RunPlugin): the proxy's PULUMI_ORGANIZATION/PROJECT/STACK/DRY_RUN/CONFIG come
+    first and the CLI's environment (``base``) is appended after them, so a variable the CLI already has wins. Node.js:
+    PULUMI_NODEJS_ORGANIZATION/PROJECT/STACK/DRY_RUN and PULUMI_CONFIG are appended after the CLI's environment, so
+    the proxy's win. PULUMI_CONFIG_SECRET_KEYS is never set for packs."""
+    base = dict(os.environ if base is None else base)
+    proxy: dict[str, str] = {}
+    if configure_stack:
+        prefix = "PULUMI_NODEJS_" if runtime == "nodejs" else "PULUMI_"
+        if stack.organization:
+            proxy[prefix + "ORGANIZATION"] = stack.organization
+        proxy[prefix + "PROJECT"] = stack.project
+        proxy[prefix + "STACK"] = stack.stack
+        proxy[prefix + "DRY_RUN"] = "true" if dry_run else "false"
+        if config:
+            proxy["PULUMI_CONFIG"] = json.dumps(dict(config), separators=(",", ":"))
+    return {**base, **proxy} if runtime == "nodejs" else {**proxy, **base}
 
 
 class PackPool:
@@ -193,7 +133,7 @@ class PackPool:
         with self._lock:
             processes, self._processes = list(self._processes.values()), {}
         for process in processes:
-            _cancel(process)
+            _cancel(process, CANCEL_TIMEOUT_SHUTDOWN)
             process.interrupt()
         deadline = time.monotonic() + SHUTDOWN_GRACE
         for process in processes:
@@ -209,25 +149,61 @@ class PackPool:
         self.close()
 
 
-def _cancel(process: PackProcess) -> None:
+def _cancel(process: PackProcess, timeout: float) -> bool:
+    """The engine's Cancel (UNIMPLEMENTED tolerated). True when the pack acknowledged it."""
     try:
-        process.call("Cancel", empty_pb2.Empty(), timeout=2.0, tolerate_unimplemented=True)
+        return process.call("Cancel", empty_pb2.Empty(), timeout=timeout, tolerate_unimplemented=True) is not None
     except PackError:
-        pass  # shutting down anyway
+        return False  # shutting down anyway
 
 
 def run_pass(pack_dir: str | Path, resources: Iterable[EngineResource], *, stack: StackRef | str, dry_run: bool,
-             config: Mapping[str, Any] | None = None, secret_config_keys: Iterable[str] = (),
-             tags: Mapping[str, str] | None = None, policy_pack_config: str | Path | Mapping | None = None,
-             pool: PackPool | None = None, timeout: float = 60.0) -> PassResult:
+             policy_pack_config: str | Path | Mapping | None = None, **kwargs: Any) -> PassResult:
     """Run one engine pass (a preview when ``dry_run``, else an update) of the pack at ``pack_dir``.
 
     ``timeout`` bounds the pack's start-up and each single call. Raises :class:`InputError` for unusable
     resources/config and :class:`PackError` when the pack cannot be started, crashes or does not answer."""
+    return run_passes([pack_dir], resources, stack=stack, dry_run=dry_run, policy_pack_configs=[policy_pack_config],
+                      **kwargs)[0]
+
+
+def run_policy_analyze(pack_dirs: Sequence[str | Path], resources: Iterable[EngineResource], *,
+                       stack: StackRef | str, policy_pack_configs: Sequence[Any] | None = None,
+                       **kwargs: Any) -> list[PassResult]:
+    """``pulumi policy analyze``: no ConfigureStack and no stack variables reach the packs; every resource is
+    analyzed with preview semantics (nothing blocks); AnalyzeStack runs over the outputs. ``stack`` only names the
+    export's root stack resource (the packs are never told it)."""
+    return run_passes(pack_dirs, resources, stack=stack, dry_run=True, policy_pack_configs=policy_pack_configs,
+                      analyze_only=True, **kwargs)
+
+
+def run_passes(pack_dirs: Sequence[str | Path], resources: Iterable[EngineResource], *, stack: StackRef | str,
+               dry_run: bool, config: Mapping[str, Any] | None = None, secret_config_keys: Iterable[str] = (),
+               tags: Mapping[str, str] | None = None, policy_pack_configs: Sequence[Any] | None = None,
+               pool: PackPool | None = None, timeout: float = 60.0, environ: Mapping[str, str] | None = None,
+               cancel: threading.Event | None = None, analyze_only: bool = False,
+               send_configure_stack: bool = True,
+               fallback_interpreter: str | None = sys.executable) -> list[PassResult]:
+    """One engine pass with several packs (``--policy-pack A --policy-pack B``), one result per pack in order.
+
+    ``environ`` is the CLI's environment (default ours); ``cancel``, when set during the pass, makes the engine send
+    Cancel to every pack and stop, as an interrupted ``pulumi up`` does; ``analyze_only`` is ``pulumi policy analyze``;
+    ``send_configure_stack=False`` is an engine older than v3.170 (no ConfigureStack; the legacy shim sets the
+    PULUMI_* variables); ``fallback_interpreter`` (default: ours) runs a Python pack whose declared virtualenv was never
+    created, with a warning in the result -- the CLI refuses such a pack; pass ``None`` to refuse too."""
     t0 = time.monotonic()
     stack = StackRef.parse(stack) if isinstance(stack, str) else stack
+    pack_dirs = list(pack_dirs)
+    if not pack_dirs:
+        raise InputError("no policy pack given")
+    configs = list(policy_pack_configs) if policy_pack_configs is not None else [None] * len(pack_dirs)
+    if len(configs) > len(pack_dirs):
+        raise InputError(f"{len(configs)} policy pack configs for {len(pack_dirs)} policy packs")
+    configs += [None] * (len(pack_dirs) - len(configs))
     resources = list(resources)
     config = dict(config or {})
+    if analyze_only:
+        dry_run, config, secret_config_keys, tags = True, {}, (), {}
     secret_keys = {k if ":" in k else f"{stack.project}:{k}" for k in secret_config_keys}
     secret_keys |= {k if ":" in k else f"{stack.project}:{k}" for k, v in config.items() if isinstance(v, Secret)}
     wire_config = normalise_config(stack.project, config)
@@ -235,7 +211,7 @@ def run_pass(pack_dir: str | Path, resources: Iterable[EngineResource], *, stack
     for resource in resources:
         scrub.add(iter_secret_texts(resource.inputs))
         scrub.add(iter_secret_texts(resource.outputs))
-    user_policy_config = load_policy_pack_config(policy_pack_config)
+    user_configs = [load_policy_pack_config(c) for c in configs]
 
     by_urn = {r.urn: r for r in resources}
     if len(by_urn) != len(resources):
@@ -253,48 +229,46 @@ def run_pass(pack_dir: str | Path, resources: Iterable[EngineResource], *, stack
     stack_props = {r.urn: marshal_properties(r.outputs, dry_run=dry_run) for r in resources}
     provider_wire = {p.urn: _provider_message(p, dry_run) for p in {p.urn: p for p in providers.values()}.values()}
 
-    project = read_pack_project(pack_dir)
-    env = pack_environment(stack, dry_run, wire_config)
-    interpreter = choose_interpreter(project, env)
-
-    def start() -> PackProcess:
-        return PackProcess(project, interpreter, env, timeout, scrub)
-
-    if pool is not None:
-        key_env = tuple(sorted((k, v) for k, v in env.items() if k not in _VOLATILE_VARS))
-        process, started = pool.acquire((str(project.directory), interpreter, key_env), start)
-    else:
-        process, started = start(), True
+    sessions: list[_Session] = []
     try:
-        result = _drive(process, project, resources, providers, provider_wire, remediate_props, stack_props,
-                        stack, dry_run,
-                        wire_config, secret_keys, dict(tags or {}), user_policy_config, timeout, scrub)
+        for pack_dir, user_config in zip(pack_dirs, user_configs):
+            project = read_pack_project(pack_dir)
+            env = pack_environment(stack, dry_run, wire_config, environ, runtime=project.runtime,
+                                   configure_stack=not analyze_only)
+            interpreter = choose_interpreter(project, env, fallback=fallback_interpreter)
+            session = _Session(project, interpreter, env, pool, timeout, scrub, user_config)
+            sessions.append(session)
+            if project.runtime == "python" and project.virtualenv and interpreter == fallback_interpreter:
+                session.warnings.append(f"{project.directory}: the virtualenv {project.virtualenv!r} of "
+                                        "PulumiPolicy.yaml does not exist (run `pulumi install` there); ran the pack "
+                                        f"with {interpreter}")
+        for session in sessions:
+            session.boot(stack, dry_run, wire_config, secret_keys, dict(tags or {}),
+                         configure_stack=send_configure_stack and not analyze_only, analyze_only=analyze_only)
+        _drive(sessions, resources, providers, provider_wire, remediate_props, stack_props, stack, dry_run, cancel)
+    except KeyboardInterrupt:
+        # An interrupted CLI: SignalCancellation sends Cancel to every analyzer, then the plugins are closed.
+        for session in sessions:
+            session.cancel(CANCEL_TIMEOUT_INTERRUPT)
+        for session in sessions:
+            session.close(failed=True)
+        raise
     except InputError:
-        if pool is None:  # the pack is healthy (e.g. an invalid policy config): keep a pooled one
-            process.close(grace=0.5)
+        for session in sessions:
+            session.close(failed=False)  # the packs are healthy (e.g. an invalid policy config): keep pooled ones
         raise
     except BaseException:
-        if pool is not None:
-            pool.discard(process)
-        else:
-            process.close(grace=0.5)
+        for session in sessions:
+            session.close(failed=True)
         raise
-    if pool is None:
-        _cancel(process)
-        process.close()
-    result.timings["start"] = process.start_seconds if started else 0.0
-    result.timings["total"] = time.monotonic() - t0
-    analyzed = len(result.analyzed_urns)
-    if analyzed:
-        result.timings["per_resource"] = result.timings["analyze"] / analyzed
-    result.pack_output = [scrub(line) for line in process.stdout_lines]
-    process.stdout_lines.clear()
-    log.info("policy pass done", pack=result.pack_name, stack_ref=str(stack), dry_run=dry_run, analyzed=analyzed,
-             diagnostics=len(result.diagnostics), failed=result.failed, blocked_at=result.blocked_at)
-    return result
+    results = []
+    for session in sessions:
+        session.finish(t0, analyze_only)
+        results.append(session.result)
+    return results
 
 
-def run_up(pack_dir: str | Path, resources: Iterable[EngineResource],
+def run_up(pack_dir: str | Path | Sequence[str | Path], resources: Iterable[EngineResource],
            update_resources: Iterable[EngineResource] | None = None, *, skip_preview: bool = False,
            **kwargs: Any) -> UpResult:
     """``pulumi up``: a preview pass (``dry_run=True``), then, unless it failed, an update pass, each with a new
@@ -310,6 +284,190 @@ def run_up(pack_dir: str | Path, resources: Iterable[EngineResource],
             return UpResult(preview, None)
     update = run_pass(pack_dir, resources if update_resources is None else update_resources, dry_run=False, **kwargs)
     return UpResult(preview, update)
+
+
+class _Session:
+    """One pack process through one pass: the engine's calls to it, and what they returned."""
+
+    def __init__(self, project: PackProject, interpreter: str, env: dict[str, str], pool: PackPool | None,
+                 timeout: float, scrub: Scrubber, user_config: dict) -> None:
+        self.project = project
+        self.pool = pool
+        self.timeout = timeout
+        self.scrub = scrub
+        self.user_config = user_config
+        self.warnings: list[str] = []
+        self.busy = 0.0  # seconds spent in this pack's Remediate/Analyze calls
+
+        def start() -> PackProcess:
+            return PackProcess(project, interpreter, env, timeout, scrub)
+
+        if pool is not None:
+            key_env = tuple(sorted((k, v) for k, v in env.items() if k not in _VOLATILE_VARS))
+            self.process, self.started = pool.acquire((str(project.directory), interpreter, key_env), start)
+        else:
+            self.process, self.started = start(), True
+
+    def call(self, method: str, request: Any, what: str = "", **kw: Any) -> Any:
+        return self.process.call(method, request, timeout=self.timeout, what=what, scrub=self.scrub, **kw)
+
+    def boot(self, stack: StackRef, dry_run: bool, wire_config: dict, secret_keys: set, tags: dict,
+             configure_stack: bool, analyze_only: bool) -> None:
+        t = time.monotonic()
+        if configure_stack:
+            self.call("ConfigureStack", analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=stack.stack, project=stack.project, organization=stack.organization, dry_run=dry_run,
+                config=wire_config, config_secret_keys=sorted(secret_keys), tags=tags), tolerate_unimplemented=True)
+        process = self.process
+        if process.analyzer_info is None:  # the engine caches these per plugin
+            process.plugin_info = self.call("GetPluginInfo", empty_pb2.Empty(), tolerate_unimplemented=True) \
+                or plugin_pb2.PluginInfo()
+            process.analyzer_info = self.call("GetAnalyzerInfo", empty_pb2.Empty())
+        info = self.info = process.analyzer_info
+        self.pack_name = info.name
+        self.pack_version = self.project.version or info.version  # PulumiPolicy.yaml's version wins, as the engine
+        policy_config = reconcile(info, self.user_config)
+        if info.supportsConfig and policy_config:
+            self.call("Configure", to_configure_request(policy_config))
+        self.severities = {p.name: _SEVERITY.get(p.severity) for p in info.policies}
+        policies = _policy_infos(info)
+        # Summaries count the policies as configured: a policy the config disables is not "passed".
+        levels = {name: cfg.level for name, cfg in policy_config.items()}
+        self.enabled = {kind: [p.name for p in policies if p.kind in (kind, "unknown")
+                               and (levels.get(p.name) or p.level) is not Level.DISABLED]
+                        for kind in ("resource", "stack")}
+        self.result = PassResult(self.pack_name, self.pack_version, stack, dry_run, policies,
+                                 mode="analyze" if analyze_only else "deployment", runtime=self.project.runtime,
+                                 warnings=list(self.warnings))
+        self.result.timings["configure"] = time.monotonic() - t
+
+    def diagnostic(self, d: Any, urn: str, rtype: str, phase: str) -> EngineDiagnostic:
+        level = WIRE_TO_LEVEL.get(d.enforcementLevel, Level.ADVISORY)
+        if level == Level.REMEDIATE:
+            level = Level.MANDATORY  # the engine downgrades a violation that survived remediation
+        return EngineDiagnostic(urn=urn, resource_type=rtype, policy_name=d.policyName,
+                                pack=d.policyPackName or self.pack_name, pack_version=self.pack_version, level=level,
+                                severity=_SEVERITY.get(d.severity) or self.severities.get(d.policyName),
+                                message=self.scrub(d.message), phase=phase)
+
+    def summarise(self, kind: str, urn: str, response: Any) -> None:
+        failed = {d.policyName for d in response.diagnostics}
+        enabled = self.enabled[kind]
+        not_applicable = {n.policy_name: n.reason for n in response.not_applicable
+                          if n.policy_name in enabled and n.policy_name not in failed}
+        passed = tuple(p for p in enabled if p not in failed and p not in not_applicable)
+        self.result.summaries.append(PolicySummary(urn, kind, passed, tuple(sorted(failed)), not_applicable))
+
+    def remediate(self, r: EngineResource, request: Any, dry_run: bool) -> None:
+        t = time.monotonic()
+        remediated = self.call("Remediate", request, f"{r.type} {r.urn}", tolerate_unimplemented=True)
+        self.busy += time.monotonic() - t
+        for remediation in (remediated.remediations if remediated is not None else ()):
+            if remediation.diagnostic:
+                self.result.diagnostics.append(EngineDiagnostic(
+                    urn=r.urn, resource_type=r.type, policy_name=remediation.policyName,
+                    pack=remediation.policyPackName or self.pack_name, pack_version=self.pack_version,
+                    level=Level.ADVISORY, severity=self.severities.get(remediation.policyName),
+                    message=self.scrub(remediation.diagnostic), phase="remediate"))
+            elif remediation.HasField("properties"):
+                # The remediated properties replace the inputs for Analyze (and for the resource itself).
+                inputs = struct_to_values(remediation.properties)
+                request.properties.CopyFrom(marshal_properties(inputs, dry_run=dry_run, skip_internal_keys=False))
+                self.result.remediations.append(Remediation(r.urn, remediation.policyName,
+                                                            remediation.policyPackName or self.pack_name))
+
+    def analyze(self, r: EngineResource, request: Any) -> list[EngineDiagnostic]:
+        t = time.monotonic()
+        response = self.call("Analyze", request, f"{r.type} {r.urn}")
+        self.busy += time.monotonic() - t
+        self.result.analyzed_urns.append(r.urn)
+        found = [self.diagnostic(d, r.urn, r.type, "analyze") for d in response.diagnostics]
+        self.result.diagnostics.extend(found)
+        self.summarise("resource", r.urn, response)
+        return found
+
+    def analyze_stack(self, request: Any, types: Mapping[str, str], root: str) -> None:
+        t = time.monotonic()
+        response = self.call("AnalyzeStack", request, "the stack")
+        for d in response.diagnostics:
+            urn = d.urn if d.urn in types else root  # resolveStackPolicyViolationURN
+            self.result.diagnostics.append(self.diagnostic(d, urn, types.get(urn, "pulumi:pulumi:Stack"),
+                                                           "analyze_stack"))
+        self.summarise("stack", "", response)
+        self.result.stack_analyzed = True
+        self.result.timings["analyze_stack"] = time.monotonic() - t
+
+    def cancel(self, timeout: float) -> None:
+        if self.process.alive:
+            _cancel(self.process, timeout)
+        if hasattr(self, "result"):
+            self.result.cancelled = True
+
+    def close(self, failed: bool) -> None:
+        if self.pool is None:
+            self.process.close(grace=0.5)
+        elif failed:
+            self.pool.discard(self.process)
+
+    def finish(self, t0: float, analyze_only: bool) -> None:
+        result = self.result
+        if self.pool is None:
+            if not result.cancelled:
+                _cancel(self.process, CANCEL_TIMEOUT_SHUTDOWN)  # shutdown: Cancel, then SIGINT
+            self.process.close()
+        elif result.cancelled:
+            self.pool.discard(self.process)  # a cancelled pack is not reused
+        result.timings["start"] = self.process.start_seconds if self.started else 0.0
+        result.timings["total"] = time.monotonic() - t0
+        result.timings["analyze"] = self.busy
+        analyzed = len(result.analyzed_urns)
+        if analyzed:
+            result.timings["per_resource"] = self.busy / analyzed
+        result.pack_output = [self.scrub(line) for line in self.process.stdout_lines]
+        self.process.stdout_lines.clear()
+        log.info("policy pass done", pack=result.pack_name, stack_ref=str(result.stack), dry_run=result.dry_run,
+                 mode=result.mode, analyzed=analyzed, diagnostics=len(result.diagnostics), failed=result.failed,
+                 blocked_at=result.blocked_at, cancelled=result.cancelled)
+
+
+def _drive(sessions: list[_Session], resources: list[EngineResource], providers: dict, provider_wire: dict,
+           remediate_props: dict, stack_props: dict, stack: StackRef, dry_run: bool,
+           cancel: threading.Event | None) -> None:
+    blocked_at = None
+    for r in resources:
+        if cancel is not None and cancel.is_set():
+            for session in sessions:  # SignalCancellation: every analyzer gets Cancel, and the run stops here
+                session.cancel(CANCEL_TIMEOUT_INTERRUPT)
+            return
+        provider = provider_wire.get(providers[r.urn].urn) if r.urn in providers else None
+        request = analyzer_pb2.AnalyzeRequest(type=r.type, properties=remediate_props[r.urn], urn=r.urn,
+                                              name=urn_name(r.urn), options=_options(r), provider=provider)
+        for session in sessions:  # sequentially: each pack sees the previous packs' remediations
+            session.remediate(r, request, dry_run)
+        request.properties.CopyFrom(_strip_internal(request.properties))
+        mandatory = False
+        for session in sessions:  # the engine runs packs in parallel here; the results are the same
+            mandatory |= any(d.mandatory for d in session.analyze(r, request))
+        if not dry_run and mandatory:
+            blocked_at = r.urn  # BAIL: resource <urn> is invalid
+            break
+    if blocked_at is not None:
+        for session in sessions:
+            session.result.blocked_at = blocked_at
+        return
+    root = next((r.urn for r in resources if r.is_stack), stack.root_urn)
+    request = analyzer_pb2.AnalyzeStackRequest()
+    for r in resources:
+        request.resources.append(analyzer_pb2.AnalyzerResource(
+            type=r.type, properties=stack_props[r.urn], urn=r.urn,
+            name=urn_name(r.urn), options=_options(r),
+            provider=provider_wire.get(providers[r.urn].urn) if r.urn in providers else None,
+            parent=r.parent or "", dependencies=list(r.dependencies),
+            propertyDependencies={k: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(v))
+                                  for k, v in r.property_dependencies.items() if v}))
+    types = {r.urn: r.type for r in resources}
+    for session in sessions:
+        session.analyze_stack(request, types, root)
 
 
 def _provider_message(provider: EngineResource, dry_run: bool) -> analyzer_pb2.AnalyzerProviderResource:
@@ -343,90 +501,5 @@ def _policy_infos(info: analyzer_pb2.AnalyzerInfo) -> list[PolicyInfo]:
     from google.protobuf import json_format
 
     return [PolicyInfo(p.name, p.description, WIRE_TO_LEVEL.get(p.enforcementLevel, Level.ADVISORY),
-                       _SEVERITY.get(p.severity), _POLICY_TYPE.get(p.policy_type, "resource"),
+                       _SEVERITY.get(p.severity), _POLICY_TYPE.get(p.policy_type, "unknown"),
                        json_format.MessageToDict(p.configSchema)) for p in info.policies]
-
-
-def _drive(process: PackProcess, project, resources: list[EngineResource], providers: dict,
-           provider_wire: dict, remediate_props: dict, stack_props: dict, stack: StackRef, dry_run: bool, wire_config: dict,
-           secret_keys: set, tags: dict, user_policy_config: dict, timeout: float, scrub: Scrubber) -> PassResult:
-    call = lambda method, request, what="", **kw: process.call(  # noqa: E731
-        method, request, timeout=timeout, what=what, scrub=scrub, **kw)
-    t = time.monotonic()
-    call("ConfigureStack", analyzer_pb2.AnalyzerStackConfigureRequest(
-        stack=stack.stack, project=stack.project, organization=stack.organization, dry_run=dry_run,
-        config=wire_config, config_secret_keys=sorted(secret_keys), tags=tags), tolerate_unimplemented=True)
-    if process.analyzer_info is None:  # the engine caches these per plugin
-        process.plugin_info = call("GetPluginInfo", empty_pb2.Empty(), tolerate_unimplemented=True) \
-            or plugin_pb2.PluginInfo()
-        process.analyzer_info = call("GetAnalyzerInfo", empty_pb2.Empty())
-    info = process.analyzer_info
-    pack_name = info.name
-    pack_version = project.version or info.version  # PulumiPolicy.yaml's version wins, as in the engine
-    policy_config = reconcile(info, user_policy_config)
-    if info.supportsConfig and policy_config:
-        call("Configure", to_configure_request(policy_config))
-    severities = {p.name: _SEVERITY.get(p.severity) for p in info.policies}
-    result = PassResult(pack_name, pack_version, stack, dry_run, _policy_infos(info))
-    result.timings["configure"] = time.monotonic() - t
-
-    def diagnostic(d: Any, urn: str, rtype: str, phase: str) -> EngineDiagnostic:
-        level = WIRE_TO_LEVEL.get(d.enforcementLevel, Level.ADVISORY)
-        if level == Level.REMEDIATE:
-            level = Level.MANDATORY  # the engine downgrades a violation that survived remediation
-        return EngineDiagnostic(urn=urn, resource_type=rtype, policy_name=d.policyName,
-                                pack=d.policyPackName or pack_name, pack_version=pack_version, level=level,
-                                severity=_SEVERITY.get(d.severity) or severities.get(d.policyName),
-                                message=scrub(d.message), phase=phase)
-
-    t = time.monotonic()
-    for r in resources:
-        what = f"{r.type} {r.urn}"
-        options = _options(r)
-        provider = provider_wire.get(providers[r.urn].urn) if r.urn in providers else None
-        request = analyzer_pb2.AnalyzeRequest(type=r.type, properties=remediate_props[r.urn], urn=r.urn,
-                                              name=urn_name(r.urn), options=options, provider=provider)
-        remediated = call("Remediate", request, what, tolerate_unimplemented=True)
-        for remediation in (remediated.remediations if remediated is not None else ()):
-            if remediation.diagnostic:
-                result.diagnostics.append(EngineDiagnostic(
-                    urn=r.urn, resource_type=r.type, policy_name=remediation.policyName,
-                    pack=remediation.policyPackName or pack_name, pack_version=pack_version,
-                    level=Level.ADVISORY, severity=severities.get(remediation.policyName),
-                    message=scrub(remediation.diagnostic), phase="remediate"))
-            elif remediation.HasField("properties"):
-                # The remediated properties replace the inputs for Analyze (and for the resource itself).
-                inputs = struct_to_values(remediation.properties)
-                request.properties.CopyFrom(marshal_properties(inputs, dry_run=dry_run, skip_internal_keys=False))
-                result.remediations.append(Remediation(r.urn, remediation.policyName,
-                                                       remediation.policyPackName or pack_name))
-        request.properties.CopyFrom(_strip_internal(request.properties))
-        response = call("Analyze", request, what)
-        result.analyzed_urns.append(r.urn)
-        found = [diagnostic(d, r.urn, r.type, "analyze") for d in response.diagnostics]
-        result.diagnostics.extend(found)
-        if not dry_run and any(d.mandatory for d in found):
-            result.blocked_at = r.urn  # BAIL: resource <urn> is invalid
-            break
-    result.timings["analyze"] = time.monotonic() - t
-
-    t = time.monotonic()
-    if result.blocked_at is None:
-        root = next((r.urn for r in resources if r.is_stack), stack.root_urn)
-        request = analyzer_pb2.AnalyzeStackRequest()
-        for r in resources:
-            request.resources.append(analyzer_pb2.AnalyzerResource(
-                type=r.type, properties=stack_props[r.urn], urn=r.urn,
-                name=urn_name(r.urn), options=_options(r),
-                provider=provider_wire.get(providers[r.urn].urn) if r.urn in providers else None,
-                parent=r.parent or "", dependencies=list(r.dependencies),
-                propertyDependencies={k: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(v))
-                                      for k, v in r.property_dependencies.items() if v}))
-        response = call("AnalyzeStack", request, "the stack")
-        types = {r.urn: r.type for r in resources}
-        for d in response.diagnostics:
-            urn = d.urn if d.urn in types else root  # resolveStackPolicyViolationURN
-            result.diagnostics.append(diagnostic(d, urn, types.get(urn, "pulumi:pulumi:Stack"), "analyze_stack"))
-        result.stack_analyzed = True
-    result.timings["analyze_stack"] = time.monotonic() - t
-    return result
