@@ -19,6 +19,12 @@ A findings control sets ``scope="findings"``: it runs after the others, once per
 results), over the ``Diagnostic``s the other controls produced there — e.g. the escalation rule, which asks whether a
 finding above the delegated severity has a security approver.
 ``params`` are the control's configured properties (``--policy-pack-config``) merged over ``defaults``.
+
+Not applicable: the engine counts every enabled policy as *passed* on a resource unless it failed or the pack said it
+did not apply (pulumi ``pkg/resource/analyzer/summary.go``). The adapter reports not-applicable, with the reason,
+generically from the declaration: a resource type outside ``resource_types``; a findings control with no findings; a
+``deployment_only`` control under ``pulumi policy analyze`` (no deployment to check). A check that decides it does not
+apply (wrong tier, nothing configured) raises ``NotApplicable("why")``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,19 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from ps019.model import Level, ResourceView, Severity, Violation
+
+# Where the control catalogue lives, relative to the ps019 repository (the project has no public web address yet;
+# Pulumi Cloud shows the URL as given).
+CONTROLS_DOC_URL = "docs/controls.md"
+
+
+class NotApplicable(Exception):
+    """Raised by a check when the control does not apply to this resource or run; the reason reaches the engine
+    (and ``pulumi policy compliance``) instead of a silent pass."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -78,12 +97,26 @@ class Control:
     # JSON Schema "properties" for the control's config (validated by the engine before Configure) and their defaults.
     config_schema: Mapping[str, Any] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # A pydantic model of the config: when set, the engine's JSON Schema (with required, enums, descriptions) and the
+    # defaults are generated from it (ps019.pack.schema).
+    config_model: Any = None
+    # Checks the deployment itself (who deploys, from where, under which change request, its evidence): there is none
+    # under `pulumi policy analyze`, so the control is reported not applicable there.
+    deployment_only: bool = False
+    display_name: str | None = None  # shown by Pulumi Cloud; default "<id>: <title>"
+
+    @property
+    def url(self) -> str:
+        """The control's entry in the catalogue (docs/controls.md anchors are the lower-cased IDs)."""
+        return f"{CONTROLS_DOC_URL}#{self.id.lower()}"
 
     def applies_to(self, resource_type: str) -> bool:
         return self.resource_types is None or resource_type in self.resource_types
 
     def params(self, configured: Mapping[str, Any] | None) -> dict[str, Any]:
         merged = dict(self.defaults)
+        if self.config_model is not None and not merged:
+            merged = self.config_model().model_dump()
         if configured:
             merged.update({k: v for k, v in configured.items() if k != "enforcementLevel"})
         return merged

@@ -15,7 +15,6 @@ Every run that analysed anything ends with exactly one record (docs/evidence.md,
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from datetime import datetime, timezone
@@ -25,25 +24,34 @@ from typing import Any, Mapping
 from ps019.controls.base import RunContext
 from ps019.logging import get_logger
 from ps019.model import Diagnostic, Level, ResourceView
+from ps019.pack.stack import StackFacts, from_environment as stack_from_environment
 
 log = get_logger("ps019.pack")
 
 
 class Run:
     def __init__(self, pack_name: str, pack_version: str, settings: Any, stack_tags: Mapping[str, str],
-                 levels: Mapping[str, Level], environ: Mapping[str, str] | None = None) -> None:
+                 levels: Mapping[str, Level], environ: Mapping[str, str] | None = None,
+                 stack: StackFacts | None = None) -> None:
         env = os.environ if environ is None else environ
         self.pack_name = pack_name
         self.pack_version = pack_version
         self.settings = settings
         self.levels = dict(levels)
         self.environ = dict(env)
-        self.organization = env.get("PULUMI_ORGANIZATION") or "organization"
-        self.project = env.get("PULUMI_PROJECT", "project")
-        self.stack = env.get("PULUMI_STACK", "stack")
-        self.dry_run = env.get("PULUMI_DRY_RUN", "false") == "true"
-        self.stack_config = _config_env(env)
-        self.stack_tags = dict(stack_tags)
+        # ConfigureStack's facts (ps019.pack.stack); without one, an old engine's variables or an analysis.
+        facts = stack if stack is not None else stack_from_environment(env, stack_tags)
+        self.stack_facts = facts
+        self.organization = facts.organization
+        self.project = facts.project
+        self.stack = facts.stack
+        self.dry_run = facts.dry_run
+        self.analysis_only = facts.analysis_only  # `pulumi policy analyze`: report only, write no record
+        self.stack_config = dict(facts.config)
+        self.secret_config_keys = facts.secret_keys
+        self.stack_tags = dict(facts.tags) if stack is not None else dict(stack_tags)
+        log.info("stack_facts", stack=f"{facts.organization}/{facts.project}/{facts.stack}", source=facts.source,
+                 sources=dict(facts.sources), analysis_only=facts.analysis_only)
         self.started_at = datetime.now(timezone.utc)
         self.resources: list[ResourceView] = []
         self.diagnostics: list[Diagnostic] = []
@@ -83,7 +91,7 @@ class Run:
             diagnostics = facts.post_process(self._facts, diagnostics)
             if self.finished:  # after the block or a Cancel: answered, but no longer part of the record
                 return diagnostics
-            if not self.resources:  # the first resource: an unusable store blocks here, before anything changes
+            if not self.resources and not self.analysis_only:  # the first resource: an unusable store blocks here
                 diagnostics = diagnostics + facts.store_diagnostics(self, self._facts)
             self.resources.append(view)
             self.diagnostics.extend(diagnostics)
@@ -147,6 +155,9 @@ class Run:
         from ps019.pack import facts
 
         self.finished = True
+        if self.analysis_only:  # `pulumi policy analyze`: not a deployment, so no record (the servicer says so)
+            log.info("analysis_only", reason=self.stack_facts.describe(), kind=kind, outcome=outcome)
+            return
         self.evidence = facts.emit_record(self, self._facts, kind=kind, outcome=outcome, spool_first=spool_first)
 
     def root_urn(self) -> str:
@@ -154,14 +165,3 @@ class Run:
             if v.type == "pulumi:pulumi:Stack":
                 return v.urn
         return f"urn:pulumi:{self.stack}::{self.project}::pulumi:pulumi:Stack::{self.project}-{self.stack}"
-
-
-def _config_env(env: Mapping[str, str]) -> dict[str, str]:
-    raw = env.get("PULUMI_CONFIG")
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()} if isinstance(value, dict) else {}

@@ -8,6 +8,10 @@ place; the run's results are kept for the evidence record.
 
 Nothing here may raise into gRPC: an internal failure becomes a mandatory ``PS019-PACK-000`` violation naming the
 problem, so the engine fails closed with a readable message instead of a stack trace.
+
+Stack facts come from ConfigureStack (``ps019.pack.stack``); with none (``pulumi policy analyze``) the run is an analysis.
+Every enabled policy that does not apply to a resource or to the stack is reported not-applicable with its reason, so
+the engine's compliance counts (passed = enabled - failed - not applicable) are honest.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from google.protobuf import empty_pb2
 from pulumi.runtime import proto
 from pulumi_policy import policy as pp
 
-from ps019.controls.base import Control
+from ps019.controls.base import Control, NotApplicable
 from ps019.logging import configure_pack_logging, get_logger
 from ps019.model import Diagnostic, Level, ResourceView, Severity, Violation
 from ps019.pack import convert
+from ps019.pack import stack as stack_facts
 from ps019.pack.run import Run
 from ps019.pack.settings import SETTINGS_POLICY, Settings
 
@@ -61,11 +66,27 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         self._policy_by_name = {p.name: p for p in policies}
         self._lock = threading.RLock()
         self._stack_tags: dict[str, str] = {}
+        self._stack: stack_facts.StackFacts | None = None  # from ConfigureStack; None = never sent
         self._configured = False
         self._run: Run | None = None
+        self._na_by_type: dict[str, list[tuple[str, str]]] = {}
+        self._schemas_attached = False
         self._apply_config()
 
     # --- configuration -------------------------------------------------------------------------------------------
+
+    def GetAnalyzerInfo(self, request, context):  # noqa: N802
+        # The config schemas are generated from the pydantic models on first use, not at start-up.
+        with self._lock:
+            if not self._schemas_attached:
+                self._schemas_attached = True
+                try:
+                    from ps019.pack import attach_config_schemas
+
+                    attach_config_schemas(list(self._policy_by_name.values()), self.controls)
+                except Exception as exc:  # noqa: BLE001 - the engine then skips validation; PS019-PACK-001 still runs
+                    log.error("config_schema_failed", error=_describe(exc))
+        return super().GetAnalyzerInfo(request, context)
 
     def Configure(self, request, context):  # noqa: N802 - gRPC method name
         response = super().Configure(request, context)
@@ -77,8 +98,11 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
 
     def ConfigureStack(self, request, context):  # noqa: N802
         response = super().ConfigureStack(request, context)
+        import os
+
         with self._lock:
             self._stack_tags = dict(request.tags)
+            self._stack = stack_facts.from_configure_stack(request, os.environ)
             self._run = None
         return response
 
@@ -105,21 +129,43 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         self._stack_controls = stack
         self._findings_controls = findings
         self.levels = levels
+        self._na_by_type = {}
         self.settings = Settings(raw=self._get_policy_config(SETTINGS_POLICY) or {})
 
     def _current_run(self) -> Run:
         with self._lock:
             if self._run is None:
-                self._run = Run(self.pack_name, self.pack_version, self.settings, dict(self._stack_tags), self.levels)
+                self._run = Run(self.pack_name, self.pack_version, self.settings, dict(self._stack_tags), self.levels,
+                                stack=self._stack)
+                if self._run.analysis_only:
+                    # The engine shows a pack's stdout lines as info messages: say what kind of run this is.
+                    print(f"ps019: {self._run.stack_facts.describe()}", flush=True)
             return self._run
+
+    # --- not applicable ------------------------------------------------------------------------------------------
+
+    def _type_not_applicable(self, rtype: str) -> list[tuple[str, str]]:
+        """Enabled resource policies whose declaration excludes this type, with the reason (cached per type)."""
+        cached = self._na_by_type.get(rtype)
+        if cached is None:
+            cached = []
+            for control in self.controls:
+                if control.scope != "resource" or self.levels.get(control.id) is Level.DISABLED:
+                    continue
+                if not control.applies_to(rtype):
+                    kinds = ", ".join(control.resource_types or ())
+                    cached.append((control.id, f"applies to {kinds}, not {rtype}"))
+            self._na_by_type[rtype] = cached
+        return cached
 
     # --- analysis ------------------------------------------------------------------------------------------------
 
     def Remediate(self, request, context):  # noqa: N802
-        return proto.RemediateResponse()  # ps019 controls never rewrite resources
+        return proto.RemediateResponse()  # ps019 controls never rewrite resources (none is at the remediate level)
 
     def Analyze(self, request, context):  # noqa: N802
         response = proto.AnalyzeResponse()
+        not_applicable: dict[str, str] = {}
         run = view = None
         try:
             run = self._current_run()
@@ -132,21 +178,28 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
                 # then the first finding, and so the blocked record's reason.
                 controls = self._resource_controls.get(None, []) + self._resource_controls.get(view.type, [])
                 diagnostics = [d for c, level, params in controls
-                               for d in self._run_control(c, level, params, view, ctx)]
+                               for d in self._run_control(c, level, params, view, ctx, not_applicable=not_applicable,
+                                                          analysis_only=run.analysis_only)]
                 # Waivers first, so findings controls (escalation) see which risks were accepted under an exception
                 # or overridden under a grant.
                 diagnostics = run.waive(diagnostics)
-                diagnostics += self._run_findings_controls(diagnostics, ctx, view.urn, view.type)
+                diagnostics += self._run_findings_controls(diagnostics, ctx, view.urn, view.type, not_applicable,
+                                                           run.analysis_only)
                 diagnostics = run.finish_resource(view, diagnostics)
+                not_applicable.update((name, reason) for name, reason in self._type_not_applicable(view.type)
+                                      if name not in not_applicable)
         except Exception as exc:  # never a traceback into the engine; the attempt is still recorded
             diagnostic = _internal_error(getattr(request, "urn", ""), getattr(request, "type", ""), exc)
+            not_applicable.clear()  # nothing is claimed about a resource the pack failed on
             log.error("analyze_failed", urn=request.urn, error=_describe(exc))
             diagnostics = run.internal_error(diagnostic, view) if run is not None else [diagnostic]
         _add(response, diagnostics, self.pack_name, self.pack_version, self._policy_by_name, resource_scope=True)
+        _add_not_applicable(response, not_applicable, diagnostics)
         return response
 
     def AnalyzeStack(self, request, context):  # noqa: N802
         response = proto.AnalyzeResponse()
+        not_applicable: dict[str, str] = {}
         run = None
         try:
             run = self._current_run()
@@ -155,15 +208,26 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             root = next((r.urn for r in request.resources if r.type == "pulumi:pulumi:Stack"), None) or run.root_urn()
             diagnostics = []
             for control, level, params in self._stack_controls:
-                diagnostics.extend(self._run_control(control, level, params, views, ctx, default_urn=root))
+                diagnostics.extend(self._run_control(control, level, params, views, ctx, default_urn=root,
+                                                     not_applicable=not_applicable,
+                                                     analysis_only=run.analysis_only))
             diagnostics = run.waive(diagnostics)
-            diagnostics += self._run_findings_controls(diagnostics, ctx, root, "pulumi:pulumi:Stack")
+            # Findings controls are resource policies to the engine: their stack results carry no summary of their own.
+            diagnostics += self._run_findings_controls(diagnostics, ctx, root, "pulumi:pulumi:Stack", {},
+                                                       run.analysis_only)
             diagnostics = run.finish_stack(diagnostics)
+            not_applicable[SETTINGS_POLICY] = "holds the pack's settings and checks nothing itself (PS019-PACK-001 " \
+                                              "validates them)"
+            if run.analysis_only:
+                for control, _, _ in self._stack_controls:
+                    not_applicable.setdefault(control.id, run.stack_facts.describe())
         except Exception as exc:
             diagnostic = _internal_error("", "pulumi:pulumi:Stack", exc)
+            not_applicable.clear()
             log.error("analyze_stack_failed", error=_describe(exc))
             diagnostics = run.internal_error(diagnostic, stack=True) if run is not None else [diagnostic]
         _add(response, diagnostics, self.pack_name, self.pack_version, self._policy_by_name, resource_scope=False)
+        _add_not_applicable(response, not_applicable, diagnostics)
         return response
 
     def Cancel(self, request, context):  # noqa: N802
@@ -183,23 +247,37 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             except Exception as exc:  # noqa: BLE001 - a shutdown path; the log says what was lost
                 log.error("cancel_failed", reason=reason, error=_describe(exc))
 
-    def _run_findings_controls(self, diagnostics: list[Diagnostic], ctx: Any, urn: str,
-                               rtype: str) -> list[Diagnostic]:
-        if not diagnostics or not self._findings_controls:
+    def _run_findings_controls(self, diagnostics: list[Diagnostic], ctx: Any, urn: str, rtype: str,
+                               not_applicable: dict[str, str], analysis_only: bool = False) -> list[Diagnostic]:
+        if not self._findings_controls:
             return []
         out: list[Diagnostic] = []
         for control, level, params in self._findings_controls:
-            for d in self._run_control(control, level, params, tuple(diagnostics), ctx, default_urn=urn):
+            if not diagnostics:
+                not_applicable[control.id] = "no other policy found anything on this resource"
+                continue
+            for d in self._run_control(control, level, params, tuple(diagnostics), ctx, default_urn=urn,
+                                       not_applicable=not_applicable, analysis_only=analysis_only):
                 out.append(Diagnostic(control_id=d.control_id, level=d.level, severity=d.severity, urn=d.urn,
                                       message=d.message, resource_type=rtype))
         return out
 
     def _run_control(self, control: Control, level: Level, params: Mapping[str, Any], subject: Any, ctx: Any,
-                     default_urn: str | None = None) -> Iterable[Diagnostic]:
+                     default_urn: str | None = None, not_applicable: dict[str, str] | None = None,
+                     analysis_only: bool = False) -> Iterable[Diagnostic]:
         urn = default_urn if default_urn is not None else subject.urn
         rtype = "pulumi:pulumi:Stack" if default_urn is not None else subject.type
+        if analysis_only and control.deployment_only:
+            if not_applicable is not None:
+                not_applicable[control.id] = ("checks a deployment, and `pulumi policy analyze` (no ConfigureStack) "
+                                              "deploys nothing")
+            return
         try:
             violations = list(control.check(subject, ctx, params) or ())
+        except NotApplicable as na:
+            if not_applicable is not None:
+                not_applicable[control.id] = na.reason
+            return
         except Exception as exc:
             # A control that cannot decide fails closed at its own level, and says why.
             log.error("control_failed", control=control.id, urn=urn, error=_describe(exc))
@@ -249,6 +327,14 @@ def _describe(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _add_not_applicable(response: Any, reasons: Mapping[str, str], diagnostics: Iterable[Diagnostic]) -> None:
+    """A policy that reported a violation here is not also not-applicable (the engine counts it failed)."""
+    failed = {d.control_id for d in diagnostics}
+    for name, reason in reasons.items():
+        if name not in failed:
+            response.not_applicable.append(proto.PolicyNotApplicable(policy_name=name, reason=reason))
 
 
 def _add(response: Any, diagnostics: Iterable[Diagnostic], pack: str, version: str,

@@ -103,6 +103,7 @@ def check(resources: Sequence[ResourceView], ctx: RunContext, params: Mapping[st
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id="PS019-EVID-002",
     title="Production updates deploy an artifact already promoted through a lower tier",
     clause="PS-019 §4 Immutable deployment records showing artifact digest and environment promotion",

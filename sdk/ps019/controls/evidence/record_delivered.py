@@ -56,6 +56,7 @@ def check(resources: Sequence[ResourceView], ctx: RunContext, params: dict) -> l
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id="PS019-EVID-001",
     title="The change's evidence record is retained in the evidence store",
     clause="PS-019 §3 Production deployments must retain timestamps, actor identity, artifact version, environment "

@@ -9,6 +9,7 @@ from ps019.model import Level, Severity
 CONTROL_ID = "PS019-GATE-002"
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Changes carry enough verified approvals in the required roles",
     clause="PS-019 §3 production deployments retain approver evidence; release gates: no implied approval",

@@ -9,6 +9,7 @@ from ps019.model import Level, Severity
 CONTROL_ID = "PS019-GATE-004"
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Changes run from the approved deployment path",
     clause="PS-019 §1 no direct production changes outside documented break-glass; normal changes flow through approved deployment mechanisms",

@@ -31,6 +31,7 @@ def check(resource: ResourceView, ctx: RunContext, params: Mapping[str, Any]) ->
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id="PS019-GATE-051",
     title="Break-glass post-implementation reviews are completed within the SLA",
     clause="PS-019 §1 Emergency changes are allowed only with documented follow-up review; §2 emergency change "

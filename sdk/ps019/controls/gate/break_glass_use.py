@@ -51,6 +51,7 @@ def check(resource: ResourceView, ctx: RunContext, params: Mapping[str, Any]) ->
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id="PS019-GATE-050",
     title="Changes made under break-glass are reported",
     clause="PS-019 §1 No direct production changes outside documented break-glass procedures; "

@@ -21,6 +21,7 @@ def check(resource: ResourceView, ctx: RunContext, params: Mapping[str, Any]) ->
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Changes present a valid change request for this stack and artifact",
     clause="PS-019 §1 release approval is tied to explicit evidence; §4 linked ticket; release gates: change context, "

@@ -9,6 +9,7 @@ from ps019.model import Level, Severity
 CONTROL_ID = "PS019-GATE-007"
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Emergency changes run only under a valid break-glass grant",
     clause="PS-019 §1 emergency changes are allowed only with documented follow-up review; §2 emergency change class",

@@ -32,6 +32,7 @@ def check(findings: Sequence[Diagnostic], ctx: RunContext, params: Mapping[str, 
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Risks above the delegated threshold are escalated to a security approver",
     clause="Release gates: known open risks above the delegated threshold are escalated before production approval",

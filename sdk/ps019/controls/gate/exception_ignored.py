@@ -33,6 +33,7 @@ def check(resource: ResourceView, ctx: RunContext, params: Mapping[str, Any]) ->
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id="PS019-GATE-052",
     title="Unusable exceptions are reported",
     clause="release gates: required security requirements are complete, deferred with approval, or formally "

@@ -9,6 +9,7 @@ from ps019.model import Level, Severity
 CONTROL_ID = "PS019-GATE-003"
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Approvers are independent of the author and the deployer",
     clause="PS-019 §3 code changes require peer review; separation of duties between author, approver and deployer",

@@ -9,6 +9,7 @@ from ps019.model import Level, Severity
 CONTROL_ID = "PS019-GATE-006"
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Standard changes reference a pre-approved runbook",
     clause="PS-019 §2 standard change: pre-approved low-risk repeatable activity with documented runbook",

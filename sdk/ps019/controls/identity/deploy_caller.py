@@ -69,6 +69,7 @@ def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Ite
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id="PS019-IDENTITY-003",
     title="Production is deployed by an allowed, least-privileged role",
     clause='PS-019 §3 "Build and deployment jobs run under managed identities with least privilege"',

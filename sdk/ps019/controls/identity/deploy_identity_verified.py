@@ -40,6 +40,7 @@ def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Ite
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id="PS019-IDENTITY-004",
     title="The production deploy identity can be verified",
     clause='PS-019 §3 "Build and deployment jobs run under managed identities with least privilege"',
