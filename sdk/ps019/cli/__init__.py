@@ -26,6 +26,7 @@ _COMMANDS = {
     "evidence": "ps019.cli.evidence:evidence",
     "verify": "ps019.cli.evidence:verify_deployment",
     "report": "ps019.cli.report:report",
+    "pack": "ps019.cli.pack:pack",
 }
 
 

@@ -13,13 +13,19 @@ from ps019.controls.base import Control
 from ps019.model import Level, Severity
 
 PACK_NAME = "ps019"
+FRAMEWORK_VERSION = "0.1"
+PACK_TAGS = ["ps019", "change-management", "compliance", "aws", "iam", "evidence"]
+PACK_DISPLAY_NAME = "PS-019 secure change management"
+PACK_DESCRIPTION = "PS-019 secure change management: gate, least privilege, evidence"
 
 
 def build_policies(controls: tuple[Control, ...]) -> list:
     """One pulumi_policy Policy per control (what the engine lists, configures and displays), plus the settings
-    entry. Their validate functions are never called: ps019's servicer runs the controls itself."""
-    from pulumi_policy import (EnforcementLevel, PolicyComplianceFramework, PolicyConfigSchema,
-                               ResourceValidationPolicy, Severity as PSeverity, StackValidationPolicy)
+    entry. Their validate functions are never called: ps019's servicer runs the controls itself. Config schemas are
+    attached by :func:`attach_config_schemas` when the engine first asks for them (GetAnalyzerInfo), so that the
+    pack's start-up does not pay for generating them from the pydantic models."""
+    from pulumi_policy import (EnforcementLevel, PolicyComplianceFramework, ResourceValidationPolicy,
+                               Severity as PSeverity, StackValidationPolicy)
 
     from ps019.pack.settings import SETTINGS_POLICY
 
@@ -40,23 +46,63 @@ def build_policies(controls: tuple[Control, ...]) -> list:
             description=c.title,
             validate=unused,
             enforcement_level=level[c.level],
-            config_schema=PolicyConfigSchema(properties=dict(c.config_schema)) if c.config_schema else None,
+            display_name=c.display_name or f"{c.id}: {c.title}",
             severity=severity[c.severity],
-            framework=PolicyComplianceFramework(name="PS-019", version="0.1", reference=c.clause),
+            framework=PolicyComplianceFramework(name="PS-019", version=FRAMEWORK_VERSION, reference=c.clause),
             remediation_steps=c.remediation,
-            tags=["ps019"],
+            url=c.url,
+            tags=["ps019", c.id.split("-")[1].lower()] + (["deployment"] if c.deployment_only else []),
         ))
     policies.append(StackValidationPolicy(
         name=SETTINGS_POLICY,
         description="Pack-wide ps019 settings (environments, trusted keys, evidence store); holds config only.",
         validate=unused,
         enforcement_level=EnforcementLevel.ADVISORY,
-        config_schema=PolicyConfigSchema(properties={
-            name: {"type": "object"} for name in ("environments", "gate", "breakGlass", "exceptions", "identity",
-                                                     "evidence", "log")
-        }),
+        display_name="ps019 settings",
+        url="docs/configuration.md",
+        tags=["ps019", "settings"],
     ))
     return policies
+
+
+def attach_config_schemas(policies: list, controls: tuple[Control, ...]) -> None:
+    """The JSON Schemas the engine validates the policy pack config against (``ps019.pack.schema``)."""
+    from pulumi_policy import PolicyConfigSchema
+
+    from ps019.pack.schema import control_config_schema, settings_section_schemas
+    from ps019.pack.settings import SETTINGS_POLICY
+
+    by_id = {c.id: c for c in controls}
+    for policy in policies:
+        if policy.config_schema is not None:
+            continue
+        if policy.name == SETTINGS_POLICY:
+            policy.config_schema = PolicyConfigSchema(properties=settings_section_schemas())
+        elif policy.name in by_id:
+            properties, required = control_config_schema(by_id[policy.name])
+            if properties:
+                policy.config_schema = PolicyConfigSchema(properties=properties, required=required or None)
+
+
+def pack_metadata(pack_dir: Path | None = None) -> dict:
+    """What Pulumi Cloud shows for the pack: description, display name, readme (the pack's README.md), provider, tags
+    and repository (PulumiPolicy.yaml ``website``, which the publishing organisation sets to its copy of ps019)."""
+    readme = None
+    website = None
+    if pack_dir is not None:
+        try:
+            readme = (Path(pack_dir) / "README.md").read_text(encoding="utf-8")
+        except OSError:
+            readme = None
+        try:
+            text = (Path(pack_dir) / "PulumiPolicy.yaml").read_text(encoding="utf-8")
+            match = re.search(r"""^website:[ \t]*["']?([^"'#\s]+)""", text, re.MULTILINE)
+            website = match.group(1) if match else None
+        except OSError:
+            pass
+    return {"description": PACK_DESCRIPTION, "display_name": PACK_DISPLAY_NAME,
+            "readme": readme or (__doc__ or PACK_DESCRIPTION), "provider": "aws", "tags": list(PACK_TAGS),
+            "repository": website}
 
 
 def pack_version(pack_dir: Path) -> str:
@@ -84,7 +130,7 @@ def serve(pack_dir: str | Path | None = None) -> None:
     pack_dir = Path(pack_dir or Path.cwd())
     controls = all_controls()
     servicer = Ps019Servicer(PACK_NAME, pack_version(pack_dir), controls, build_policies(controls),
-                             description="PS-019 secure change management: gate, least privilege, evidence")
+                             **pack_metadata(pack_dir))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
                          options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
     analyzer_pb2_grpc.add_AnalyzerServicer_to_server(servicer, server)

@@ -1,0 +1,112 @@
+"""``ps019 pack``: build the publishable policy pack, and check a policy pack config the way the engine will.
+
+    ps019 pack build --out dist/ps019-pack            # wheel + PulumiPolicy.yaml + __main__.py + requirements.txt
+    ps019 pack validate-config policy.json            # the engine's schema validation, then ps019's own checks
+    ps019 pack schema                                 # every policy's config JSON Schema (what the engine validates)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ps019.errors import InputError
+
+
+@click.group("pack")
+def pack() -> None:
+    """Build the ps019 policy pack for `pulumi policy publish`, and validate policy pack configs."""
+
+
+@pack.command("build")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write the pack into (created; must be empty unless --force).")
+@click.option("--force", is_flag=True, help="Replace the pack files of a non-empty directory.")
+@click.option("--wheel", "wheel", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Vendor this ps019 wheel instead of building one with `python -m build`.")
+def build(out_dir: str, force: bool, wheel: str | None) -> None:
+    """Build the ps019 wheel and write a self-contained pack directory (ready for `pulumi policy publish`): the
+    requirements install the vendored wheel by a path relative to the pack, as the Pulumi CLI installs packs."""
+    from ps019.cli.outfile import prepare_directory
+    from ps019.pack.build import build_pack
+
+    directory = Path(out_dir)
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"--out {out_dir}: is a file, not a directory")
+    prepare_directory(directory.parent if str(directory.parent) not in ("", ".") else Path("."))
+    built = build_pack(directory, wheel=Path(wheel) if wheel else None, force=force)
+    click.echo(f"built {built.directory} (ps019 {built.version}, wheel {built.wheel.name})", err=True)
+    click.echo(f"pack digest: sha256:{built.digest}  (also in {built.directory / 'BUILD-INFO.json'})", err=True)
+    click.echo(f"next: cd {built.directory} && pulumi install && pulumi policy publish", err=True)
+    click.echo(f"sha256:{built.digest}")
+
+
+def _analyzer_info():
+    """The bundled pack's GetAnalyzerInfo, built in this process (the same servicer the pack process runs)."""
+    from google.protobuf import empty_pb2
+
+    from ps019.controls.registry import all_controls
+    from ps019.pack import PACK_NAME, build_policies
+    from ps019.pack.servicer import Ps019Servicer
+
+    controls = all_controls()
+    servicer = Ps019Servicer(PACK_NAME, "0.0.0", controls, build_policies(controls))
+    return servicer.GetAnalyzerInfo(empty_pb2.Empty(), None)
+
+
+@pack.command("validate-config")
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def validate_config(config_file: str, fmt: str) -> None:
+    """Validate a policy pack config file as the engine does before it configures the pack (each policy's JSON
+    Schema; `pulumi policy validate-config` uses the same schemas), then ps019's own checks of ps019-settings (what
+    PS019-PACK-001 would report at run time). Exit status: 0 valid, 1 problems found, 2 unusable file."""
+    from ps019.engine.policy_config import load_policy_pack_config, merge_config, validation_errors
+    from ps019.pack.settings import SETTINGS_POLICY, Settings
+
+    user = load_policy_pack_config(config_file)
+    info = _analyzer_info()
+    config = merge_config(info, user)
+    known = {p.name for p in info.policies} | {"all"}
+    unknown = sorted(set(user) - known)
+    engine_problems = validation_errors(info, config)
+    settings_problems = []
+    if not any(p.startswith(f"{SETTINGS_POLICY}:") for p in engine_problems):
+        settings = Settings(raw=config[SETTINGS_POLICY].properties if SETTINGS_POLICY in config else {})
+        settings_problems = [message for message in settings.validate_all().values()]
+    result = {"file": config_file, "valid": not engine_problems and not settings_problems,
+              "engine": engine_problems, "ps019": settings_problems,
+              "unknown_policies": unknown}
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for problem in engine_problems:
+            click.echo(f"engine: {problem}")
+        for problem in settings_problems:
+            click.echo(f"ps019: {problem}")
+        for name in unknown:
+            click.echo(f"note: {name!r} is not a policy of the ps019 pack (the engine ignores it)")
+        click.echo(f"{config_file}: " + ("valid" if result["valid"] else
+                                         f"{len(engine_problems) + len(settings_problems)} problem(s)"))
+    raise SystemExit(0 if result["valid"] else 1)
+
+
+@pack.command("schema")
+@click.option("--policy", "policy", default=None, help="Only this policy (e.g. ps019-settings, PS019-IAM-003).")
+def schema(policy: str | None) -> None:
+    """Print each policy's config JSON Schema, exactly as the pack sends it to the engine (GetAnalyzerInfo)."""
+    from google.protobuf import json_format
+
+    info = _analyzer_info()
+    out = {}
+    for p in info.policies:
+        if policy and p.name != policy:
+            continue
+        document = {"type": "object", **json_format.MessageToDict(p.configSchema)} if p.HasField("configSchema") \
+            else {"type": "object"}
+        out[p.name] = document
+    if policy and not out:
+        raise InputError(f"no policy {policy!r} in the ps019 pack (see `ps019 controls`)")
+    click.echo(json.dumps(out, indent=2, sort_keys=True))
