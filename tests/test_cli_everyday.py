@@ -92,3 +92,14 @@ def test_development_stacks_get_no_production_titles(tmp_path, monkeypatch):
     titles = [d["message"].splitlines()[0] for p in report["passes"] for d in p["diagnostics"]]
     assert titles, "the dev stack is expected to get the advisory change-request finding"
     assert not [t for t in titles if "production" in t.lower()], titles
+
+
+def test_the_template_config_says_it_is_a_template_when_used_as_it_is():
+    """BEFORE: config.example.json used as documented gave a mandatory EVID-001 about an unreachable S3 bucket and a
+    missing key file, with nothing saying these were example values."""
+    from ps019.cli.analyze import run_analysis
+
+    report = run_analysis(stack="acme/web-service/dev", state="examples/web-service/stack-export.dev.json",
+                          policy_pack_config="policypacks/ps019/config.example.json")
+    evidence = [d for p in report["passes"] for d in p["diagnostics"] if d["policy"] == "PS019-EVID-001"]
+    assert evidence and all("REPLACE-ME" in d["message"] for d in evidence), evidence

@@ -1,7 +1,9 @@
 """``ps019 analyze`` and ``ps019 up``: run a policy pack over a stack export or a Pulumi program, offline.
 
-Both go through the engine stand-in (``ps019.engine``): the pack runs in its own process over the real Analyzer
-gRPC protocol, exactly as ``pulumi preview`` / ``pulumi up --policy-pack DIR`` would start it.
+Both go through the engine stand-in (``ps019.engine``): each pack runs in its own process over the real Analyzer
+gRPC protocol, exactly as ``pulumi preview`` / ``pulumi up --policy-pack DIR`` would start it. Like the CLI, several
+``--policy-pack`` flags run several packs in one pass (Python packs, and Node.js packs such as AWSGuard when ``node``
+is installed); ``--policy-pack-config`` flags pair with them in order.
 
 Exit status: 0 no mandatory violation, 1 a mandatory violation (or a failed pass), 2 unusable input.
 """
@@ -205,6 +207,15 @@ def emit(report: dict, fmt: str, output: str | None) -> None:
     if output:
         prepare_output(output, "--output")
     try:
+        if fmt == "junit":
+            from ps019.output import render_junit
+
+            text = render_junit(report)
+            if output:
+                Path(output).write_text(text, encoding="utf-8")
+            else:
+                click.echo(text, nl=False)
+            return
         if fmt == "table":
             from rich.console import Console
 
@@ -247,11 +258,13 @@ def _common_options(command: Callable) -> Callable:
                      help="A Pulumi Python program directory (run under Pulumi's mocks in a child process; no cloud calls)."),
         click.option("--stack", "stack", metavar="ORG/PROJECT/STACK", required=True,
                      help="The stack the change is for (the pack sees it through pulumi.get_stack() etc.)."),
-        click.option("--policy-pack", "policy_pack", metavar="DIR", type=click.Path(file_okay=False),
-                     help="A policy pack directory (PulumiPolicy.yaml). Default: the bundled ps019 pack."),
+        click.option("--policy-pack", "policy_pack", metavar="DIR", type=click.Path(file_okay=False), multiple=True,
+                     help="A policy pack directory (PulumiPolicy.yaml; runtime python or nodejs). Repeatable, as in "
+                          "the Pulumi CLI. Default: the bundled ps019 pack."),
         click.option("--policy-pack-config", "policy_pack_config", metavar="FILE", type=click.Path(dir_okay=False),
+                     multiple=True,
                      help="Pulumi's policy pack config JSON: {\"<policy>\": \"mandatory\" | {\"enforcementLevel\": "
-                          "..., <properties>}, \"all\": ...}."),
+                          "..., <properties>}, \"all\": ...}. Repeatable: the Nth applies to the Nth --policy-pack."),
         click.option("--config-file", "config_file", metavar="Pulumi.<stack>.yaml", type=click.Path(dir_okay=False),
                      help="Stack config file; plaintext values are used, `secure:` values need --secret-config. "
                           "Default with --program: DIR/Pulumi.<stack>.yaml when it exists."),
@@ -267,8 +280,9 @@ def _common_options(command: Callable) -> Callable:
         click.option("--stack-reference", "stack_reference_pairs", metavar="NAME=OUTPUTS.json", multiple=True,
                      help="With --program: the outputs of a stack the program references (`pulumi stack output "
                           "--json --show-secrets` or a stack export); repeatable."),
-        click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif"]), default="table",
-                     show_default=True, help="Output format (json and sarif are documented in docs/output-formats.md)."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "junit"]), default="table",
+                     show_default=True, help="Output format (json, sarif and junit are documented in "
+                                             "docs/output-formats.md)."),
         click.option("--output", "-o", "output", metavar="FILE", type=click.Path(dir_okay=False),
                      help="Write the output to FILE instead of stdout."),
         click.option("--timeout", "timeout", metavar="SECONDS", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
@@ -282,17 +296,22 @@ def _common_options(command: Callable) -> Callable:
 @dataclass
 class _Request:
     stack: Any
-    pack_dir: Path
+    pack_dirs: list[Path]
     inputs: Inputs
     config: StackConfig
     tags: dict[str, str]
-    policy_pack_config: str | None
+    policy_pack_configs: list[str]
     timeout: float
+    bundled: bool = False
+
+    @property
+    def pack_dir(self) -> Path:
+        return self.pack_dirs[0]
 
     def engine_kwargs(self) -> dict[str, Any]:
         return dict(stack=self.stack, config=dict(self.config.values),
                     secret_config_keys=sorted(self.config.secret_keys), tags=self.tags,
-                    policy_pack_config=self.policy_pack_config, timeout=self.timeout, pool=ENGINE_POOL)
+                    policy_pack_configs=list(self.policy_pack_configs), timeout=self.timeout, pool=ENGINE_POOL)
 
 
 def configure_cli_logging() -> None:
@@ -311,9 +330,15 @@ def _prepare(state, program, stack, policy_pack, policy_pack_config, config_file
     if bool(state) == bool(program):
         raise InputError("give exactly one of --state EXPORT.json or --program DIR")
     stack_ref = StackRef.parse(stack)
-    pack_dir = Path(policy_pack) if policy_pack else bundled_pack_dir()
-    if policy_pack_config and not Path(policy_pack_config).is_file():
-        raise InputError(f"policy pack config {policy_pack_config} does not exist")
+    packs = [policy_pack] if isinstance(policy_pack, (str, Path)) else list(policy_pack or ())
+    configs = [policy_pack_config] if isinstance(policy_pack_config, (str, Path)) else list(policy_pack_config or ())
+    pack_dirs = [Path(p) for p in packs] or [bundled_pack_dir()]
+    if len(configs) > len(pack_dirs):
+        raise InputError(f"{len(configs)} --policy-pack-config for {len(pack_dirs)} policy pack(s): each config "
+                         "pairs with the --policy-pack in the same position")
+    for config_path in configs:
+        if not Path(config_path).is_file():
+            raise InputError(f"policy pack config {config_path} does not exist")
     if config_file is None and program:
         # As the Pulumi CLI does: a program's stack config lives beside it in Pulumi.<stack>.yaml.
         beside = Path(program) / f"Pulumi.{stack_ref.stack}.yaml"
@@ -333,7 +358,8 @@ def _prepare(state, program, stack, policy_pack, policy_pack_config, config_file
         program_options["stack_references"] = parse_stack_reference_pairs(stack_reference_pairs)
     inputs = load_inputs(state=state, program=program, stack=stack_ref, config=config, first_phase=first_phase,
                          program_options=program_options)
-    return _Request(stack_ref, pack_dir, inputs, config, tags, policy_pack_config, timeout)
+    return _Request(stack_ref, pack_dirs, inputs, config, tags, [str(c) for c in configs], timeout,
+                    bundled=not packs)
 
 
 def _report(request: _Request, command: str, passes: list, skipped: list) -> dict:
@@ -346,12 +372,13 @@ def _report(request: _Request, command: str, passes: list, skipped: list) -> dic
 
 
 def run_analysis(*, stack: str, state: str | None = None, program: str | None = None, mode: str = "preview",
-                 policy_pack: str | None = None, policy_pack_config: str | None = None,
+                 policy_pack: Any = None, policy_pack_config: Any = None,
                  config_file: str | None = None, config_pairs: tuple[str, ...] = (),
                  secret_pairs: tuple[str, ...] = (), tag_pairs: tuple[str, ...] = (), timeout: float = 60.0,
                  invoke_results: str | None = None, stack_reference_pairs: tuple[str, ...] = ()) -> dict:
     """What ``ps019 analyze`` (mode ``preview``/``update``) and ``ps019 up`` (mode ``up`` or ``up-skip-preview``) do,
-    as a function: returns the report (see docs/output-formats.md). Raises ``Ps019Error`` for unusable input."""
+    as a function: returns the report (see docs/output-formats.md). Raises ``Ps019Error`` for unusable input.
+    ``policy_pack``/``policy_pack_config``: a path or a list of them (several packs in one pass)."""
     if mode not in ("preview", "update", "up", "up-skip-preview"):
         raise ValueError(f"unknown mode {mode!r}")
     phases = {"preview": ["preview"], "update": ["update"], "up": ["preview", "update"],
@@ -373,16 +400,16 @@ def run_analysis(*, stack: str, state: str | None = None, program: str | None = 
 
 
 def _run_phases(request: Any, phases: list[str], mode: str) -> Any:
-    from ps019.engine import run_pass
+    from ps019.engine.runner import run_passes
 
     passes: list = []
     skipped: list = []
     for phase in phases:
         resources = request.inputs.resources(phase)
         with _placeholder_marker(request.inputs.placeholders):
-            result = run_pass(request.pack_dir, resources, dry_run=(phase == "preview"), **request.engine_kwargs())
-        passes.append((phase, result))
-        if mode == "up" and phase == "preview" and result.failed:
+            results = run_passes(request.pack_dirs, resources, dry_run=(phase == "preview"), **request.engine_kwargs())
+        passes.extend((phase, result) for result in results)
+        if mode == "up" and phase == "preview" and any(result.failed for result in results):
             skipped.append({"phase": "update", "reason": "the preview failed (mandatory violations), so "
                                                          "`pulumi up` would not start the update"})
             break

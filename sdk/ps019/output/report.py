@@ -64,9 +64,12 @@ def pass_to_dict(result: Any, *, phase: str) -> dict[str, Any]:
     diagnostics = [diagnostic_to_dict(d) for d in (_attr(result, "diagnostics", default=()) or ())]
     analyzed = [str(u) for u in (_attr(result, "analyzed_urns", default=()) or ())]
     dry_run = _attr(result, "dry_run")
+    summaries = [summary_to_dict(s) for s in (_attr(result, "summaries", default=()) or ())]
     return {
         "phase": phase,
         "dry_run": bool(dry_run) if dry_run is not None else phase == "preview",
+        "mode": _text(_attr(result, "mode", default="deployment")),
+        "cancelled": bool(_attr(result, "cancelled", default=False)),
         "pack": {
             "name": _text(_attr(result, "pack_name", "pack")),
             "version": _text(_attr(result, "pack_version", "version")),
@@ -79,7 +82,33 @@ def pass_to_dict(result: Any, *, phase: str) -> dict[str, Any]:
         "failed": bool(_attr(result, "failed", default=False)),
         "counts": count_levels(diagnostics),
         "diagnostics": diagnostics,
+        "compliance": count_compliance(summaries),
+        "summaries": summaries,
+        "pack_output": [str(x) for x in (_attr(result, "pack_output", default=()) or ())],
+        "warnings": [str(x) for x in (_attr(result, "warnings", default=()) or ())],
     }
+
+
+def summary_to_dict(summary: Any) -> dict[str, Any]:
+    """One engine policy summary (ps019.engine.PolicySummary): the resource (``""``: the stack), and which enabled
+    policies passed, failed, or did not apply (with the pack's reason)."""
+    return {
+        "urn": _text(_attr(summary, "urn")),
+        "kind": _text(_attr(summary, "kind", default="resource")),
+        "passed": sorted(str(x) for x in (_attr(summary, "passed", default=()) or ())),
+        "failed": sorted(str(x) for x in (_attr(summary, "failed", default=()) or ())),
+        "not_applicable": {str(k): str(v) for k, v in
+                           sorted(dict(_attr(summary, "not_applicable", default={}) or {}).items())},
+    }
+
+
+def count_compliance(summaries: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Policy evaluations, as ``pulumi policy compliance`` counts them (passed = enabled - failed - not applicable)."""
+    counts = {"passed": 0, "failed": 0, "not_applicable": 0}
+    for s in summaries:
+        for key in counts:
+            counts[key] += len(s[key])
+    return counts
 
 
 def count_levels(diagnostics: Iterable[Mapping[str, Any]]) -> dict[str, int]:

@@ -28,6 +28,10 @@ def render_table(report: Mapping[str, Any], console: Console) -> None:
 def render_pass(report: Mapping[str, Any], pass_: Mapping[str, Any], console: Console) -> None:
     pack = pass_.get("pack") or {}
     pack_label = pack.get("name", "") + (f"@{pack['version']}" if pack.get("version") else "")
+    for line in pass_.get("warnings", []):
+        console.print(Text(f"warning: {line}", style="yellow"))
+    for line in pass_.get("pack_output", []):
+        console.print(Text(f"{pack_label}: {line}", style="dim"))
     title = f"{pass_.get('phase', '')} of {report.get('stack', '')} with policy pack {pack_label}"
     diagnostics = pass_.get("diagnostics", [])
     if diagnostics:
@@ -47,6 +51,11 @@ def render_pass(report: Mapping[str, Any], pass_: Mapping[str, Any], console: Co
         console.print(Text(title, style="bold"))
         console.print("  no policy violations")
     console.print(Text(summary_line(pass_), style="bold"))
+    compliance = pass_.get("compliance")
+    if compliance and any(compliance.values()):
+        # The engine's per-resource policy summaries (pulumi policy compliance): passed = enabled - failed - n/a.
+        console.print(Text(f"  policy evaluations: {compliance['passed']} passed · {compliance['failed']} failed · "
+                           f"{compliance['not_applicable']} not applicable", style="dim"))
     controls = report.get("controls") or {}
     cited = [name for name in dict.fromkeys(d["policy"] for d in diagnostics) if name in controls]
     for name in cited:
@@ -65,6 +74,10 @@ def summary_line(pass_: Mapping[str, Any]) -> str:
     if pass_.get("blocked_at"):
         parts.append(f"blocked at {pass_['blocked_at']}")
     parts.append("stack policies ran" if pass_.get("stack_analyzed") else "stack policies did not run")
+    if pass_.get("cancelled"):
+        parts.append("CANCELLED")
+    if pass_.get("mode") == "analyze":
+        parts.append("analysis only (no ConfigureStack)")
     mandatory = any(d["level"] in BLOCKING_LEVELS for d in pass_.get("diagnostics", []))
     parts.append("FAILED" if pass_.get("failed") or mandatory else "passed")
     return " · ".join(parts)
