@@ -83,12 +83,22 @@ def build_wheel(root: Path, outdir: Path) -> Path:
     except ImportError:
         raise InputError("ps019 pack build needs the `build` package (pip install build)") from None
     with tempfile.TemporaryDirectory(prefix="ps019-wheel-") as tmp:
-        proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", tmp, str(root)],
+        # Build from a clean copy: setuptools keeps build/ and *.egg-info in the source tree, and a stale build/lib
+        # would put files deleted from sdk/ into the wheel.
+        source = Path(tmp) / "src"
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (root / name).is_file():
+                shutil.copy2(root / name, source / name)
+        shutil.copytree(root / "sdk", source / "sdk",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        dist = Path(tmp) / "dist"
+        proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
             raise InputError(f"building the ps019 wheel failed: {last[0][:300]}")
-        wheels = sorted(Path(tmp).glob("ps019-*.whl"))
+        wheels = sorted(dist.glob("ps019-*.whl"))
         if len(wheels) != 1:
             raise InputError(f"building the ps019 wheel produced {len(wheels)} wheels, expected 1")
         outdir.mkdir(parents=True, exist_ok=True)
