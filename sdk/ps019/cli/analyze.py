@@ -311,7 +311,9 @@ class _Request:
     def engine_kwargs(self) -> dict[str, Any]:
         return dict(stack=self.stack, config=dict(self.config.values),
                     secret_config_keys=sorted(self.config.secret_keys), tags=self.tags,
-                    policy_pack_configs=list(self.policy_pack_configs), timeout=self.timeout, pool=ENGINE_POOL)
+                    policy_pack_configs=list(self.policy_pack_configs), timeout=self.timeout, pool=ENGINE_POOL,
+                    # The bundled pack runs with this interpreter (which has ps019) until `pulumi install` is run.
+                    warn_fallback=not self.bundled)
 
 
 def configure_cli_logging() -> None:

@@ -183,7 +183,7 @@ def run_passes(pack_dirs: Sequence[str | Path], resources: Iterable[EngineResour
                pool: PackPool | None = None, timeout: float = 60.0, environ: Mapping[str, str] | None = None,
                cancel: threading.Event | None = None, analyze_only: bool = False,
                send_configure_stack: bool = True,
-               fallback_interpreter: str | None = sys.executable) -> list[PassResult]:
+               fallback_interpreter: str | None = sys.executable, warn_fallback: bool = True) -> list[PassResult]:
     """One engine pass with several packs (``--policy-pack A --policy-pack B``), one result per pack in order.
 
     ``environ`` is the CLI's environment (default ours); ``cancel``, when set during the pass, makes the engine send
@@ -238,7 +238,8 @@ def run_passes(pack_dirs: Sequence[str | Path], resources: Iterable[EngineResour
             interpreter = choose_interpreter(project, env, fallback=fallback_interpreter)
             session = _Session(project, interpreter, env, pool, timeout, scrub, user_config)
             sessions.append(session)
-            if project.runtime == "python" and project.virtualenv and interpreter == fallback_interpreter:
+            if (warn_fallback and project.runtime == "python" and project.virtualenv
+                    and interpreter == fallback_interpreter):
                 session.warnings.append(f"{project.directory}: the virtualenv {project.virtualenv!r} of "
                                         "PulumiPolicy.yaml does not exist (run `pulumi install` there); ran the pack "
                                         f"with {interpreter}")

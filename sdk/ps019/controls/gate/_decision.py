@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ps019.controls.base import RunContext
+from ps019.controls.base import NotApplicable, RunContext
 from ps019.model import ResourceView, Violation
 
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -27,8 +27,11 @@ def on_anchor(resource: ResourceView, ctx: RunContext) -> bool:
 
 def decision_violations(control_id: str, resource: ResourceView, ctx: RunContext) -> list[Violation]:
     decision: Any = ctx.gate
-    if decision is None or not hasattr(decision, "violations") or not on_anchor(resource, ctx):
+    if decision is None or not hasattr(decision, "violations"):
         return []
+    if not on_anchor(resource, ctx):
+        # Counted as not applicable, not passed: the decision is reported once, on the run's anchor.
+        raise NotApplicable("the gate decision is reported once per run, on the run's first resource")
     return [Violation(v.message, urn=v.urn or resource.urn, details=dict(v.details))
             for v in decision.violations.get(control_id, ())]
 

@@ -9,6 +9,7 @@ from ps019.model import Level, Severity
 CONTROL_ID = "PS019-GATE-009"
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Normal and standard changes run inside the tier's change windows",
     clause="PS-019 §1-2: normal changes flow through approved deployment mechanisms; emergency changes only under "

@@ -32,6 +32,7 @@ def check(resources: Sequence[ResourceView], ctx: RunContext, params: Mapping[st
 
 
 CONTROL = Control(
+    deployment_only=True,  # checks the deployment itself: not applicable under `pulumi policy analyze`
     id=CONTROL_ID,
     title="Every run gets a gate decision",
     clause="PS-019 §1: no direct production changes outside documented break-glass",
