@@ -79,6 +79,7 @@ def opened_store(url: str | None, *, read_only: bool = True, keys: dict[str, Any
         raise StoreError(f"cannot open evidence store {safe_url(resolved)}: {_first_line(exc)}") from None
     if keys is not None:
         store.trust(keys)
+        store.use_verified_index(verified_index(store, keys))
     try:
         yield store
     except (Ps019Error, click.exceptions.ClickException, click.exceptions.Exit, SystemExit, KeyboardInterrupt):
@@ -90,6 +91,22 @@ def opened_store(url: str | None, *, read_only: bool = True, keys: dict[str, Any
             store.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def verified_index(store: Any, keys: dict[str, Any]) -> Any:
+    """This reader's verified index of ``store`` (ps019.evidence.verified): answers complete and verified, and a
+    record verified once is only hash-compared afterwards. Falls back to an in-memory index (everything verified
+    again in this command) when the index directory cannot be written."""
+    from ps019.evidence.verified import VerifiedIndex
+
+    try:
+        index = VerifiedIndex.for_store(store, keys)
+    except StoreError as exc:
+        click.echo(f"note: {exc}; verifying in memory for this command only", err=True)
+        index = VerifiedIndex.for_store(store, keys, directory="memory")
+    index.notice = lambda n: click.echo(f"verifying {n:,} record(s) this reader has not verified before (once: "
+                                        "later commands reuse the result)...", err=True)
+    return index
 
 
 def trusted_keys(public_keys: tuple[str, ...]) -> dict[str, Any]:
@@ -287,7 +304,12 @@ def verify(store_url, public_keys, stack, jsonl_file, checkpoint_files, fmt) -> 
         result = verify_chain(records, keys, checkpoints=anchors)
     else:
         with opened_store(store_url) as store:
-            result = verify_store(store, keys, stack, checkpoints=anchors)
+            index = verified_index(store, keys)
+            try:  # what verifies here need not be verified again by list, sample, export or report
+                with index.recording() as add:
+                    result = verify_store(store, keys, stack, checkpoints=anchors, on_verified=add)
+            finally:
+                index.close()
     if fmt == "json":
         f = result.first_failure
         click.echo(json.dumps({"ok": result.ok, "records_checked": result.records_checked,

@@ -9,7 +9,7 @@ is reported too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ps019.evidence.record import record_hash
 from ps019.evidence.signing import public_key_map
@@ -90,7 +90,8 @@ def record_problems(stored: StoredRecord, keys: Mapping[str, Any]) -> list[tuple
 
 def verify_chain(records: Iterable[StoredRecord], public_keys: Mapping[str, Any] | None,
                  heads: Mapping[str, tuple[int, str]] | None = None,
-                 checkpoints: Iterable[Mapping[str, tuple[int, str]]] = ()) -> ChainVerification:
+                 checkpoints: Iterable[Mapping[str, tuple[int, str]]] = (),
+                 on_verified: Callable[[StoredRecord], None] | None = None) -> ChainVerification:
     """Verify records given in chain order (per chain ascending sequence; chains may interleave), reporting every
     failure.
 
@@ -98,6 +99,8 @@ def verify_chain(records: Iterable[StoredRecord], public_keys: Mapping[str, Any]
     truncated, one that runs past it had its head rewound, and a recorded head with no records at all means the
     whole chain was removed. ``checkpoints``: chain -> (sequence, hash) maps from signed checkpoints
     (``ps019.evidence.checkpoint``); the store must still hold each of those records, with that hash.
+    ``on_verified``: called with each record that passed every check while its chain, from its start, had no
+    failure (what a reader's verified index is built from).
     """
     keys = _as_keys(public_keys)
     result = ChainVerification(ok=True)
@@ -112,6 +115,7 @@ def verify_chain(records: Iterable[StoredRecord], public_keys: Mapping[str, Any]
                                                     f"two checkpoints disagree on the hash of sequence {seq}"))
     reached: set[tuple[str, int]] = set()
     gaps: list[tuple[int, set[int]]] = []  # (failure index, the sequences missing at that point)
+    broken: set[str] = set()  # chains with a failure so far
 
     def fail(stored: StoredRecord | None, chain: str, seq: int | None, code: str, reason: str,
              name: str | None = None) -> None:
@@ -126,7 +130,9 @@ def verify_chain(records: Iterable[StoredRecord], public_keys: Mapping[str, Any]
             continue
         if not isinstance(stored.document, Mapping) or "record_id" not in stored.document:
             fail(stored, chain, seq, "malformed", "a stored row is not an evidence record")
+            broken.add(chain)
             continue
+        before = len(result.failures)
         for code, name, reason in record_problems(stored, keys):
             fail(stored, chain, seq, code, reason, name)
         prev_seq = last.get(chain, (0, GENESIS_HASH))[0]
@@ -144,6 +150,10 @@ def verify_chain(records: Iterable[StoredRecord], public_keys: Mapping[str, Any]
         last[chain] = (seq, stored.hash)
         seen.setdefault(chain, set()).add(seq)
         result.records_checked += 1
+        if len(result.failures) > before:
+            broken.add(chain)
+        elif on_verified is not None and chain not in broken:
+            on_verified(stored)
     _reorders(result, seen, gaps)
     for chain in sorted(set(heads or {}) | (set(last) if heads is not None else set())):
         problem = head_problem(chain, last.get(chain, (0, GENESIS_HASH)), (heads or {}).get(chain))
@@ -173,11 +183,12 @@ def _reorders(result: ChainVerification, seen: Mapping[str, set[int]], gaps: lis
 
 
 def verify_store(store: Any, public_keys: Mapping[str, Any] | None, stack: str | None = None,
-                 checkpoints: Iterable[Mapping[str, tuple[int, str]]] = ()) -> ChainVerification:
+                 checkpoints: Iterable[Mapping[str, tuple[int, str]]] = (),
+                 on_verified: Callable[[StoredRecord], None] | None = None) -> ChainVerification:
     """Verify a whole store (or one chain) against the store's own recorded heads and any checkpoints."""
     heads = store.heads()
     checkpoints = list(checkpoints)
     if stack:
         heads = {k: v for k, v in heads.items() if k == stack}
         checkpoints = [{k: v for k, v in cp.items() if k == stack} for cp in checkpoints]
-    return verify_chain(store.iter_all(stack), public_keys, heads, checkpoints)
+    return verify_chain(store.iter_all(stack), public_keys, heads, checkpoints, on_verified)

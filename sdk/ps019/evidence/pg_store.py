@@ -18,8 +18,8 @@ from ps019.errors import StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.sql import sql_select
-from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, StoredRecord, decoded_row, document_facts, seal,
-                                  validated_record)
+from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, RawRow, StoredRecord, decoded_row, document_facts,
+                                  raw_row, seal, validated_record)
 
 SCHEMA = "ps019_evidence"
 # every indexed column (in ``COLUMNS`` order, ``seq`` as ``sequence``) plus the document and its envelope
@@ -178,7 +178,10 @@ class PostgresStore(EvidenceStore):
         time (spool flush, migration, benchmark population)."""
         records = [validated_record(r) for r in records]
 
+        fresh: list[StoredRecord] = []
+
         def tx(con):
+            fresh.clear()
             with con.transaction():
                 locked: set[str] = set()
                 out = []
@@ -186,17 +189,23 @@ class PostgresStore(EvidenceStore):
                     if record.chain_key not in locked:  # per-chain lock held to the end of the transaction
                         con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7274))", (record.chain_key,))
                         locked.add(record.chain_key)
-                    out.append(self._append_locked(con, record, signer))
+                    stored, new = self._append_locked(con, record, signer)
+                    out.append(stored)
+                    if new:
+                        fresh.append(stored)
                 return out
 
-        return self._run(tx)
+        out = self._run(tx)
+        self._appended(fresh, signer)
+        return out
 
     @staticmethod
-    def _append_locked(con: Any, record: EvidenceRecord, signer: Signer) -> StoredRecord:
+    def _append_locked(con: Any, record: EvidenceRecord, signer: Signer) -> tuple[StoredRecord, bool]:
+        """(the stored record, whether this call appended it)."""
         row = con.execute(f"SELECT document, envelope FROM {SCHEMA}.records WHERE record_id = %s",
                           (record.record_id,)).fetchone()
-        if row:
-            return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1]))  # idempotent by record ID
+        if row:  # idempotent by record ID
+            return StoredRecord(document=json.loads(row[0]), envelope=json.loads(row[1])), False
         head = con.execute(f"SELECT seq, hash FROM {SCHEMA}.heads WHERE chain_key = %s",
                            (record.chain_key,)).fetchone()
         seq, prev = head if head else (0, None)
@@ -210,7 +219,7 @@ class PostgresStore(EvidenceStore):
              f.environment, f.change_class, f.actor, f.started_at, f.break_glass, f.has_violations,
              json.dumps(stored.document, sort_keys=True, separators=(",", ":")),
              json.dumps(stored.envelope, sort_keys=True, separators=(",", ":"))))
-        return stored
+        return stored, True
 
     def get(self, record_id: str) -> StoredRecord | None:
         row = self._run(lambda c: c.execute(f"SELECT {_COLUMNS} FROM {SCHEMA}.records WHERE record_id = %s",
@@ -221,12 +230,27 @@ class PostgresStore(EvidenceStore):
         sql, args = sql_select(f"SELECT {_COLUMNS} FROM {SCHEMA}.records", q, "%s")
         return [_row(r) for r in self._run(lambda c: c.execute(sql, args).fetchall())]
 
+    def select_rows(self, q: Query, *, documents: bool = False) -> list[RawRow]:
+        cols = _COLUMNS if documents else _COLUMNS.rsplit(", document, envelope", 1)[0]
+        sql, args = sql_select(f"SELECT {cols} FROM {SCHEMA}.records", q, "%s")
+        return [raw_row(r, len(COLUMNS), documents) for r in self._run(lambda c: c.execute(sql, args).fetchall())]
+
+    def record_at(self, chain: str, sequence: int) -> StoredRecord | None:
+        row = self._run(lambda c: c.execute(f"SELECT {_COLUMNS} FROM {SCHEMA}.records WHERE chain_key = %s AND "
+                                            "seq = %s", (chain, sequence)).fetchone())
+        return _row(row) if row else None
+
+    def iter_chain(self, chain: str, after: int = 0) -> Iterator[StoredRecord]:
+        return self._stream(f"SELECT {_COLUMNS} FROM {SCHEMA}.records WHERE chain_key = %s AND seq > %s ORDER BY seq",
+                            (chain, after))
+
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
-        # a server-side cursor keeps memory flat over a million rows
         if stack:
-            sql, args = f"SELECT {_COLUMNS} FROM {SCHEMA}.records WHERE chain_key = %s ORDER BY seq", (stack,)
-        else:
-            sql, args = f"SELECT {_COLUMNS} FROM {SCHEMA}.records ORDER BY chain_key, seq", ()
+            return self.iter_chain(stack)
+        return self._stream(f"SELECT {_COLUMNS} FROM {SCHEMA}.records ORDER BY chain_key, seq", ())
+
+    def _stream(self, sql: str, args: tuple) -> Iterator[StoredRecord]:
+        # a server-side cursor keeps memory flat over a million rows
         import psycopg
 
         try:
@@ -251,6 +275,7 @@ class PostgresStore(EvidenceStore):
         return self._run(lambda c: c.execute(f"SELECT count(*) FROM {SCHEMA}.records").fetchone()[0])
 
     def close(self) -> None:
+        super().close()
         try:
             self._con.close()
         except Exception:  # noqa: BLE001

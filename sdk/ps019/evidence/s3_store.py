@@ -102,11 +102,15 @@ class S3Store(EvidenceStore):
                    **self._lock_args())
 
     def _get_json(self, key: str) -> tuple[dict[str, Any], str] | None:
+        got = self._get_raw(key)
+        return (json.loads(got[0]), got[1]) if got is not None else None
+
+    def _get_raw(self, key: str) -> tuple[bytes, str] | None:
         try:
             resp = self._call("get_object", Key=key)
         except KeyError:
             return None
-        return json.loads(resp["Body"].read()), resp["ETag"]
+        return resp["Body"].read(), resp["ETag"]
 
     def _read_head(self, chain: str) -> tuple[int, str | None, str | None]:
         got = self._get_json(self._head_key(chain))
@@ -166,6 +170,7 @@ class S3Store(EvidenceStore):
                     self._ensure_id(other)
                     self._advance_head_to(chain, other)
                     if other.record_id == record.record_id:
+                        self._appended([other], signer)
                         return other
                     continue
             stored = seal(record, signer, chain, seq, prev_hash)
@@ -181,6 +186,7 @@ class S3Store(EvidenceStore):
                 self._cas_head(chain, stored, etag)
             except _Precondition:
                 self._advance_head_to(chain, stored)  # someone helped already, or retry the CAS
+            self._appended([stored], signer)
             return stored
         raise StoreError(f"S3 evidence store {self.url}: too much contention on chain {chain}")
 
@@ -189,16 +195,16 @@ class S3Store(EvidenceStore):
         if pointer is None:
             return None
         chain, seq = pointer[0].get("chain_key"), pointer[0].get("sequence")
-        got = self._get_json(self._record_key(str(chain), int(seq or 0)))
+        got = self._get_raw(self._record_key(str(chain), int(seq or 0)))
         if got is None:
             return None
         # the ID pointer is an index too: what it points at must be the record it names
         return _stored(got[0], {"record_id": record_id, "chain_key": chain, "sequence": seq})
 
-    def _list(self, prefix: str, delimiter: str | None = None) -> Iterator[dict[str, Any]]:
+    def _list(self, prefix: str, delimiter: str | None = None, **extra: Any) -> Iterator[dict[str, Any]]:
         token = None
         while True:
-            kwargs: dict[str, Any] = {"Prefix": prefix}
+            kwargs: dict[str, Any] = {"Prefix": prefix, **extra}
             if delimiter:
                 kwargs["Delimiter"] = delimiter
             if token:
@@ -221,22 +227,34 @@ class S3Store(EvidenceStore):
         """Every record object, with the S3 index facts about it as ``columns``: the chain and sequence its key
         names, and (as ``record_id``) whether its ID pointer points back at it."""
         for chain in ([stack] if stack else self.chains()):
-            base = self._k("chains", quote(chain, safe=""), "records") + "/"
-            keys = [obj["Key"] for page in self._list(base) for obj in page.get("Contents", [])]
-            for key in sorted(keys):
-                got = self._get_json(key)
-                if got is None:
-                    continue
-                seq = int(key.rsplit("/", 1)[-1].split(".", 1)[0]) if key.endswith(".json") else None
-                columns: dict[str, Any] = {"chain_key": chain, "sequence": seq}
-                record_id = (got[0].get("record") or {}).get("record_id") if isinstance(got[0], dict) else None
-                if isinstance(record_id, str):
-                    pointer = self._get_json(self._id_key(record_id))
-                    names = (pointer[0].get("chain_key"), pointer[0].get("sequence")) if pointer else None
-                    columns["record_id"] = record_id if names == (chain, seq) else \
-                        f"{record_id} (ids pointer names {names[0]}#{names[1]})" if names else \
-                        f"{record_id} (no ids pointer)"
-                yield _stored(got[0], columns)
+            yield from self.iter_chain(chain)
+
+    def iter_chain(self, chain: str, after: int = 0) -> Iterator[StoredRecord]:
+        base = self._k("chains", quote(chain, safe=""), "records") + "/"
+        start = {"StartAfter": self._record_key(chain, after)} if after else {}
+        keys = [obj["Key"] for page in self._list(base, **start) for obj in page.get("Contents", [])]
+        for key in sorted(keys):
+            got = self._get_raw(key)
+            if got is None:
+                continue
+            seq = int(key.rsplit("/", 1)[-1].split(".", 1)[0]) if key.endswith(".json") else None
+            yield self._with_pointer(chain, seq, got[0])
+
+    def record_at(self, chain: str, sequence: int) -> StoredRecord | None:
+        got = self._get_raw(self._record_key(chain, sequence))
+        return self._with_pointer(chain, sequence, got[0]) if got is not None else None
+
+    def _with_pointer(self, chain: str, seq: int | None, body: bytes) -> StoredRecord:
+        obj = _parse(body)
+        columns: dict[str, Any] = {"chain_key": chain, "sequence": seq}
+        record_id = (obj.get("record") or {}).get("record_id") if isinstance(obj.get("record"), dict) else None
+        if isinstance(record_id, str):
+            pointer = self._get_json(self._id_key(record_id))
+            names = (pointer[0].get("chain_key"), pointer[0].get("sequence")) if pointer else None
+            columns["record_id"] = record_id if names == (chain, seq) else \
+                f"{record_id} (ids pointer names {names[0]}#{names[1]})" if names else \
+                f"{record_id} (no ids pointer)"
+        return _stored(body, columns)
 
     def chain_keys(self) -> list[str]:
         return self.chains()
@@ -263,12 +281,20 @@ class S3Store(EvidenceStore):
         return hits[: q.limit] if q.limit else hits
 
 
-def _stored(obj: Any, columns: dict[str, Any]) -> StoredRecord:
-    if not isinstance(obj, dict):
-        obj = {}
+def _parse(body: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _stored(body: bytes, columns: dict[str, Any]) -> StoredRecord:
+    """A record object's body as a StoredRecord; an undecodable one becomes an empty record the checks then name."""
+    obj = _parse(body)
     return StoredRecord(document=obj.get("record") if isinstance(obj.get("record"), dict) else {},
                         envelope=obj.get("envelope") if isinstance(obj.get("envelope"), dict) else {},
-                        columns=columns)
+                        columns=columns, raw=(body,))
 
 
 def open_url(url: str, settings: Any = None) -> S3Store:

@@ -34,6 +34,9 @@ def sql_where(q: Any, placeholder: str, like_escape: str = "", bools_as_int: boo
     if q.until:
         where.append(f"started_at < {ph}")
         args.append(format_utc(q.until))
+    if getattr(q, "started_from", None):
+        where.append(f"started_at >= {ph}")
+        args.append(q.started_from)
     for column, value in (("break_glass", q.break_glass), ("has_violations", q.with_violations)):
         if value is not None:
             where.append(f"{column} = {ph}")
@@ -42,10 +45,10 @@ def sql_where(q: Any, placeholder: str, like_escape: str = "", bools_as_int: boo
 
 
 def sql_select(select_from: str, q: Any, placeholder: str, like_escape: str = "",
-               bools_as_int: bool = False) -> tuple[str, list]:
+               bools_as_int: bool = False, order: str = "started_at DESC, id DESC") -> tuple[str, list]:
     """``SELECT … FROM …`` plus the Query's WHERE, the store-wide newest-first order and its LIMIT."""
     where, args = sql_where(q, placeholder, like_escape, bools_as_int)
-    sql = select_from + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_at DESC, id DESC"
+    sql = select_from + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order}"
     if q.limit:
         sql += f" LIMIT {placeholder}"
         args.append(int(q.limit))

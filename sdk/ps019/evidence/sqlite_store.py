@@ -21,8 +21,8 @@ from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.sql import sql_select
-from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, StoredRecord, decoded_row, document_facts, seal,
-                                  validated_record)
+from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, RawRow, StoredRecord, decoded_row, document_facts,
+                                  raw_row, seal, validated_record)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -146,23 +146,29 @@ class SqliteStore(EvidenceStore):
         try:
             con.execute("BEGIN IMMEDIATE")  # the write lock before reading the head: no fork, no lost link
             try:
+                fresh = []
                 for record in records:
-                    out.append(self._append_locked(con, record, signer))
+                    stored, new = self._append_locked(con, record, signer)
+                    out.append(stored)
+                    if new:
+                        fresh.append(stored)
                 con.execute("COMMIT")
-                return out
             except BaseException:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"evidence store {self.path} refused the append: {exc}") from exc
+        self._appended(fresh, signer)
+        return out
 
     @staticmethod
-    def _append_locked(con: sqlite3.Connection, record: EvidenceRecord, signer: Signer) -> StoredRecord:
+    def _append_locked(con: sqlite3.Connection, record: EvidenceRecord, signer: Signer) -> tuple[StoredRecord, bool]:
+        """(the stored record, whether this call appended it)."""
         existing = con.execute("SELECT document, envelope FROM records WHERE record_id = ?",
                                (record.record_id,)).fetchone()
-        if existing:
-            return StoredRecord(document=json.loads(existing[0]), envelope=json.loads(existing[1]))  # idempotent
+        if existing:  # idempotent by record ID
+            return StoredRecord(document=json.loads(existing[0]), envelope=json.loads(existing[1])), False
         head = con.execute("SELECT seq, hash FROM heads WHERE chain_key = ?", (record.chain_key,)).fetchone()
         seq, prev = head if head else (0, None)
         stored = seal(record, signer, record.chain_key, seq, prev)
@@ -176,7 +182,7 @@ class SqliteStore(EvidenceStore):
              int(facts.break_glass), int(facts.has_violations),
              json.dumps(stored.document, sort_keys=True, separators=(",", ":")),
              json.dumps(stored.envelope, sort_keys=True, separators=(",", ":"))))
-        return stored
+        return stored, True
 
     def get(self, record_id: str) -> StoredRecord | None:
         row = self._exec(f"SELECT {_COLUMNS} FROM records WHERE record_id = ?", (record_id,)).fetchone()
@@ -189,6 +195,23 @@ class SqliteStore(EvidenceStore):
         sql, args = sql_select(f"SELECT {_COLUMNS} FROM records", q, "?", like_escape=" ESCAPE '\\'",
                                bools_as_int=True)
         return [_row(r) for r in self._exec(sql, args)]
+
+    def select_rows(self, q: Query, *, documents: bool = False) -> list[RawRow]:
+        cols = _COLUMNS if documents else _COLUMNS.rsplit(", document, envelope", 1)[0]
+        sql, args = sql_select(f"SELECT {cols} FROM records", q, "?", like_escape=" ESCAPE '\\'",
+                               bools_as_int=True)
+        return [raw_row(r, len(COLUMNS), documents) for r in self._exec(sql, args)]
+
+    def iter_chain(self, chain: str, after: int = 0) -> Iterator[StoredRecord]:
+        cur = self._exec(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? AND seq > ? ORDER BY seq",
+                         (chain, after))
+        for row in cur:
+            yield _row(row)
+
+    def record_at(self, chain: str, sequence: int) -> StoredRecord | None:
+        row = self._exec(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? AND seq = ?",
+                         (chain, sequence)).fetchone()
+        return _row(row) if row else None
 
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
         if stack:
@@ -215,6 +238,7 @@ class SqliteStore(EvidenceStore):
             raise StoreError(f"evidence store {self.path}: {exc}") from exc
 
     def close(self) -> None:
+        super().close()
         self._con.close()
 
 

@@ -12,6 +12,7 @@ to serialise appends per chain and how to keep rows immutable.
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -41,6 +42,9 @@ class StoredRecord:
     head: tuple[int, str] | None = field(default=None, compare=False)  # the store's recorded chain head, if any
     # the store's own indexed columns for this row (``COLUMNS`` names), when it has any: what queries filtered on
     columns: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    # the document and envelope exactly as the store holds them (text or bytes), when the back end has them: what
+    # ``raw_digest`` hashes, so a reader can tell a row is byte-identical to one it verified before
+    raw: tuple[str | bytes, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def record_id(self) -> str:
@@ -69,10 +73,35 @@ class StoredRecord:
     def to_json(self) -> str:
         return json.dumps({"record": self.document, "envelope": self.envelope}, sort_keys=True)
 
+    @property
+    def raw_digest(self) -> str | None:
+        """SHA-256 over the row's stored bytes (document and envelope as the store holds them), or None."""
+        return raw_digest(self.raw) if self.raw is not None else None
+
     @classmethod
     def from_json(cls, text: str | bytes) -> "StoredRecord":
         obj = json.loads(text)
         return cls(document=obj["record"], envelope=obj["envelope"])
+
+
+def raw_digest(parts: tuple[str | bytes, ...]) -> str:
+    """SHA-256 of a row's stored parts joined by NUL (C speed: a few microseconds for a record)."""
+    h = hashlib.sha256()
+    for i, part in enumerate(parts):
+        if i:
+            h.update(b"\0")
+        h.update(part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One row of an indexed selection as the store holds it: its ``COLUMNS`` values (booleans as 0/1) and, when
+    asked for, the document and envelope text -- nothing decoded."""
+
+    columns: tuple
+    document: str | None = None
+    envelope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,10 +234,13 @@ class Query:
     break_glass: bool | None = None
     with_violations: bool | None = None
     limit: int | None = None
+    started_from: str | None = None  # inclusive floor on started_at in its stored text form (the window of a limit)
 
     def matches(self, facts: IndexFacts) -> bool:
         """The reference semantics (stores without indexes filter with this)."""
         if self.stack and not _stack_matches(self.stack, facts.stack):
+            return False
+        if self.started_from and facts.started_at < self.started_from:
             return False
         if self.environment and facts.environment != self.environment:
             return False
@@ -241,23 +273,45 @@ def _stack_matches(wanted: str, stack_ref: str) -> bool:
 class EvidenceStore(abc.ABC):
     """Append-only, per-stack hash-chained evidence records.
 
-    Reads that select or count records (``query``, ``summaries``) never trust the store's own index columns: every
-    row they return is checked against its signed document (:func:`checked`; with :meth:`trust`, the signature as
-    well), and governance records (grants, closes, reviews, exceptions, approvals) are read from their own chains,
-    which are verified end to end, so a record cannot be hidden from them by editing a column (docs/evidence.md)."""
+    Reads that select or count records (``query``, ``summaries``) never trust the store's own index columns. Two
+    ways, chosen by the reader:
+
+    * with a verified index (:meth:`use_verified_index`, what the auditor's CLI uses; ``ps019.evidence.verified``),
+      answers come from records this reader has verified (signature, hash, chain link, columns), kept outside the
+      store and brought up to the store's heads before every answer; the store's own columns are cross-checked
+      against them, so an edited filter column is reported instead of silently hiding or adding a record;
+    * without one (the pack), every row returned is checked against its signed document (:func:`checked`; with
+      :meth:`trust`, the signature as well), and governance records (grants, closes, reviews, exceptions,
+      approvals) are read from their own chains, verified end to end (docs/evidence.md).
+
+    After a successful append, a store opened with checkpoint settings publishes a signed checkpoint of the chain
+    it extended to its witness (``ps019.evidence.witness``)."""
 
     url: str
     trusted_keys: Mapping[str, Any] | None = None
+    verified_index: Any = None  # ps019.evidence.verified.VerifiedIndex (answers complete, verified queries)
+    witness: Any = None  # ps019.evidence.witness.Witness (publishes and reads signed checkpoints)
 
     def trust(self, keys: Mapping[str, Any] | None) -> "EvidenceStore":
         """Check every signature of what ``query`` returns against ``keys`` (keyid -> Ed25519 public key)."""
         self.trusted_keys = dict(keys) if keys is not None else None
         return self
 
+    def use_verified_index(self, index: Any) -> "EvidenceStore":
+        """Answer ``query``/``summaries`` from ``index`` (a ``VerifiedIndex``), refreshed against this store."""
+        self.verified_index = index
+        return self
+
     @abc.abstractmethod
     def append(self, record: EvidenceRecord, signer: Signer) -> StoredRecord:
         """Assign sequence/prev_hash/hash, sign and append atomically. Raises StoreError when unreachable.
         Idempotent by record ID: appending a record whose ID is already stored returns the stored one."""
+
+    def _appended(self, stored: list[StoredRecord], signer: Signer) -> None:
+        """Every back end calls this after its append committed: the witness publishes a checkpoint. Never raises
+        (the record is stored; a checkpoint that could not be published is logged and the next one covers it)."""
+        if self.witness is not None and stored:
+            self.witness.appended(self, stored, signer)
 
     @abc.abstractmethod
     def get(self, record_id: str) -> StoredRecord | None:
@@ -267,11 +321,18 @@ class EvidenceStore(abc.ABC):
     def _select(self, q: "Query") -> list[StoredRecord]:
         """The back end's indexed selection: rows (with ``columns``) whose columns match ``q``, newest first."""
 
+    def select_rows(self, q: "Query", *, documents: bool = False) -> list[RawRow] | None:
+        """Rows whose indexed columns match ``q`` (no limit applied by callers that need a whole window), undecoded;
+        None for a back end without indexed columns (S3)."""
+        return None
+
     def query(self, **filters: Any) -> list[StoredRecord]:
         """Newest first. Filters: stack, environment, kind, change_class, actor, since, until (half-open, on
         started_at), break_glass, with_violations, limit. Every row is checked (IntegrityError names the record and
         field on disagreement); governance kinds come from their verified chains."""
         q = filters_to_query(filters)
+        if self.verified_index is not None:
+            return self.verified_index.query(self, q)
         if q.kind and _kind_value(q.kind) in GOVERNANCE_KINDS:
             return self._governance(q)
         return [checked(r, self.trusted_keys) for r in self._select(q)]
@@ -279,7 +340,8 @@ class EvidenceStore(abc.ABC):
     def _governance(self, q: "Query") -> list[StoredRecord]:
         found: dict[str, StoredRecord] = {}
         for chain in self._governance_chains(q.stack):
-            for stored in verified_chain(self.iter_all(chain), self.trusted_keys, self.heads().get(chain), chain):
+            for stored in verified_chain(self.iter_all(chain), self.trusted_keys, self.heads().get(chain), chain,
+                                         self.witness_anchor(chain)):
                 if q.matches(document_facts(stored.document)):
                     found[stored.record_id] = stored
         # records written before governance chains existed live in their stack's chain: indexed and checked
@@ -289,6 +351,12 @@ class EvidenceStore(abc.ABC):
         rows = sorted(found.values(), key=lambda r: (r.document.get("started_at") or "", r.chain_key, r.sequence),
                       reverse=True)
         return rows[: q.limit] if q.limit else rows
+
+    def witness_anchor(self, chain: str) -> tuple[int, str] | None:
+        """The latest signed checkpoint of ``chain`` the witness can read (sequence, hash), or None."""
+        if self.witness is None:
+            return None
+        return self.witness.anchor(chain, self.trusted_keys)
 
     def _governance_chains(self, stack: str | None) -> list[str]:
         if stack and "/" in stack:
@@ -307,8 +375,21 @@ class EvidenceStore(abc.ABC):
         """Every record in chain order (per chain ascending sequence); ``stack`` = a chain key. Rows carry their
         ``columns``; nothing is checked here (``verify`` reports every problem)."""
 
+    def iter_chain(self, chain: str, after: int = 0) -> Iterator[StoredRecord]:
+        """The records of ``chain`` with sequence > ``after``, ascending, unchecked (back ends seek directly)."""
+        return (r for r in self.iter_all(chain) if r.sequence > after)
+
+    def record_at(self, chain: str, sequence: int) -> StoredRecord | None:
+        """The row at ``sequence`` of ``chain``, unchecked, or None."""
+        for stored in self.iter_chain(chain, sequence - 1):
+            return stored if stored.sequence == sequence else None
+        return None
+
     def summaries(self, **filters: Any) -> list[dict[str, Any]]:
-        """``record_summary`` of each record ``query`` returns (so each summary comes from a checked document)."""
+        """``record_summary`` of each record ``query`` returns (so each summary comes from a checked document); with
+        a verified index, straight from the verified facts (no document is decoded)."""
+        if self.verified_index is not None:
+            return self.verified_index.summaries(self, filters_to_query(filters))
         return [record_summary(s.document) for s in self.query(**filters)]
 
     @abc.abstractmethod
@@ -331,7 +412,8 @@ class EvidenceStore(abc.ABC):
         return found
 
     def close(self) -> None:
-        pass
+        if self.verified_index is not None:
+            self.verified_index.close()
 
     def __enter__(self) -> "EvidenceStore":
         return self
@@ -344,7 +426,14 @@ def decoded_row(row: tuple, ncolumns: int) -> StoredRecord:
     """A SQL row (the ``COLUMNS`` then document, envelope) as a StoredRecord; an undecodable document or envelope
     becomes an empty one, which the checks then name, instead of an exception that hides which row it was."""
     columns = dict(zip(COLUMNS, row[:ncolumns]))
-    return StoredRecord(document=_loads(row[ncolumns]), envelope=_loads(row[ncolumns + 1]), columns=columns)
+    return StoredRecord(document=_loads(row[ncolumns]), envelope=_loads(row[ncolumns + 1]), columns=columns,
+                        raw=(row[ncolumns], row[ncolumns + 1]))
+
+
+def raw_row(row: tuple, ncolumns: int, documents: bool) -> RawRow:
+    """A SQL row (the ``COLUMNS``, then document and envelope when selected) as a RawRow, booleans as 0/1."""
+    cols = tuple(int(v) if isinstance(v, bool) else v for v in row[:ncolumns])
+    return RawRow(cols, row[ncolumns], row[ncolumns + 1]) if documents else RawRow(cols)
 
 
 def _loads(text: Any) -> Any:
@@ -384,10 +473,11 @@ def head_problem(chain: str, last: tuple[int, str], head: tuple[int, str] | None
 
 
 def verified_chain(rows: Iterable[StoredRecord], keys: Mapping[str, Any] | None, head: tuple[int, str] | None,
-                   chain: str) -> list[StoredRecord]:
+                   chain: str, anchor: tuple[int, str] | None = None) -> list[StoredRecord]:
     """One whole chain, every row checked and linked, ending at the recorded head -- or IntegrityError naming the
     first record (or the chain) that breaks it. What governance lookups are built on: a record cannot be removed
-    from such a chain, by any column edit, without a gap, a fork or a head mismatch."""
+    from such a chain, by any column edit, without a gap, a fork or a head mismatch. ``anchor``: the latest signed
+    checkpoint of the chain (sequence, hash); a chain that ends before it, or differs at it, was rolled back."""
     out: list[StoredRecord] = []
     last = (0, GENESIS_HASH)
     for stored in rows:
@@ -404,7 +494,27 @@ def verified_chain(rows: Iterable[StoredRecord], keys: Mapping[str, Any] | None,
     problem = head_problem(chain, last, head)
     if problem:
         raise IntegrityError(f"evidence chain {chain}: {problem[1]}; refusing to use it")
+    problem = anchor_problem(chain, last[0], out[anchor[0] - 1].hash if anchor and 0 < anchor[0] <= len(out) else None,
+                             anchor)
+    if problem:
+        raise IntegrityError(f"evidence chain {chain}: {problem}; refusing to use it")
     return out
+
+
+def anchor_problem(chain: str, last_seq: int, hash_at_anchor: str | None, anchor: tuple[int, str] | None
+                   ) -> str | None:
+    """Why a chain that ends at ``last_seq`` (holding ``hash_at_anchor`` at the anchor's sequence) is not consistent
+    with a signed checkpoint ``anchor`` (sequence, hash), or None."""
+    if not anchor:
+        return None
+    seq, digest = anchor
+    if last_seq < seq:
+        return (f"a signed checkpoint attests sequence {seq} of chain {chain} but the store ends at sequence "
+                f"{last_seq}: truncated, head rewound or rolled back")
+    if hash_at_anchor != digest:
+        return (f"the record at sequence {seq} of chain {chain} differs from the one a signed checkpoint attests: "
+                "the chain was rewritten (rollback or restored backup)")
+    return None
 
 
 def seal(record: EvidenceRecord, signer: Signer, chain_key: str, prev_seq: int, prev_hash: str | None
