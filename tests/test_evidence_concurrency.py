@@ -1,5 +1,6 @@
-"""8 processes x 500 appends to ONE chain in each store while checkpoints are taken: no loss, no fork, the chain
-verifies, and it is consistent with every checkpoint taken during the appends."""
+"""8 processes x 500 appends to ONE chain in each store while checkpoints are taken and every append publishes its
+own signed checkpoint to a file sink: no loss, no fork, the chain verifies, and it is consistent with every checkpoint
+taken during the appends and every one published."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ PER_PROC = int(os.environ.get("PS019_CONC_APPENDS", "500"))
 S3_PER_PROC = int(os.environ.get("PS019_CONC_S3_APPENDS", "20"))
 
 
-def _worker(url: str, key_pem: bytes, env: dict, worker: int, n: int, start) -> list[str]:
+def _worker(url: str, key_pem: bytes, env: dict, worker: int, n: int, start, sink: str) -> list[str]:
     os.environ.update(env)
+    from ps019.evidence import EvidenceSettings
     from ps019.evidence.signing import parse_private_key
     from tests.plugins.evidence import make_record
 
     signer = Signer(parse_private_key(key_pem, "test"))
-    store = open_store(url)
+    store = open_store(url, EvidenceSettings(checkpoints={"sink": sink}))
     records = [make_record(resources=[], links={"worker": str(worker)}) for _ in range(n)]
     start.wait(60)
     ids = [store.append(r, signer).record_id for r in records]
@@ -32,13 +34,13 @@ def _worker(url: str, key_pem: bytes, env: dict, worker: int, n: int, start) -> 
     return ids
 
 
-def _hammer(url: str, signer: Signer, per_proc: int) -> tuple[list[str], float]:
+def _hammer(url: str, signer: Signer, per_proc: int, sink: str) -> tuple[list[str], float]:
     ctx = mp.get_context("spawn")
     env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     with ctx.Manager() as manager:
         start = manager.Event()
         with ctx.Pool(PROCS) as pool:
-            pending = [pool.apply_async(_worker, (url, signer.private_key_pem(), env, w, per_proc, start))
+            pending = [pool.apply_async(_worker, (url, signer.private_key_pem(), env, w, per_proc, start, sink))
                        for w in range(PROCS)]
             time.sleep(0.5)
             t0 = time.perf_counter()
@@ -112,15 +114,20 @@ def _checkpointing(url: str, signer: Signer, done, out: list) -> None:
 
 
 @pytest.mark.slow
-def test_concurrent_appends_never_fork_or_lose(conc_url, evidence_signer, capsys):
+def test_concurrent_appends_never_fork_or_lose(conc_url, evidence_signer, capsys, tmp_path):
     import threading
+
+    from ps019.evidence.checkpoint import load_checkpoints
+    from ps019.evidence.witness import FileSink
+
+    sink = tmp_path / "sink"
 
     per_proc = S3_PER_PROC if conc_url.startswith("s3:") else PER_PROC
     done, checkpoints = threading.Event(), []
     taker = threading.Thread(target=_checkpointing, args=(conc_url, evidence_signer, done, checkpoints))
     taker.start()
     try:
-        ids, elapsed = _hammer(conc_url, evidence_signer, per_proc)
+        ids, elapsed = _hammer(conc_url, evidence_signer, per_proc, f"file://{sink}")
     finally:
         done.set()
         taker.join(60)
@@ -138,6 +145,14 @@ def test_concurrent_appends_never_fork_or_lose(conc_url, evidence_signer, capsys
         assert res.ok, res.summary()
         assert res.checkpoints_checked == len(checkpoints)
         assert all(store.contains(i) for i in ids[:: max(1, total // 50)])
+        # every published checkpoint is a record the store holds; they only move forward; the last is the head
+        keys = {evidence_signer.keyid: evidence_signer.public_key}
+        published = [cp.chains["acme/payments/prod"]
+                     for cp in load_checkpoints(FileSink(sink)._file(store.url, "acme/payments/prod"), keys)]
+        assert [seq for seq, _ in published] == sorted({seq for seq, _ in published})
+        assert published[-1] == store.heads()["acme/payments/prod"]
+        res = verify_store(store, keys, checkpoints=[dict([("acme/payments/prod", p)]) for p in published])
+        assert res.ok, res.summary()
     with capsys.disabled():
         print(f"\n[evidence concurrency] {conc_url.split(':')[0]}: {total} appends by {PROCS} processes "
-              f"in {elapsed:.1f}s ({total / elapsed:.0f}/s)")
+              f"in {elapsed:.1f}s ({total / elapsed:.0f}/s), {len(published)} checkpoints published")

@@ -277,19 +277,24 @@ def show(record_id, store_url, public_keys, fmt) -> None:
 @click.option("--file", "jsonl_file", type=click.Path(dir_okay=False), default=None,
               help="Verify a JSONL export instead of a store (no truncation check: a file has no recorded heads).")
 @click.option("--checkpoint", "checkpoint_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
-              help="A signed checkpoint (`ps019 evidence checkpoint`): prove the store still holds every record it "
-                   "attests (detects truncation, head rewind and rollback). Repeatable.")
+              help="Signed checkpoints: a `ps019 evidence checkpoint` file, a file sink's JSON-lines chain file, or a "
+                   "CI log with `ps019-checkpoint:` lines. Prove the store still holds every record they attest "
+                   "(detects truncation, head rewind and rollback). Repeatable.")
+@click.option("--checkpoints-from", "sink_urls", multiple=True, metavar="SINK",
+              help="A checkpoint sink (file:///dir or s3://bucket/prefix, as in evidence.checkpoints.sink): check the "
+                   "store against the newest checkpoint of every chain published there. Repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def verify(store_url, public_keys, stack, jsonl_file, checkpoint_files, fmt) -> None:
+def verify(store_url, public_keys, stack, jsonl_file, checkpoint_files, sink_urls, fmt) -> None:
     """Check every signature, hash, chain link, indexed column and recorded head, and every checkpoint given; list
     EVERY failure (exit 1 when there is one)."""
     from ps019.evidence import verify_chain
     from ps019.evidence.chain import verify_store
-    from ps019.evidence.checkpoint import load_checkpoint
+    from ps019.evidence.checkpoint import load_checkpoints
 
     keys = trusted_keys(public_keys)
-    checkpoints = [load_checkpoint(path, checkpoint_keys(keys)) for path in checkpoint_files]
-    anchors = [cp.chains for cp in checkpoints]
+    anchors = [cp.chains for path in checkpoint_files for cp in load_checkpoints(path, checkpoint_keys(keys))]
+    if sink_urls and jsonl_file:
+        raise InputError("--checkpoints-from needs a store (not --file): a sink files checkpoints by store URL")
     if jsonl_file:
         from ps019.evidence.export import read_jsonl
 
@@ -304,6 +309,7 @@ def verify(store_url, public_keys, stack, jsonl_file, checkpoint_files, fmt) -> 
         result = verify_chain(records, keys, checkpoints=anchors)
     else:
         with opened_store(store_url) as store:
+            anchors += [sink_anchors(url, store.url, checkpoint_keys(keys)) for url in sink_urls]
             index = verified_index(store, keys)
             try:  # what verifies here need not be verified again by list, sample, export or report
                 with index.recording() as add:
@@ -322,6 +328,16 @@ def verify(store_url, public_keys, stack, jsonl_file, checkpoint_files, fmt) -> 
             click.echo(f"  FAIL [{failure.code}] {failure}")
     if not result.ok:
         raise SystemExit(1)
+
+
+def sink_anchors(sink_url: str, store_url: str, keys: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """chain -> (sequence, hash) of the newest checkpoint of each chain of ``store_url`` published to the sink."""
+    from ps019.evidence.witness import Witness, open_sink
+
+    sink = open_sink(sink_url)
+    if not sink.readable:
+        raise InputError(f"checkpoint sink {sink_url} cannot be read back; pass the log's lines with --checkpoint")
+    return Witness(sink=sink, store_url=store_url).anchors(keys)
 
 
 def checkpoint_keys(keys: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from ps019.evidence.signing import Signer, verify_envelope
 
 PREDICATE_TYPE = "https://ps019.dev/evidence/checkpoint/v1"
 VERSION = 1
+LOG_PREFIX = "ps019-checkpoint: "  # how the stderr (CI log) sink prints one
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,32 @@ def load_checkpoint(path: str | Path, keys: Mapping[str, Any]) -> Checkpoint:
     except ValueError:
         raise InputError(f"checkpoint {path} is not JSON") from None
     return parse_checkpoint(obj, keys, f"checkpoint {path}")
+
+
+def load_checkpoints(path: str | Path, keys: Mapping[str, Any]) -> list[Checkpoint]:
+    """Every checkpoint in a file: one JSON document (``ps019 evidence checkpoint``), JSON lines (a file sink's
+    chain file) or a log holding ``ps019-checkpoint: {...}`` lines (the stderr sink, in a CI log)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"checkpoint {path} is not text") from None
+    try:
+        return [parse_checkpoint(json.loads(text), keys, f"checkpoint {path}")]
+    except ValueError:
+        pass
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if LOG_PREFIX.strip() in line:
+            line = line.split(LOG_PREFIX.strip(), 1)[1]
+        elif not line.lstrip().startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise InputError(f"checkpoint {path} line {number} is not JSON") from None
+        out.append(parse_checkpoint(obj, keys, f"checkpoint {path} line {number}"))
+    if not out:
+        raise InputError(f"checkpoint {path} holds no checkpoint (JSON, JSON lines or ps019-checkpoint: lines)")
+    return out

@@ -48,6 +48,17 @@ def opener_for(url: str) -> Opener:
 
 
 def open_store(url: str | None = None, settings: Any = None) -> EvidenceStore:
-    """The store for ``url`` (None -> ``settings.store_url`` -> ``$PS019_EVIDENCE_STORE`` -> per-user sqlite)."""
+    """The store for ``url`` (None -> ``settings.store_url`` -> ``$PS019_EVIDENCE_STORE`` -> per-user sqlite). With
+    ``settings.checkpoints``, the store publishes a signed checkpoint after every append and reads them back
+    (``ps019.evidence.witness``)."""
     url = resolve_store_url(url or getattr(settings, "store_url", None))
-    return opener_for(url)(url, settings)
+    store = opener_for(url)(url, settings)
+    if getattr(settings, "checkpoints", None) is not None:
+        from ps019.evidence.witness import open_witness
+
+        try:
+            store.witness = open_witness(settings, store.url)
+        except BaseException:
+            store.close()
+            raise
+    return store

@@ -6,11 +6,34 @@ import os
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ps019.evidence.paths import (ENV_SPOOL, ENV_STORE, default_data_dir, default_store_url,  # noqa: F401 - API
                                   resolve_store_url)
 from ps019.evidence.signing import load_signer, public_key_map
+
+
+class CheckpointSettings(BaseModel):
+    """Where signed checkpoints are published after appends (``ps019.evidence.witness``), and how often."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sink: str = Field(..., description="file:///absolute/dir | s3://bucket/prefix (Object Lock) | stderr (the CI "
+                                       "log); somewhere the store's writer cannot rewrite")
+    every: int = Field(1, ge=1, description="publish after every N-th record of a chain (1: every append)")
+    retention_days: int | None = Field(None, ge=1, description="S3 sink: Object Lock COMPLIANCE retention; "
+                                                               "default: s3_retention_days")
+
+    @field_validator("sink")
+    @classmethod
+    def _known_sink(cls, value: str) -> str:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(value)
+        if value == "stderr" or (parsed.scheme == "file" and parsed.path.startswith("/") and not parsed.netloc) \
+                or (parsed.scheme == "s3" and parsed.netloc):
+            return value
+        raise ValueError("must be file:///absolute/dir, s3://bucket/prefix or stderr")
 
 
 class EvidenceSettings(BaseModel):
@@ -35,6 +58,9 @@ class EvidenceSettings(BaseModel):
                            "$PS019_EVIDENCE_STORE or the per-user default choose it, as for other tiers (a relaxation "
                            "written into every production record)")
     connect_timeout_s: float = Field(5.0, gt=0)
+    checkpoints: CheckpointSettings | None = Field(
+        None, description="publish a signed checkpoint after every append, and refuse a store behind the latest "
+                          "one (docs/evidence.md, Checkpoints)")
 
     def resolved_store_url(self) -> str:
         return resolve_store_url(self.store_url)
