@@ -18,8 +18,8 @@ from ps019.errors import StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.sql import sql_select
-from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, RawRow, StoredRecord, decoded_row, document_facts,
-                                  raw_row, seal, validated_record)
+from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, StoredRecord, decoded_row, document_facts, seal,
+                                  validated_record)
 
 SCHEMA = "ps019_evidence"
 # every indexed column (in ``COLUMNS`` order, ``seq`` as ``sequence``) plus the document and its envelope
@@ -230,10 +230,10 @@ class PostgresStore(EvidenceStore):
         sql, args = sql_select(f"SELECT {_COLUMNS} FROM {SCHEMA}.records", q, "%s")
         return [_row(r) for r in self._run(lambda c: c.execute(sql, args).fetchall())]
 
-    def select_rows(self, q: Query, *, documents: bool = False) -> list[RawRow]:
+    def select_rows(self, q: Query, *, documents: bool = False) -> list[tuple]:
         cols = _COLUMNS if documents else _COLUMNS.rsplit(", document, envelope", 1)[0]
         sql, args = sql_select(f"SELECT {cols} FROM {SCHEMA}.records", q, "%s")
-        return [raw_row(r, len(COLUMNS), documents) for r in self._run(lambda c: c.execute(sql, args).fetchall())]
+        return self._run(lambda c: c.execute(sql, args).fetchall())
 
     def record_at(self, chain: str, sequence: int) -> StoredRecord | None:
         row = self._run(lambda c: c.execute(f"SELECT {_COLUMNS} FROM {SCHEMA}.records WHERE chain_key = %s AND "

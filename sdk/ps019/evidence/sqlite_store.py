@@ -21,8 +21,8 @@ from ps019.errors import InputError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.sql import sql_select
-from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, RawRow, StoredRecord, decoded_row, document_facts,
-                                  raw_row, seal, validated_record)
+from ps019.evidence.store import (COLUMNS, EvidenceStore, Query, StoredRecord, decoded_row, document_facts, seal,
+                                  validated_record)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -196,11 +196,11 @@ class SqliteStore(EvidenceStore):
                                bools_as_int=True)
         return [_row(r) for r in self._exec(sql, args)]
 
-    def select_rows(self, q: Query, *, documents: bool = False) -> list[RawRow]:
+    def select_rows(self, q: Query, *, documents: bool = False) -> list[tuple]:
         cols = _COLUMNS if documents else _COLUMNS.rsplit(", document, envelope", 1)[0]
         sql, args = sql_select(f"SELECT {cols} FROM records", q, "?", like_escape=" ESCAPE '\\'",
                                bools_as_int=True)
-        return [raw_row(r, len(COLUMNS), documents) for r in self._exec(sql, args)]
+        return self._exec(sql, args).fetchall()
 
     def iter_chain(self, chain: str, after: int = 0) -> Iterator[StoredRecord]:
         cur = self._exec(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? AND seq > ? ORDER BY seq",

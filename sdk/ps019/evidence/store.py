@@ -95,16 +95,6 @@ def raw_digest(parts: tuple[str | bytes, ...]) -> str:
 
 
 @dataclass(frozen=True)
-class RawRow:
-    """One row of an indexed selection as the store holds it: its ``COLUMNS`` values (booleans as 0/1) and, when
-    asked for, the document and envelope text -- nothing decoded."""
-
-    columns: tuple
-    document: str | None = None
-    envelope: str | None = None
-
-
-@dataclass(frozen=True)
 class IndexFacts:
     """The columns every store indexes (derived from the record once, at append)."""
 
@@ -321,9 +311,10 @@ class EvidenceStore(abc.ABC):
     def _select(self, q: "Query") -> list[StoredRecord]:
         """The back end's indexed selection: rows (with ``columns``) whose columns match ``q``, newest first."""
 
-    def select_rows(self, q: "Query", *, documents: bool = False) -> list[RawRow] | None:
-        """Rows whose indexed columns match ``q`` (no limit applied by callers that need a whole window), undecoded;
-        None for a back end without indexed columns (S3)."""
+    def select_rows(self, q: "Query", *, documents: bool = False) -> list[tuple] | None:
+        """Rows whose indexed columns match ``q``, newest first, as the store holds them, nothing decoded: each a
+        tuple of the ``COLUMNS`` values (booleans as 0/1 or bool), then, with ``documents``, the document and
+        envelope text. None for a back end without indexed columns (S3)."""
         return None
 
     def query(self, **filters: Any) -> list[StoredRecord]:
@@ -429,11 +420,6 @@ def decoded_row(row: tuple, ncolumns: int) -> StoredRecord:
     return StoredRecord(document=_loads(row[ncolumns]), envelope=_loads(row[ncolumns + 1]), columns=columns,
                         raw=(row[ncolumns], row[ncolumns + 1]))
 
-
-def raw_row(row: tuple, ncolumns: int, documents: bool) -> RawRow:
-    """A SQL row (the ``COLUMNS``, then document and envelope when selected) as a RawRow, booleans as 0/1."""
-    cols = tuple(int(v) if isinstance(v, bool) else v for v in row[:ncolumns])
-    return RawRow(cols, row[ncolumns], row[ncolumns + 1]) if documents else RawRow(cols)
 
 
 def _loads(text: Any) -> Any:

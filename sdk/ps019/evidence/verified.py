@@ -40,7 +40,7 @@ from ps019.evidence.integrity import short
 from ps019.evidence.paths import default_data_dir
 from ps019.evidence.record import format_utc
 from ps019.evidence.sql import sql_select
-from ps019.evidence.store import (COLUMNS, GENESIS_HASH, EvidenceStore, Query, RawRow, StoredRecord,
+from ps019.evidence.store import (COLUMNS, GENESIS_HASH, EvidenceStore, Query, StoredRecord,
                                   expected_columns, head_problem, link_problem, raw_digest, record_summary, row_label)
 
 ENV_INDEX_DIR = "PS019_VERIFIED_INDEX_DIR"  # a directory, or "memory" (verify again in every process)
@@ -271,7 +271,7 @@ class VerifiedIndex:
                                bools_as_int=True, order=_ORDER)
         return self._con.execute(sql, args).fetchall()
 
-    def _answer(self, store: EvidenceStore, q: Query, documents: bool) -> tuple[list[tuple], dict[str, RawRow]]:
+    def _answer(self, store: EvidenceStore, q: Query, documents: bool) -> tuple[list[tuple], dict[str, tuple]]:
         """(the verified rows answering ``q``, newest first; the store's rows for them when ``documents``)."""
         self.refresh(store, _anchors(store, self.keys))
         rows = self._select(q)
@@ -283,21 +283,30 @@ class VerifiedIndex:
         theirs = store.select_rows(window_q, documents=documents)
         if theirs is None:  # no indexed columns to cross-check (S3): the records are read by their key
             return rows, {}
-        self._cross_check(store, window, theirs)
-        return rows, {r.columns[0]: r for r in theirs} if documents else {}
+        self._cross_check(store, window, theirs, documents)
+        return rows, {r[0]: r for r in theirs} if documents else {}
 
-    def _cross_check(self, store: EvidenceStore, window: list[tuple], theirs: list[RawRow]) -> None:
+    def _cross_check(self, store: EvidenceStore, window: list[tuple], theirs: list[tuple], documents: bool) -> None:
+        """Every store row of the window is a verified row with the same columns, and every verified row of the
+        window is among the store's (a bool column equals its 0/1 form: ``True == 1``)."""
         mine = {r[0]: r for r in window}
+        if len(mine) == len(theirs):  # the common case, at C speed: the same rows with the same columns
+            if documents:
+                if all(mine.get(t[0], ())[:_N] == t[:_N] for t in theirs):
+                    return
+            elif all(mine.get(t[0], ())[:_N] == t for t in theirs):
+                return
         seen: set[str] = set()
-        for row in theirs:
-            rid = row.columns[0]
+        for full in theirs:
+            row = full[:_N]
+            rid = row[0]
             if rid in seen:
                 raise IntegrityError(f"evidence record {rid}: field record_id: the store holds it twice; refusing "
                                      "to use it -- run `ps019 evidence verify` for every problem in the store")
             seen.add(rid)
             verified = mine.get(rid)
-            if verified is None or row.columns != verified[:_N]:
-                problem = _disagreement(rid, row.columns, verified or self._by_id(rid), listed=verified is not None)
+            if verified is None or row != verified[:_N]:
+                problem = _disagreement(rid, row, verified or self._by_id(rid), listed=verified is not None)
                 if problem:
                     raise IntegrityError(problem)
         for rid in sorted(mine.keys() - seen):
@@ -324,8 +333,8 @@ class VerifiedIndex:
             rid = v[0]
             if raw:
                 r = raw[rid]
-                stored = StoredRecord(document=_loads(r.document), envelope=_loads(r.envelope),
-                                      columns=dict(zip(COLUMNS, r.columns)), raw=(r.document, r.envelope))
+                stored = StoredRecord(document=_loads(r[_N]), envelope=_loads(r[_N + 1]),
+                                      columns=dict(zip(COLUMNS, r[:_N])), raw=(r[_N], r[_N + 1]))
             else:
                 stored = store.record_at(v[1], v[2])
                 if stored is None:
@@ -365,12 +374,12 @@ def verified_row(stored: StoredRecord) -> tuple:
 
 
 def _summary(v: tuple) -> dict[str, Any]:
-    row = dict(zip(_ALL, v))
-    return {"record_id": row["record_id"], "kind": row["kind"], "started_at": row["started_at"],
-            "stack": row["stack"], "environment": row["environment"], "change_class": row["change_class"],
-            "outcome": row["outcome"], "actor": row["actor"] or "", "violations": row["violations"],
-            "break_glass": row["break_glass_ref"], "chain": f"{row['chain_key']}#{row['sequence']}",
-            "hash": row["hash"]}
+    """``record_summary`` of a verified row (the same dict, from the facts taken from its signed document)."""
+    (record_id, chain_key, seq, _prev, record_hash, kind, stack, environment, change_class, actor, started_at, _bg, _hv,
+     outcome, violations, bg_ref, _raw) = v
+    return {"record_id": record_id, "kind": kind, "started_at": started_at, "stack": stack,
+            "environment": environment, "change_class": change_class, "outcome": outcome, "actor": actor or "",
+            "violations": violations, "break_glass": bg_ref, "chain": f"{chain_key}#{seq}", "hash": record_hash}
 
 
 def _raise_for(stored: StoredRecord, chain: str, last: tuple[int, str], keys: Mapping[str, Any]) -> None:
