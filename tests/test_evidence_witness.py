@@ -67,9 +67,8 @@ def test_a_truncated_chain_is_refused_against_its_witness(target, tmp_path):  # 
         cut_tail(hands(), PROD, 3)
         assert verify_store(store, TRUST).ok  # the attack: the store alone looks complete
         problems = behind_checkpoints(store, [PROD])
-        assert problems == [f"evidence store {store.url}: a signed checkpoint attests sequence 5 of chain {PROD} but "
-                            f"the store ends at sequence 3: truncated, head rewound or rolled back (checkpoint in "
-                            f"{sink})"]
+        assert problems == [("behind", f"a signed checkpoint attests sequence 5 of chain {PROD} but the store ends "
+                                       f"at sequence 3: truncated, head rewound or rolled back (checkpoint in {sink})")]
 
 
 def test_cutting_a_break_glass_close_no_longer_revives_the_grant(target, tmp_path):  # noqa: F811
@@ -97,7 +96,7 @@ def test_a_restored_backup_of_the_whole_store_is_refused(tmp_path):
     shutil.copy(tmp_path / "backup.db", path)
     with witnessed(f"sqlite://{path}", sink) as store:
         assert verify_store(store, TRUST).ok
-        assert "attests sequence 2" in behind_checkpoints(store, [PROD])[0]
+        assert "attests sequence 2" in behind_checkpoints(store, [PROD])[0][1]
 
 
 def test_a_rewritten_record_at_the_checkpoint_is_refused(tmp_path):
@@ -112,7 +111,7 @@ def test_a_rewritten_record_at_the_checkpoint_is_refused(tmp_path):
     with open_store(f"sqlite://{path}") as unwitnessed:  # the writer appends without publishing
         unwitnessed.append(make_record(), SIGNER)
     with witnessed(f"sqlite://{path}", sink) as store:
-        assert "differs from the one a signed checkpoint attests" in behind_checkpoints(store, [PROD])[0]
+        assert "differs from the one a signed checkpoint attests" in behind_checkpoints(store, [PROD])[0][1]
 
 
 def test_an_unreadable_sink_or_a_forged_checkpoint_fails_closed(tmp_path):
@@ -124,10 +123,11 @@ def test_an_unreadable_sink_or_a_forged_checkpoint_fails_closed(tmp_path):
 
         doc = make_checkpoint(store.url, {PROD: (9, "f" * 64)}, forged, verified=False)
         FileSink(sink).publish(store.url, PROD, 9, doc)
-        assert "unknown key" in behind_checkpoints(store, [PROD])[0]
+        assert behind_checkpoints(store, [PROD])[0][0] == "behind"
+        assert "unknown key" in behind_checkpoints(store, [PROD])[0][1]
         shutil.rmtree(sink)
         sink.write_text("not a directory any more")
-        assert "cannot read" in behind_checkpoints(store, [PROD])[0]
+        assert behind_checkpoints(store, [PROD])[0][0] == "unreadable"
 
 
 def test_a_sink_that_cannot_be_written_never_costs_the_record(tmp_path, capsys):
@@ -197,7 +197,7 @@ def test_s3_object_lock_sink(s3_evidence_url, tmp_path):
         sink.publish(store.url, PROD, 3, make_checkpoint(store.url, {PROD: (3, "0" * 64)}, SIGNER, verified=False))
         assert store.witness.anchor(PROD, TRUST) == (3, appended[-1].hash)
         cut_tail(SqliteHands(tmp_path / "e.db"), PROD, 2)
-        assert "attests sequence 3" in behind_checkpoints(store, [PROD])[0]
+        assert "attests sequence 3" in behind_checkpoints(store, [PROD])[0][1]
 
 
 def test_settings_refuse_an_unknown_sink():

@@ -260,11 +260,12 @@ def open_witness(settings: Any, store_url: str) -> Witness:
     return Witness(sink=sink, store_url=store_url, every=cps.every)
 
 
-def behind_checkpoints(store: Any, chains: Iterable[str]) -> list[str]:
-    """Why ``store`` cannot be trusted against its witness for ``chains`` (empty when it can): a chain that ends
-    before its newest signed checkpoint, or holds another record at the checkpoint's sequence, was truncated, had
-    its head rewound or was rolled back. An unreadable sink or a checkpoint that does not verify is a reason too
-    (fail closed). What the pack checks before anything changes."""
+def behind_checkpoints(store: Any, chains: Iterable[str]) -> list[tuple[str, str]]:
+    """(kind, reason) for each way ``store`` cannot be trusted against its witness for ``chains`` (empty when it
+    can). ``behind``: a chain ends before its newest signed checkpoint, or holds another record at its sequence --
+    truncated, head rewound or rolled back; also a checkpoint that does not verify (someone wrote the sink).
+    ``unreadable``: the sink cannot be read (fail closed, like an unreachable store). What the pack checks, for its
+    stack's chains, before anything changes."""
     witness = getattr(store, "witness", None)
     if witness is None or not witness.sink.readable:
         return []
@@ -282,10 +283,11 @@ def behind_checkpoints(store: Any, chains: Iterable[str]) -> list[str]:
                 checked(at, store.trusted_keys)
             problem = anchor_problem(chain, head_seq, at.hash if at is not None else None, anchor)
             if problem:
-                problems.append(f"evidence store {store.url}: {problem} (checkpoint in {witness.sink.url})")
-        except (StoreError, IntegrityError, InputError) as exc:
-            problems.append(f"cannot check chain {chain} of evidence store {store.url} against its checkpoints: "
-                            f"{exc}")
+                problems.append(("behind", f"{problem} (checkpoint in {witness.sink.url})"))
+        except StoreError as exc:
+            problems.append(("unreadable", f"cannot read the checkpoints of chain {chain}: {exc}"))
+        except (IntegrityError, InputError) as exc:
+            problems.append(("behind", f"cannot check chain {chain} against its checkpoints: {exc}"))
     return problems
 
 

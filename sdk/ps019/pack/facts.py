@@ -39,6 +39,9 @@ class History:
     promotion: Any = None  # ps019.evidence.audit promotion facts (prior updates of the artifact)
     exceptions: Any = None  # ps019.gate.exceptions.ExceptionsSummary: exceptions in force and those ignored (why)
     preview_record_id: str | None = None
+    # (kind, reason) when the store is behind its published checkpoints for this stack's chains, or they cannot be
+    # read (ps019.evidence.witness.behind_checkpoints); empty without evidence.checkpoints
+    checkpoint_problems: list = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +77,7 @@ def gather(run: Any) -> Facts:
     unknown_as = getattr(environments, "unknown_treated_as", "production")
 
     store, history = _open_store(settings, tier, env)
+    history.checkpoint_problems = _checkpoint_problems(store, run.stack_ref)
     ci_identity = _ci_identity(effective_gate, env, now, store, history, run)
     inputs = gate_edges.gate_inputs(
         stack_ref=run.stack_ref, tier=tier, tier_source=tier_source, dry_run=run.dry_run, now=now, environ=env,
@@ -376,6 +380,8 @@ def store_diagnostics(run: Any, facts: Facts | None) -> list[Diagnostic]:
     outage = evidence_settings.outage_level_for(ctx.tier) if evidence_settings is not None else "advisory"
     violations = record_delivered.store_violations(history.store_problem, history.error, _safe(history.store_url),
                                                    outage_level=outage)
+    violations += record_delivered.checkpoint_violations(history.checkpoint_problems, _safe(history.store_url),
+                                                         production=ctx.tier == "production", outage_level=outage)
     return [Diagnostic(control_id=control.id, level=Level.ADVISORY if v.details.get("advisory") else level,
                        severity=control.severity, urn=run.root_urn(), message=v.message,
                        resource_type="pulumi:pulumi:Stack") for v in violations]
@@ -523,6 +529,20 @@ def _open_store(settings: Any, tier: str | None = None, environ: Any = None) -> 
         history.error = f"evidence store unreachable ({type(exc).__name__}: {exc}); break-glass grants and " \
                         "exceptions cannot be verified"
         return None, history
+
+
+def _checkpoint_problems(store: Any, stack_ref: str) -> list:
+    """Is the store behind the newest signed checkpoints of this stack's chains (its deployments and its
+    governance records)? Checked before anything changes: a rolled-back store could revive a closed grant."""
+    if store is None:
+        return []
+    from ps019.evidence.record import GOVERNANCE_PREFIX
+    from ps019.evidence.witness import behind_checkpoints
+
+    try:
+        return behind_checkpoints(store, [stack_ref, GOVERNANCE_PREFIX + stack_ref])
+    except Exception as exc:  # noqa: BLE001 - fail closed: the store cannot be checked against its checkpoints
+        return [("unreadable", f"{type(exc).__name__}: {exc}")]
 
 
 def _store_read(store: Any, history: History, reader: Any, *args: Any) -> list:

@@ -49,6 +49,29 @@ def store_violations(store_problem: str | None, store_error: str | None, store: 
     return out
 
 
+def checkpoint_violations(problems: Sequence[tuple[str, str]], store: str, *, production: bool,
+                          outage_level: str) -> list[Violation]:
+    """Found when the run's facts are gathered, reported at its first resource: the store is behind the newest
+    signed checkpoints of this stack's chains (``behind``: records removed, head rewound, store rolled back -- a cut
+    break-glass close would revive its grant), or the checkpoint sink cannot be read (``unreadable``). Blocking for
+    production; an unreadable sink is an outage, so ``outage_level: advisory`` relaxes that one."""
+    out = []
+    for kind, reason in problems:
+        if kind == "behind":
+            blocking = production
+            message = (f"the evidence store {store} is behind its signed checkpoints: {reason}. Records were removed "
+                       "or the store was rolled back, so its grants, exceptions and history cannot be trusted"
+                       + ("; the change is blocked before any resource changes. Restore the store, then check it "
+                          "with `ps019 evidence verify --checkpoints-from` the checkpoint sink" if blocking else ""))
+        else:
+            blocking = production and outage_level == "mandatory"
+            message = (f"the evidence store {store} cannot be checked against its signed checkpoints ({reason})"
+                       + ("; the change is blocked before any resource changes (evidence.outage_level: advisory "
+                          "lets it go ahead)" if blocking else ""))
+        out.append(Violation(message, details={"advisory": not blocking}))
+    return out
+
+
 def check(resources: Sequence[ResourceView], ctx: RunContext, params: dict) -> list[Violation]:
     # Evaluated by the adapter right after the record is written (the record cannot contain its own delivery
     # status); see ps019.pack.facts.evidence_diagnostics.
