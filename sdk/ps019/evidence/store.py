@@ -12,204 +12,26 @@ to serialise appends per chain and how to keep rows immutable.
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import structlog
 
-from ps019.errors import InputError, IntegrityError
+from ps019.errors import InputError
+from ps019.evidence.checks import (anchor_problem, checked, column_problems, head_problem,  # noqa: F401 - API
+                                   link_problem, row_label, row_problems, verified_chain)
 from ps019.evidence.record import (GOVERNANCE_KINDS, GOVERNANCE_PREFIX, EvidenceRecord, RecordKind, format_utc,
                                    hash_and_statement)
-from ps019.evidence.integrity import document_problem, short
+from ps019.evidence.rows import (COLUMNS, GENESIS_HASH, SUMMARY_FIELDS, IndexFacts, StoredRecord,  # noqa: F401 - API
+                                 decoded_row, document_facts, expected_columns, index_facts, raw_digest,
+                                 record_summary)
 from ps019.evidence.redact import redact_forbidden  # noqa: F401 - part of this module's API (seal uses it)
 from ps019.evidence.signing import Signer
-from ps019.model import SECRET_PLACEHOLDER
 
 log = structlog.get_logger(__name__)
 
-GENESIS_HASH = "0" * 64
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    """A record as the store holds it: the canonical document (as hashed) plus its DSSE envelope."""
-
-    document: dict[str, Any]
-    envelope: dict[str, Any]
-    head: tuple[int, str] | None = field(default=None, compare=False)  # the store's recorded chain head, if any
-    # the store's own indexed columns for this row (``COLUMNS`` names), when it has any: what queries filtered on
-    columns: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
-    # the document and envelope exactly as the store holds them (text or bytes), when the back end has them: what
-    # ``raw_digest`` hashes, so a reader can tell a row is byte-identical to one it verified before
-    raw: tuple[str | bytes, ...] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def record_id(self) -> str:
-        return self.document["record_id"]
-
-    @property
-    def chain_key(self) -> str:
-        return self.document.get("chain_key") or ""
-
-    @property
-    def sequence(self) -> int:
-        return self.document.get("sequence") or 0
-
-    @property
-    def prev_hash(self) -> str:
-        return self.document.get("prev_hash") or ""
-
-    @property
-    def hash(self) -> str:
-        return self.document.get("hash") or ""
-
-    @property
-    def record(self) -> EvidenceRecord:
-        return EvidenceRecord.model_validate(self.document)
-
-    def to_json(self) -> str:
-        return json.dumps({"record": self.document, "envelope": self.envelope}, sort_keys=True)
-
-    @property
-    def raw_digest(self) -> str | None:
-        """SHA-256 over the row's stored bytes (document and envelope as the store holds them), or None."""
-        return raw_digest(self.raw) if self.raw is not None else None
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> "StoredRecord":
-        obj = json.loads(text)
-        return cls(document=obj["record"], envelope=obj["envelope"])
-
-
-def raw_digest(parts: tuple[str | bytes, ...]) -> str:
-    """SHA-256 of a row's stored parts joined by NUL (C speed: a few microseconds for a record)."""
-    h = hashlib.sha256()
-    for i, part in enumerate(parts):
-        if i:
-            h.update(b"\0")
-        h.update(part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part)
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class IndexFacts:
-    """The columns every store indexes (derived from the record once, at append)."""
-
-    record_id: str
-    chain_key: str
-    sequence: int
-    kind: str
-    stack: str
-    environment: str
-    change_class: str | None
-    actor: str | None
-    started_at: str
-    break_glass: bool
-    has_violations: bool
-
-
-def index_facts(record: EvidenceRecord) -> IndexFacts:
-    return IndexFacts(record_id=record.record_id, chain_key=record.chain_key or "", sequence=record.sequence or 0,
-                      kind=record.kind.value, stack=record.stack_ref if record.stack else "",
-                      environment=record.environment, change_class=record.change_class, actor=record.actor_id,
-                      started_at=format_utc(record.started_at), break_glass=record.is_break_glass,
-                      has_violations=record.has_violations)
-
-
-_BREAK_GLASS_KINDS = {"break_glass_open", "break_glass_close", "break_glass_review"}
-
-
-def document_facts(doc: Mapping[str, Any]) -> IndexFacts:
-    """The same facts as :func:`index_facts`, read from a stored (already redacted) document without re-parsing
-    it -- the indexed columns must come from the redacted form, never from the caller's object."""
-    actor = (doc.get("actor") or {}).get("id")
-    if actor is None:
-        payload = doc.get("payload") or {}
-        for attr in ("approver", "operator", "closed_by", "reviewer"):
-            if isinstance(payload.get(attr), dict):
-                actor = payload[attr].get("id")
-                break
-    bg = doc.get("break_glass") or {}
-    return IndexFacts(
-        record_id=doc["record_id"], chain_key=doc.get("chain_key") or "", sequence=doc.get("sequence") or 0,
-        kind=doc["kind"], stack=f"{doc['organization']}/{doc['project']}/{doc['stack']}" if doc.get("stack") else "",
-        environment=doc["environment"], change_class=doc.get("change_class"), actor=actor,
-        started_at=doc["started_at"],
-        break_glass=(doc["kind"] in _BREAK_GLASS_KINDS or doc.get("change_class") == "emergency"
-                     or bool(bg.get("verified"))),
-        has_violations=bool(doc.get("policy_results")))
-
-
-# The indexed columns every store keeps per row, in the order the SQL stores select them. Each must equal what the
-# signed document says; ``column_problems`` is the one place that decides.
-COLUMNS = ("record_id", "chain_key", "sequence", "prev_hash", "hash", "kind", "stack", "environment", "change_class",
-           "actor", "started_at", "break_glass", "has_violations")
-_BOOL_COLUMNS = {"break_glass", "has_violations"}
-
-
-def expected_columns(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """What each indexed column must hold for this (signed) document."""
-    facts = document_facts(doc)
-    return {"record_id": facts.record_id, "chain_key": facts.chain_key, "sequence": facts.sequence,
-            "prev_hash": doc.get("prev_hash") or "", "hash": doc.get("hash") or "", "kind": facts.kind,
-            "stack": facts.stack, "environment": facts.environment, "change_class": facts.change_class,
-            "actor": facts.actor, "started_at": facts.started_at, "break_glass": facts.break_glass,
-            "has_violations": facts.has_violations}
-
-
-def column_problems(doc: Mapping[str, Any], columns: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(column, reason) for every indexed column that disagrees with the document (empty when all agree)."""
-    if not columns:
-        return []
-    try:
-        want = expected_columns(doc)
-    except (KeyError, TypeError, AttributeError):
-        return [("document", "stored document is not an evidence record")]
-    out = []
-    for name, value in columns.items():
-        if name not in want:
-            continue
-        expected = want[name]
-        got = bool(value) if name in _BOOL_COLUMNS and value is not None else value
-        if name == "sequence" and got is not None:
-            got = int(got)
-        if got != expected and not (got in (None, "") and expected in (None, "")):
-            out.append((name, f"indexed column {name} is {short(got)} but the signed document says {short(expected)}"))
-    return out
-
-
-def row_problems(stored: "StoredRecord", keys: Mapping[str, Any] | None = None) -> list[tuple[str, str, str]]:
-    """(code, field, reason) for everything wrong with one row: the document against its envelope (and signature,
-    with ``keys``), then every indexed column against the document."""
-    problems = []
-    doc_problem = document_problem(stored.document, stored.envelope, keys)
-    if doc_problem:
-        problems.append(doc_problem)
-    if isinstance(stored.document, Mapping):
-        problems += [("column", name, reason) for name, reason in column_problems(stored.document, stored.columns)]
-    return problems
-
-
-def row_label(stored: "StoredRecord") -> str:
-    for source in (stored.document, stored.columns):
-        if isinstance(source, Mapping) and source.get("record_id"):
-            return str(source["record_id"])
-    return "<unnamed row>"
-
-
-def checked(stored: "StoredRecord", keys: Mapping[str, Any] | None = None) -> "StoredRecord":
-    """``stored`` if its document is what was signed and its columns agree with it; otherwise IntegrityError naming
-    the record and the field (one line). Every store read passes through here."""
-    problems = row_problems(stored, keys)
-    if problems:
-        _code, name, reason = problems[0]
-        more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise IntegrityError(f"evidence record {row_label(stored)}: field {name}: {reason}{more}; refusing to use "
-                             "it -- run `ps019 evidence verify` for every problem in the store")
-    return stored
 
 
 @dataclass(frozen=True)
@@ -413,96 +235,6 @@ class EvidenceStore(abc.ABC):
         self.close()
 
 
-def decoded_row(row: tuple, ncolumns: int) -> StoredRecord:
-    """A SQL row (the ``COLUMNS`` then document, envelope) as a StoredRecord; an undecodable document or envelope
-    becomes an empty one, which the checks then name, instead of an exception that hides which row it was."""
-    columns = dict(zip(COLUMNS, row[:ncolumns]))
-    return StoredRecord(document=_loads(row[ncolumns]), envelope=_loads(row[ncolumns + 1]), columns=columns,
-                        raw=(row[ncolumns], row[ncolumns + 1]))
-
-
-
-def _loads(text: Any) -> Any:
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-
-
-def link_problem(last: tuple[int, str], stored: StoredRecord) -> tuple[str, str] | None:
-    """(code, reason) when ``stored`` does not directly extend a chain whose last record is ``last`` (seq, hash)."""
-    prev_seq, prev_hash = last
-    seq = stored.sequence
-    if seq > prev_seq + 1:
-        missing = f"{prev_seq + 1}" if seq == prev_seq + 2 else f"{prev_seq + 1}..{seq - 1}"
-        return "gap", f"sequence gap: record(s) {missing} missing (deleted?)"
-    if seq != prev_seq + 1:
-        return "reordered", f"sequence {seq} after {prev_seq}: records reordered or duplicated"
-    if stored.prev_hash != prev_hash:
-        return "fork", "prev_hash does not equal the previous record's hash (chain forked or a record replaced)"
-    return None
-
-
-def head_problem(chain: str, last: tuple[int, str], head: tuple[int, str] | None) -> tuple[str, str] | None:
-    """(code, reason) when a chain read to its end (last = (seq, hash)) disagrees with the store's recorded head."""
-    got_seq, got_hash = last
-    head_seq, head_hash = head if head else (0, GENESIS_HASH)
-    if got_seq < head_seq:
-        return "truncated", (f"chain {chain} ends at sequence {got_seq} but the store's head is {head_seq}: "
-                             "tail truncated")
-    if got_seq > head_seq:
-        return "head_rewound", (f"chain {chain} continues to sequence {got_seq} past the store's recorded head "
-                                f"{head_seq}: the head was rewound or deleted")
-    if head_seq and got_hash != head_hash:
-        return "fork", f"chain {chain}: last record's hash differs from the store's recorded head"
-    return None
-
-
-def verified_chain(rows: Iterable[StoredRecord], keys: Mapping[str, Any] | None, head: tuple[int, str] | None,
-                   chain: str, anchor: tuple[int, str] | None = None) -> list[StoredRecord]:
-    """One whole chain, every row checked and linked, ending at the recorded head -- or IntegrityError naming the
-    first record (or the chain) that breaks it. What governance lookups are built on: a record cannot be removed
-    from such a chain, by any column edit, without a gap, a fork or a head mismatch. ``anchor``: the latest signed
-    checkpoint of the chain (sequence, hash); a chain that ends before it, or differs at it, was rolled back."""
-    out: list[StoredRecord] = []
-    last = (0, GENESIS_HASH)
-    for stored in rows:
-        checked(stored, keys)
-        if stored.chain_key != chain:
-            raise IntegrityError(f"evidence record {stored.record_id}: field chain_key: read from chain {chain} but "
-                                 f"signed for chain {stored.chain_key}; refusing to use chain {chain}")
-        problem = link_problem(last, stored)
-        if problem:
-            raise IntegrityError(f"evidence record {stored.record_id}: field sequence: {problem[1]}; refusing to "
-                                 f"use chain {chain}")
-        last = (stored.sequence, stored.hash)
-        out.append(stored)
-    problem = head_problem(chain, last, head)
-    if problem:
-        raise IntegrityError(f"evidence chain {chain}: {problem[1]}; refusing to use it")
-    problem = anchor_problem(chain, last[0], out[anchor[0] - 1].hash if anchor and 0 < anchor[0] <= len(out) else None,
-                             anchor)
-    if problem:
-        raise IntegrityError(f"evidence chain {chain}: {problem}; refusing to use it")
-    return out
-
-
-def anchor_problem(chain: str, last_seq: int, hash_at_anchor: str | None, anchor: tuple[int, str] | None
-                   ) -> str | None:
-    """Why a chain that ends at ``last_seq`` (holding ``hash_at_anchor`` at the anchor's sequence) is not consistent
-    with a signed checkpoint ``anchor`` (sequence, hash), or None."""
-    if not anchor:
-        return None
-    seq, digest = anchor
-    if last_seq < seq:
-        return (f"a signed checkpoint attests sequence {seq} of chain {chain} but the store ends at sequence "
-                f"{last_seq}: truncated, head rewound or rolled back")
-    if hash_at_anchor != digest:
-        return (f"the record at sequence {seq} of chain {chain} differs from the one a signed checkpoint attests: "
-                "the chain was rewritten (rollback or restored backup)")
-    return None
-
-
 def seal(record: EvidenceRecord, signer: Signer, chain_key: str, prev_seq: int, prev_hash: str | None
          ) -> StoredRecord:
     """The common half of every append: redact, chain, hash, sign. Pure; the caller holds the chain's lock."""
@@ -537,18 +269,3 @@ def filters_to_query(filters: Mapping[str, Any]) -> Query:
     return Query(**{k: v for k, v in filters.items()})
 
 
-SUMMARY_FIELDS = ("record_id", "kind", "started_at", "stack", "environment", "change_class", "outcome", "actor",
-                  "violations", "break_glass", "chain", "hash")
-
-
-def record_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The compact per-record view of ``ps019 evidence list`` (table and ``--format json``)."""
-    facts = document_facts(doc)
-    return {
-        "record_id": doc.get("record_id"), "kind": doc.get("kind"), "started_at": doc.get("started_at"),
-        "stack": facts.stack, "environment": doc.get("environment"), "change_class": doc.get("change_class"),
-        "outcome": doc.get("outcome"), "actor": facts.actor or "",
-        "violations": len(doc.get("policy_results") or []),
-        "break_glass": (doc.get("break_glass") or {}).get("ref_id") or (doc.get("payload") or {}).get("grant_id"),
-        "chain": f"{doc.get('chain_key')}#{doc.get('sequence')}", "hash": doc.get("hash"),
-    }
