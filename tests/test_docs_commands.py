@@ -33,8 +33,6 @@ SKIP: dict[tuple[str, str], str] = {
     # Needs AWS STS (the opener's verified identity) and an S3 store: the runbook's own flow is tested in
     # tests/test_breakglass_cli.py against moto.
     ("docs/break-glass-runbook.md", r"."): "needs AWS STS and an S3 evidence store (tested against moto elsewhere)",
-    # The auditor guide works on the organisation's real store under /srv and a release signing key.
-    ("docs/auditor-guide.md", r"."): "reads the organisation's production store and release key",
     # Signing an approval needs the approver's key trusted in the pack config first (the security team adds the entry
     # `ps019 keygen` prints); `approve` refuses an untrusted key. The flow is tested in tests/test_gate_cli.py.
     ("README.md", r"^ps019 approve "): "needs the approver's key in the pack config's trusted keys",
