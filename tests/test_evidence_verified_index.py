@@ -291,3 +291,29 @@ def test_cli_verify_fills_the_index_so_list_verifies_nothing_again(tmp_path, evi
         store.append(make_record(), load_signer())
     code, out, err = run(capsys, "evidence", "list", "--store", url)
     assert code == 0 and "verifying 1 record(s) this reader has not verified before" in err
+
+
+def test_appends_racing_a_query_are_verified_not_reported(tmp_path, monkeypatch):
+    """A writer appends between the index's refresh and the store's selection (or while the refresh reads a chain):
+    the new record is verified and answered, never mistaken for tampering."""
+    url = f"sqlite://{tmp_path / 'e.db'}"
+    with open_store(url) as store:
+        _population(store)
+        indexed(store, tmp_path)
+        assert len(store.summaries()) == 8
+        select_rows, heads = store.select_rows, store.heads
+        racing = []
+
+        def select_after_an_append(q, **kw):
+            if not racing:
+                racing.append(store.append(make_record(started_at=T0 + timedelta(hours=1)), SIGNER))
+            return select_rows(q, **kw)
+
+        monkeypatch.setattr(store, "select_rows", select_after_an_append)
+        assert [s["record_id"] for s in store.summaries(limit=1)] == [racing[0].record_id]
+        monkeypatch.setattr(store, "select_rows", select_rows)
+        stale = heads()  # the heads as read just before another append lands
+        store.append(make_record(), SIGNER)
+        calls = iter([stale])
+        monkeypatch.setattr(store, "heads", lambda: next(calls, None) or heads())
+        assert len(store.summaries()) == 10

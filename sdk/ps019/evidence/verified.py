@@ -188,6 +188,8 @@ class VerifiedIndex:
                         added += self._insert(batch)
                         batch = []
                 added += self._insert(batch)
+                if last[0] > head[0]:  # appended while we read: the head has moved on since (or was rewound)
+                    head = store.heads().get(chain, head)
                 problem = head_problem(chain, last, head)
                 if problem:
                     raise IntegrityError(f"evidence chain {chain}: {problem[1]}; refusing to use the store")
@@ -273,6 +275,13 @@ class VerifiedIndex:
 
     def _answer(self, store: EvidenceStore, q: Query, documents: bool) -> tuple[list[tuple], dict[str, tuple]]:
         """(the verified rows answering ``q``, newest first; the store's rows for them when ``documents``)."""
+        try:
+            return self._answer_once(store, q, documents)
+        except _Unverified:  # a record appended since the refresh: verify it too, then answer again
+            return self._answer_once(store, q, documents, strict=True)
+
+    def _answer_once(self, store: EvidenceStore, q: Query, documents: bool, strict: bool = False
+                     ) -> tuple[list[tuple], dict[str, tuple]]:
         self.refresh(store, _anchors(store, self.keys))
         rows = self._select(q)
         window_q = replace(q, limit=None)
@@ -283,10 +292,11 @@ class VerifiedIndex:
         theirs = store.select_rows(window_q, documents=documents)
         if theirs is None:  # no indexed columns to cross-check (S3): the records are read by their key
             return rows, {}
-        self._cross_check(store, window, theirs, documents)
+        self._cross_check(store, window, theirs, documents, strict)
         return rows, {r[0]: r for r in theirs} if documents else {}
 
-    def _cross_check(self, store: EvidenceStore, window: list[tuple], theirs: list[tuple], documents: bool) -> None:
+    def _cross_check(self, store: EvidenceStore, window: list[tuple], theirs: list[tuple], documents: bool,
+                     strict: bool = True) -> None:
         """Every store row of the window is a verified row with the same columns, and every verified row of the
         window is among the store's (a bool column equals its 0/1 form: ``True == 1``)."""
         mine = {r[0]: r for r in window}
@@ -306,7 +316,10 @@ class VerifiedIndex:
             seen.add(rid)
             verified = mine.get(rid)
             if verified is None or row != verified[:_N]:
-                problem = _disagreement(rid, row, verified or self._by_id(rid), listed=verified is not None)
+                known = verified or self._by_id(rid)
+                if known is None and not strict:
+                    raise _Unverified(rid)
+                problem = _disagreement(rid, row, known, listed=verified is not None)
                 if problem:
                     raise IntegrityError(problem)
         for rid in sorted(mine.keys() - seen):
@@ -360,6 +373,10 @@ class VerifiedIndex:
     def summaries(self, store: EvidenceStore, q: Query) -> list[dict[str, Any]]:
         rows, _ = self._answer(store, q, documents=False)
         return [_summary(v) for v in rows]
+
+
+class _Unverified(Exception):
+    """The store lists a row the index has not verified (perhaps appended since the refresh)."""
 
 
 def verified_row(stored: StoredRecord) -> tuple:
