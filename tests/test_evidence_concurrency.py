@@ -113,6 +113,14 @@ def _checkpointing(url: str, signer: Signer, done, out: list) -> None:
             time.sleep(0.05)
 
 
+def _verifying(url: str, signer: Signer, done, out: list) -> None:
+    """`ps019 evidence verify` while the writers append: each run must pass (no append looks like tampering)."""
+    with open_store(url) as store:
+        while not done.is_set():
+            out.append(verify_store(store, {signer.keyid: signer.public_key}))
+            time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_concurrent_appends_never_fork_or_lose(conc_url, evidence_signer, capsys, tmp_path):
     import threading
@@ -123,18 +131,22 @@ def test_concurrent_appends_never_fork_or_lose(conc_url, evidence_signer, capsys
     sink = tmp_path / "sink"
 
     per_proc = S3_PER_PROC if conc_url.startswith("s3:") else PER_PROC
-    done, checkpoints = threading.Event(), []
+    done, checkpoints, verifications = threading.Event(), [], []
     taker = threading.Thread(target=_checkpointing, args=(conc_url, evidence_signer, done, checkpoints))
+    verifier = threading.Thread(target=_verifying, args=(conc_url, evidence_signer, done, verifications))
     taker.start()
+    verifier.start()
     try:
         ids, elapsed = _hammer(conc_url, evidence_signer, per_proc, f"file://{sink}")
     finally:
         done.set()
         taker.join(60)
+        verifier.join(600)
     total = PROCS * per_proc
     taken = [cp.chains.get("acme/payments/prod", (0, ""))[0] for cp in checkpoints]
     assert len(checkpoints) >= 3 and taken == sorted(taken)  # heads only ever moved forward
     assert any(0 < seq < total for seq in taken)  # some were taken mid-way
+    assert verifications and all(v.ok for v in verifications), next(v.summary() for v in verifications if not v.ok)
     assert len(ids) == len(set(ids)) == total
     with open_store(conc_url) as store:
         seqs = [r.sequence for r in store.iter_all("acme/payments/prod")]

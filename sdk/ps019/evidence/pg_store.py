@@ -11,6 +11,7 @@ cannot touch ``heads`` directly). Appends run in one transaction under a per-cha
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from typing import Iterable, Any, Iterator
 from urllib.parse import urlsplit
 
@@ -145,6 +146,8 @@ def _where(dsn: str) -> str:
 
 
 class PostgresStore(EvidenceStore):
+    consistent_snapshots = True
+
     def __init__(self, dsn: str, connect_timeout: float = 5.0) -> None:
         import psycopg
 
@@ -261,6 +264,16 @@ class PostgresStore(EvidenceStore):
                     yield _row(row)
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL evidence store {self.where}: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A REPEATABLE READ transaction: every read inside sees one snapshot."""
+        if self._con.info.transaction_status != 0:  # already inside one
+            yield
+            return
+        with self._con.transaction():
+            self._run(lambda c: c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            yield
 
     def chain_keys(self) -> list[str]:
         rows = self._run(lambda c: c.execute(f"SELECT DISTINCT chain_key FROM {SCHEMA}.records UNION "

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Any, Iterator
 from urllib.parse import unquote
@@ -84,6 +85,8 @@ _COLUMNS = ", ".join(c if c != "sequence" else "seq" for c in COLUMNS) + ", docu
 
 
 class SqliteStore(EvidenceStore):
+    consistent_snapshots = True
+
     def __init__(self, path: Path, *, read_only: bool = False, synchronous: str = "NORMAL") -> None:
         self.path = path
         self.url = f"sqlite://{path}"
@@ -220,6 +223,19 @@ class SqliteStore(EvidenceStore):
             cur = self._exec(f"SELECT {_COLUMNS} FROM records ORDER BY chain_key, seq")
         for row in cur:
             yield _row(row)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: in WAL mode every read inside sees the same committed state."""
+        if self._con.in_transaction:
+            yield
+            return
+        self._exec("BEGIN")
+        try:
+            yield
+        finally:
+            if self._con.in_transaction:
+                self._con.execute("COMMIT")
 
     def chain_keys(self) -> list[str]:
         rows = self._exec("SELECT DISTINCT chain_key FROM records UNION SELECT chain_key FROM heads")

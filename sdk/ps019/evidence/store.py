@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import abc
 import json
+import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Iterator, Mapping
+from typing import Any, ContextManager, Iterator, Mapping
 
 import structlog
 
@@ -101,6 +103,7 @@ class EvidenceStore(abc.ABC):
 
     url: str
     trusted_keys: Mapping[str, Any] | None = None
+    consistent_snapshots = False  # whether ``snapshot()`` gives one consistent state (SQL back ends)
     verified_index: Any = None  # ps019.evidence.verified.VerifiedIndex (answers complete, verified queries)
     witness: Any = None  # ps019.evidence.witness.Witness (publishes and reads signed checkpoints)
 
@@ -153,8 +156,8 @@ class EvidenceStore(abc.ABC):
     def _governance(self, q: "Query") -> list[StoredRecord]:
         found: dict[str, StoredRecord] = {}
         for chain in self._governance_chains(q.stack):
-            for stored in verified_chain(self.iter_all(chain), self.trusted_keys, self.heads().get(chain), chain,
-                                         self.witness_anchor(chain)):
+            rows, head = self.read_chain(chain)
+            for stored in verified_chain(rows, self.trusted_keys, head, chain, self.witness_anchor(chain)):
                 if q.matches(document_facts(stored.document)):
                     found[stored.record_id] = stored
         # records written before governance chains existed live in their stack's chain: indexed and checked
@@ -164,6 +167,34 @@ class EvidenceStore(abc.ABC):
         rows = sorted(found.values(), key=lambda r: (r.document.get("started_at") or "", r.chain_key, r.sequence),
                       reverse=True)
         return rows[: q.limit] if q.limit else rows
+
+    def snapshot(self) -> ContextManager[None]:
+        """Reads inside see one consistent state of the store (heads and rows together) while others append. SQL
+        back ends open a read transaction; S3 cannot, and its readers tolerate a head that lags its newest record."""
+        return nullcontext()
+
+    def read_chain(self, chain: str) -> tuple[list[StoredRecord], tuple[int, str] | None]:
+        """One whole chain and the store's head for it, read consistently while other writers append: the head is
+        read after the rows (a row is visible only with its head, so an honest head is never behind them), and rows
+        appended between the two reads are read too. A head still behind the rows (rewound) or ahead of everything
+        the store holds (tail cut) is left for the caller's checks to refuse."""
+        with self.snapshot():
+            rows = list(self.iter_chain(chain))
+            head = self.heads().get(chain)
+        for attempt in range(20):
+            last = rows[-1].sequence if rows else 0
+            seq = head[0] if head else 0
+            if seq > last:
+                more = list(self.iter_chain(chain, last))
+                if not more:
+                    break  # the store holds nothing past the rows: a cut tail, for the checks to name
+                rows += more
+            elif seq < last and attempt < 5:
+                time.sleep(0.05 * (attempt + 1))  # S3 moves the head just after the record: give it a moment
+            else:
+                break
+            head = self.heads().get(chain)
+        return rows, head
 
     def witness_anchor(self, chain: str) -> tuple[int, str] | None:
         """The latest signed checkpoint of ``chain`` the witness can read (sequence, hash), or None."""
