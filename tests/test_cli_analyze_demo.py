@@ -145,3 +145,21 @@ def test_second_run_on_the_same_store_passes_and_the_chain_grows(first_run, demo
     first_checked = _story(first_run, "auditor")["facts"]["verify"]["records_checked"]
     assert _story(second, "auditor")["facts"]["verify"]["records_checked"] > first_checked
     assert _story(second, "break-glass")["facts"]["grant_id"] != _story(first_run, "break-glass")["facts"]["grant_id"]
+
+
+def test_a_shortened_violation_keeps_its_whole_fix(first_run):
+    """The demo shortens long messages; what it cuts is the finding's detail, never the `Fix:` the reader acts on
+    (it used to cut PS019-IAM-002's fix mid-word: `pin the caller with an exact "aws:Princi...`)."""
+    from ps019.cli.demo import _specific
+
+    found = "aws:iam/role:Role 'deploy-role': trust policy trusts principals it should not: " + "x " * 200
+    fix = ("Fix: Name the trusted principals (account, role or service), or pin the caller with an exact "
+           "\"aws:PrincipalOrgID\" or \"aws:PrincipalArn\" condition; sts:ExternalId alone is not enough.")
+    shown = _specific(f"title\n{found}{fix} (overridden under grant BG-20260101-0123456789ab)")
+    assert shown.endswith(f"{fix} (overridden under grant BG-20260101-0123456789ab)")
+    assert len(shown) <= 400 + len(" (overridden under grant BG-20260101-0123456789ab)")
+    assert shown.startswith("aws:iam/role:Role 'deploy-role'") and "…" in shown
+    # In the demo itself: the over-privileged role's trust-policy fix is printed whole.
+    printed = " ".join(first_run["out"].split())
+    assert "sts:ExternalId alone is not enough." in printed
+    assert "Fix: Replace \"*\" with the specific actions the workload calls" in printed

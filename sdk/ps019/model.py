@@ -158,3 +158,6 @@ class Diagnostic:
     message: str
     resource_type: str = ""
     waived_by: str | None = None  # exception ID or break-glass grant ID that downgraded it
+    # The control could not decide yet (values computed from other resources are unknown in a preview): reported
+    # advisory, checked in full by the update pass, and not a risk for the escalation rule (PS019-GATE-005).
+    unverifiable: bool = False

@@ -850,15 +850,26 @@ def _name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 
 
-def _specific(message: str) -> str:
-    """pulumi_policy sends ``description\\nmessage``; the second part is what this resource did wrong. A waiver's
-    suffix ("(overridden under grant BG-…)") is kept whole when the message is shortened."""
+def _specific(message: str, limit: int = 400) -> str:
+    """pulumi_policy sends ``description\\nmessage``; the second part is what this resource did wrong. A long message
+    is shortened in what it found; its ``Fix:`` part and a waiver's suffix ("(overridden under grant BG-…)") are
+    kept whole."""
     text = message.split("\n", 1)[1] if "\n" in message else message
     text = " ".join(text.split())
     waiver = re.search(r" \((overridden under grant|waived by exception) [^()]+\)$", text)
     suffix = waiver.group(0) if waiver else ""
     body = text[: len(text) - len(suffix)]
-    return (body if len(body) <= 400 else body[:397] + "...") + suffix
+    if len(body) <= limit:
+        return body + suffix
+    # Shorten what was found, never how to fix it: the fix is what the reader acts on.
+    fix_at = body.find(" Fix: ")
+    if fix_at > 0:
+        found, fix = body[:fix_at], body[fix_at:]
+        room = max(limit - len(fix), 160)
+        if len(found) > room:
+            found = found[: room - 1].rstrip() + "…"
+        return found + fix + suffix
+    return body[: limit - 1].rstrip() + "…" + suffix
 
 
 def _safe_url(url: str) -> str:

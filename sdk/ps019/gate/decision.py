@@ -12,7 +12,7 @@ import fnmatch
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from ps019.gate import change_request as cr_mod
 from ps019.gate.change_request import ChangeRequest, ChangeRequestSource
@@ -586,10 +586,12 @@ def _finish(inputs: GateInputs, settings: GateSettings, rules_tier: str, enforce
 
 
 def escalation_violations(decision: GateDecision | None, findings_severities: Iterable[Any],
-                          settings: GateSettings | None = None) -> list[Violation]:
+                          settings: GateSettings | None = None, *,
+                          sources: Sequence[str] | None = None) -> list[Violation]:
     """The escalation rule (GATE-005): findings at or above the threshold need an approval in the security role(s).
 
-    The adapter calls this with the severities of the findings seen during the run (excluding the gate's own)."""
+    The adapter calls this with the severities of the findings seen during the run (excluding the gate's own), and
+    ``sources``, the control ID of each, which the message names."""
     if decision is None or decision.enforcement == "off":
         return []
     esc = settings.escalation if settings is not None else decision.escalation
@@ -598,11 +600,15 @@ def escalation_violations(decision: GateDecision | None, findings_severities: It
     if decision.rules_tier not in esc.tiers:
         return []
     threshold = Severity(esc.severity)
-    above = [Severity(s) for s in findings_severities if Severity(s).rank >= threshold.rank]
+    severities = [Severity(s) for s in findings_severities]
+    names = list(sources) if sources is not None and len(sources) == len(severities) else [""] * len(severities)
+    above = [(s, n) for s, n in zip(severities, names) if s.rank >= threshold.rank]
     if not above or decision.security_approved:
         return []
-    worst = max(above, key=lambda s: s.rank)
-    message = (f"{len(above)} finding(s) at or above {threshold.value} severity (worst: {worst.value}) in "
+    worst = max((s for s, _ in above), key=lambda s: s.rank)
+    named = sorted({n for _, n in above if n})
+    which = f": {', '.join(named)}" if named else ""
+    message = (f"{len(above)} finding(s) at or above {threshold.value} severity (worst: {worst.value}{which}) in "
                f"{decision.stack_ref} without a verified approval in role(s) {esc.required_roles}{decision.tier_note}. "
                f"Fix: remediate the findings, or have a security approver review them and sign the change request "
                f"(`ps019 approve FILE --role {esc.required_roles[0] if esc.required_roles else 'security'}`), or "

@@ -286,7 +286,8 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         for v in violations:
             v_level = Level.ADVISORY if v.details.get("unverifiable") or v.details.get("advisory") else level
             yield Diagnostic(control_id=control.id, level=v_level, severity=control.severity, urn=v.urn or urn,
-                             message=v.message, resource_type=rtype)
+                             message=v.message, resource_type=rtype,
+                             unverifiable=bool(v.details.get("unverifiable")))
 
 
 class LazyViews(Sequence):

@@ -22,13 +22,15 @@ _NOT_RISKS = ("PS019-GATE-", "PS019-PACK-", "PS019-EVID-")
 def check(findings: Sequence[Diagnostic], ctx: RunContext, params: Mapping[str, Any]) -> list[Violation]:
     if ctx.gate is None:
         return []
-    # A finding waived by an approved exception or named in a break-glass grant is an accepted, recorded risk.
-    severities = [f.severity for f in findings if not f.control_id.startswith(_NOT_RISKS) and not f.waived_by]
-    if not severities:
+    # A finding waived by an approved exception or named in a break-glass grant is an accepted, recorded risk. One
+    # that could not be decided yet (unknown in a preview) is no finding: the update pass checks it with real values.
+    risks = [f for f in findings
+             if not f.control_id.startswith(_NOT_RISKS) and not f.waived_by and not f.unverifiable]
+    if not risks:
         return []
     from ps019.gate.decision import escalation_violations
 
-    return escalation_violations(ctx.gate, severities)
+    return escalation_violations(ctx.gate, [f.severity for f in risks], sources=[f.control_id for f in risks])
 
 
 CONTROL = Control(
