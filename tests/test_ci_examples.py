@@ -41,7 +41,10 @@ def _policy(tmp_path, issuer: LocalIssuer, name: str) -> None:
     """examples/ci/policy.json with the named issuer replaced by the local one (its JWKS pinned in a file)."""
     config = json.loads((EXAMPLES / "policy.json").read_text())
     for spec in config["ps019-settings"]["gate"]["oidc"]["issuers"]:
-        (tmp_path / spec["jwksFile"]).write_text(json.dumps(issuer.jwks() if spec["name"] == name else {"keys": []}))
+        # The example pins /etc/ps019/<issuer>-jwks.json; here the same file name under tmp_path.
+        jwks = tmp_path / spec["jwksFile"].rsplit("/", 1)[-1]
+        jwks.write_text(json.dumps(issuer.jwks() if spec["name"] == name else {"keys": []}))
+        spec["jwksFile"] = str(jwks)
         if spec["name"] == name:
             spec["issuer"] = issuer.issuer
     (tmp_path / "policy.json").write_text(json.dumps(config))
@@ -101,3 +104,48 @@ def test_the_guide_shows_the_tested_files(name):
     guide = (Path(__file__).resolve().parents[1] / "docs" / "ci-approvals-guide.md").read_text()
     body = "\n".join(line for line in (EXAMPLES / name).read_text().splitlines() if not line.startswith("#"))
     assert body.strip() in guide
+
+
+def test_a_relative_jwks_file_is_refused_before_the_deploy_not_during_it(tmp_path, monkeypatch, capsys):
+    """The engine runs the pack in the policy pack's directory, not where `pulumi up` (or the `ps019 oidc verify` step
+    before it) was started. A relative jwksFile therefore named the workspace's file for the check step and a missing
+    file under policypacks/ps019 for the pack: the check said "ok", then every production `pulumi up` was refused
+    (PS019-GATE-004: jwks_file github-jwks.json: No such file or directory). A relative path is now a config error
+    that both the check step and `ps019 pack validate-config` report."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "github-jwks.json").write_text(json.dumps({"keys": []}))
+    config = {"ps019-settings": {"gate": {"oidc": {"issuers": [
+        {"name": "github", "issuer": "https://token.actions.githubusercontent.com", "provider": "github",
+         "audiences": ["ps019"], "jwksFile": "github-jwks.json"}]}}}}
+    (tmp_path / "policy.json").write_text(json.dumps(config))
+    for argv, status in ((["pack", "validate-config", "policy.json"], 1),
+                         (["oidc", "verify", "--policy-pack-config", "policy.json", "--stack", "acme/web-service/prod"],
+                          2)):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        said = capsys.readouterr()
+        assert info.value.code == status and "jwksFile must be an absolute path" in said.out + said.err, said
+    assert all(spec["jwksFile"].startswith("/")
+               for spec in json.loads((EXAMPLES / "policy.json").read_text())["ps019-settings"]["gate"]["oidc"]
+               ["issuers"])
+
+
+def test_the_jobs_install_the_packs_virtualenv_and_have_the_pulumi_cli():
+    """PulumiPolicy.yaml declares `virtualenv: venv`, and the Pulumi CLI refuses to run a pack whose declared
+    virtualenv does not exist ("The 'virtualenv' option ... doesn't exist"): it never creates one for a local pack.
+    `pip install -e .` installs into the runner's Python, which the pack does not use. Both jobs must create the pack's
+    venv before `pulumi up`, and the GitLab job's image must have the `pulumi` CLI it calls."""
+    root = EXAMPLES.parents[1]
+    venv = yaml.safe_load((root / "policypacks" / "ps019" / "PulumiPolicy.yaml").read_text())["runtime"]["options"][
+        "virtualenv"]
+    wanted = f"policypacks/ps019/{venv}"
+    steps = yaml.safe_load((EXAMPLES / "github-deploy-prod.yml").read_text())["jobs"]["up"]["steps"]
+    deploy = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions"))
+    assert any(wanted in str(s.get("run", "")) and "requirements.txt" in str(s.get("run", ""))
+               for s in steps[:deploy])
+    job = yaml.safe_load((EXAMPLES / "gitlab-deploy-prod.yml").read_text())["deploy-prod"]
+    # GitLab refuses a job whose script has anything but strings (an unquoted `"x": y` line parses as a mapping).
+    assert all(isinstance(line, str) for line in job["script"]), job["script"]
+    up = next(i for i, line in enumerate(job["script"]) if line.startswith("pulumi up"))
+    assert any(wanted in line and "requirements.txt" in line for line in job["script"][:up])
+    assert job["image"].startswith("pulumi/")  # Pulumi's own images carry the CLI; python:3.11 does not

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -78,6 +79,16 @@ class OidcIssuer(_Model):
         if not value.startswith(("https://", "http://")):
             raise ValueError(f"{value!r} is not an issuer URL")
         return value.rstrip("/") if value.count("/") > 2 else value
+
+    @field_validator("jwks_file")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        # The engine runs the pack in the policy pack's directory, not where `pulumi up` was started: a relative
+        # path would name one file for `ps019 oidc verify` and another (usually none) for the pack.
+        if value is not None and not Path(value).expanduser().is_absolute():
+            raise ValueError(f"jwksFile must be an absolute path, not {value!r}: the pack runs in the policy pack's "
+                             "directory, not where `pulumi up` was started (or pin the keys inline with `jwks`)")
+        return value
 
     @model_validator(mode="after")
     def _keys(self) -> "OidcIssuer":
