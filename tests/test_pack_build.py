@@ -98,3 +98,32 @@ def test_built_pack_installs_and_runs_from_an_empty_directory(built_pack, tmp_pa
     assert {p.name for p in preview.policies} >= {"PS019-GATE-001", "ps019-settings"}
     kinds = sorted(s.record.kind.value for s in evidence_store.query(stack=str(stack)))
     assert kinds == ["preview", "update"]
+
+
+def test_the_built_pack_publishes_its_own_files_and_not_its_venv(built_pack, tmp_path, capsys):
+    """`pulumi policy publish` archives the pack directory skipping every file that a .gitignore in the pack OR IN ANY
+    DIRECTORY ABOVE IT ignores (pulumi sdk/go/common/util/archive: TGZ, addDirectoryToTar). Two traps a new user fell
+    into: the documented `--out dist/ps019-pack` sits under this repository's `dist/` rule, so the published pack would
+    hold none of its files; and outside a repository nothing ignored the `venv/` that `pulumi install` (the build's
+    suggested next step) creates, so ~180 MB of virtualenv would be published. The built pack now carries a .gitignore
+    for venv/ (as Pulumi's own Python pack layout does), and the build warns when a .gitignore above the pack ignores
+    it."""
+    from ps019.cli import main
+
+    ignore = (built_pack / ".gitignore").read_text().splitlines()
+    assert "venv/" in ignore and "__pycache__/" in ignore
+    [wheel] = (built_pack / "wheels").glob("ps019-*.whl")
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".gitignore").write_text("# build output\n.venv/\ndist/\n")
+    for out, warned in ((repo / "dist" / "ps019-pack", True), (tmp_path / "elsewhere" / "ps019-pack", False)):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["pack", "build", "--out", str(out), "--wheel", str(wheel)])
+        said = capsys.readouterr()
+        assert exit_info.value.code == 0, said.err
+        if warned:
+            assert "warning:" in said.err and f"{repo / '.gitignore'}" in said.err and "'dist/'" in said.err
+            assert "pulumi policy publish" in said.err
+        else:
+            assert "warning:" not in said.err, said.err

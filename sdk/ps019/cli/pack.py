@@ -1,6 +1,6 @@
 """``ps019 pack``: build the publishable policy pack, and check a policy pack config the way the engine will.
 
-    ps019 pack build --out dist/ps019-pack            # wheel + PulumiPolicy.yaml + __main__.py + requirements.txt
+    ps019 pack build --out ~/ps019-pack               # wheel + PulumiPolicy.yaml + __main__.py + requirements.txt
     ps019 pack validate-config policy.json            # the engine's schema validation, then ps019's own checks
     ps019 pack schema                                 # every policy's config JSON Schema (what the engine validates)
 """
@@ -30,7 +30,7 @@ def build(out_dir: str, force: bool, wheel: str | None) -> None:
     """Build the ps019 wheel and write a self-contained pack directory (ready for `pulumi policy publish`): the
     requirements install the vendored wheel by a path relative to the pack, as the Pulumi CLI installs packs."""
     from ps019.cli.outfile import prepare_directory
-    from ps019.pack.build import build_pack
+    from ps019.pack.build import build_pack, publish_exclusions
 
     directory = Path(out_dir)
     if directory.exists() and not directory.is_dir():
@@ -39,7 +39,15 @@ def build(out_dir: str, force: bool, wheel: str | None) -> None:
     built = build_pack(directory, wheel=Path(wheel) if wheel else None, force=force)
     click.echo(f"built {built.directory} (ps019 {built.version}, wheel {built.wheel.name})", err=True)
     click.echo(f"pack digest: sha256:{built.digest}  (also in {built.directory / 'BUILD-INFO.json'})", err=True)
-    click.echo(f"next: cd {built.directory} && pulumi install && pulumi policy publish", err=True)
+    excluded = publish_exclusions(built.directory)
+    for ignore, pattern in excluded:
+        click.echo(f"warning: {ignore} ignores {built.directory} ({pattern!r}): `pulumi policy publish` skips every "
+                   "file a .gitignore above the pack ignores, so it would publish none of this pack's files", err=True)
+    if excluded:
+        click.echo("next: to publish, build the pack outside ignored directories (e.g. --out ~/ps019-pack); this "
+                   f"copy runs locally: pulumi preview --policy-pack {built.directory}", err=True)
+    else:
+        click.echo(f"next: cd {built.directory} && pulumi install && pulumi policy publish", err=True)
     click.echo(f"sha256:{built.digest}")
 
 

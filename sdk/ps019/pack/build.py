@@ -28,6 +28,10 @@ BUILD_INFO = "BUILD-INFO.json"
 # Written by the CLI when the pack is installed or run; never part of the published pack.
 _NOT_PACK_FILES = {BUILD_INFO, "venv", ".venv", "__pycache__", "node_modules"}
 
+# `pulumi policy publish` archives the pack directory, skipping what a .gitignore ignores; without this the venv/ that
+# `pulumi install` creates would be published with the pack (Pulumi's own Python pack layout ignores it the same way).
+PACK_GITIGNORE = "venv/\n__pycache__/\n*.pyc\n"
+
 MAIN_PY = '''"""The ps019 policy pack (built by `ps019 pack build`): every policy comes from the ps019 wheel in wheels/."""
 
 from pathlib import Path
@@ -139,6 +143,7 @@ def build_pack(out: Path, *, wheel: Path | None = None, force: bool = False) -> 
         "# runs `pip install -r requirements.txt`. Its dependencies come from the package index.\n"
         f"./{WHEEL_DIR}/{wheel.name}\n", encoding="utf-8")
     (out / "README.md").write_text(_readme(version, wheel.name), encoding="utf-8")
+    (out / ".gitignore").write_text(PACK_GITIGNORE, encoding="utf-8")
     example = source_pack / "config.example.json"
     if example.is_file():
         shutil.copy2(example, out / "config.example.json")
@@ -149,6 +154,38 @@ def build_pack(out: Path, *, wheel: Path | None = None, force: bool = False) -> 
         "wheel": f"{WHEEL_DIR}/{wheel.name}", "wheel_sha256": f"sha256:{wheel_sha}", "git_commit": _git_commit(root),
     }, indent=2) + "\n", encoding="utf-8")
     return BuiltPack(out, wheel, digest, wheel_sha, version)
+
+
+def publish_exclusions(directory: Path) -> list[tuple[Path, str]]:
+    """The (.gitignore, pattern) pairs above ``directory`` that ignore it, so that ``pulumi policy publish`` would leave
+    its files out: the CLI's archive (pulumi sdk/go/common/util/archive, TGZ) applies every .gitignore from the pack
+    up to the filesystem root, with go-gitignore's matching, where a pattern without a leading "/" matches at any depth
+    and a directory pattern ignores everything below it. Negations cannot rescue a file there (any ignoring file
+    wins), so they are not read. This covers the usual name and glob patterns; it is a warning, not the CLI itself."""
+    import fnmatch
+
+    directory = directory.resolve()
+    found: list[tuple[Path, str]] = []
+    for base in directory.parents:
+        ignore = base / ".gitignore"
+        if not ignore.is_file():
+            continue
+        try:
+            lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        parts = directory.relative_to(base).parts
+        for line in lines:
+            pattern = line.strip()
+            if not pattern or pattern.startswith(("#", "!")):
+                continue
+            names = [n for n in pattern.strip("/").split("/") if n]
+            if not names or "**" in names:
+                continue
+            starts = [0] if pattern.startswith("/") else range(len(parts) - len(names) + 1)
+            if any(all(fnmatch.fnmatchcase(parts[i + k], n) for k, n in enumerate(names)) for i in starts):
+                found.append((ignore, pattern))
+    return found
 
 
 def _git_commit(root: Path) -> str | None:
