@@ -259,6 +259,10 @@ class S3Store(EvidenceStore):
     def chain_keys(self) -> list[str]:
         return self.chains()
 
+    def head_of(self, chain: str) -> tuple[int, str] | None:
+        seq, h, _ = self._read_head(chain)
+        return (seq, h or "") if seq else None
+
     def heads(self) -> dict[str, tuple[int, str]]:
         out = {}
         for chain in self.chains():

@@ -14,14 +14,14 @@ from __future__ import annotations
 import abc
 import json
 import time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ContextManager, Iterator, Mapping
 
 import structlog
 
-from ps019.errors import InputError
+from ps019.errors import InputError, IntegrityError
 from ps019.evidence.checks import (anchor_problem, checked, column_problems, head_problem,  # noqa: F401 - API
                                    link_problem, row_label, row_problems, verified_chain)
 from ps019.evidence.record import (GOVERNANCE_KINDS, GOVERNANCE_PREFIX, EvidenceRecord, RecordKind, format_utc,
@@ -33,6 +33,10 @@ from ps019.evidence.redact import redact_forbidden  # noqa: F401 - part of this 
 from ps019.evidence.signing import Signer
 
 log = structlog.get_logger(__name__)
+
+# How long after its run started a record may reach the store and still be found by ``chain_since``: a pass that
+# runs longer, or a spooled record flushed later, than this may end the backwards walk early (docs/evidence.md).
+APPEND_SLACK = timedelta(days=7)
 
 
 
@@ -168,6 +172,70 @@ class EvidenceStore(abc.ABC):
                       reverse=True)
         return rows[: q.limit] if q.limit else rows
 
+    def chain_since(self, chain: str, since: datetime, *, kind: str | None = None,
+                    slack: timedelta = APPEND_SLACK) -> list[StoredRecord]:
+        """Every record of ``chain`` whose *signed* ``started_at`` is at or after ``since`` (and of ``kind``), newest
+        first -- found by position in the chain, never by the store's filter columns, so no column edit, deleted
+        row or S3 delete marker can hide one. What the pack's memory of earlier deployments (single-use change
+        requests, OIDC token and CI-run replay) is built on: hiding a record from those would *grant* a second use.
+
+        The chain is read backwards from the store's head in growing pages until a record that started more than
+        ``slack`` before ``since`` (or the chain's start); every row of that tail is checked (signature with
+        :meth:`trust`, document, columns), linked to the next by sequence and ``prev_hash``, ends at the recorded
+        head, and agrees with the newest signed checkpoint of the chain (with a witness). IntegrityError, naming the
+        record or the chain, otherwise. Completeness rests on records being appended within ``slack`` of their
+        start (a record spooled for longer than that may end the walk early; docs/evidence.md)."""
+        floor = format_utc(since - slack)
+        with self.snapshot():
+            head = self.head_of(chain)
+            if head is None:
+                stray = next(iter(self.iter_chain(chain)), None)
+                if stray is not None:
+                    raise IntegrityError(f"evidence chain {chain}: the store holds record {row_label(stray)} of it "
+                                         "but no head: the head was deleted; refusing to use the chain")
+                return []
+            rows: list[StoredRecord] = []
+            lo, step = head[0], 64
+            while lo > 0:
+                start = max(0, lo - step)
+                page = []
+                with closing(self.iter_chain(chain, start)) as reading:  # type: ignore[type-var]
+                    for stored in reading:
+                        if stored.sequence > lo:
+                            break
+                        page.append(stored)
+                rows = page + rows
+                lo, step = start, step * 2
+                first = page[0].document if page and isinstance(page[0].document, Mapping) else {}
+                if page and page[0].sequence == start + 1 and str(first.get("started_at") or "") < floor:
+                    break  # that record started before the window: nothing older can be in it
+        anchor = self.witness_anchor(chain)
+        last: tuple[int, str] | None = None
+        for stored in rows:
+            checked(stored, self.trusted_keys)
+            problem = link_problem(last, stored) if last is not None else (
+                None if stored.sequence == lo + 1 else
+                ("gap", f"sequence gap: record(s) {lo + 1}..{stored.sequence - 1} missing (deleted?)"))
+            if problem:
+                raise IntegrityError(f"evidence record {row_label(stored)}: field sequence: {problem[1]}; refusing to "
+                                     f"use chain {chain}")
+            last = (stored.sequence, stored.hash)
+        problem = head_problem(chain, last or (lo, GENESIS_HASH), head)
+        if problem:
+            raise IntegrityError(f"evidence chain {chain}: {problem[1]}; refusing to use it")
+        if anchor is not None:
+            problem = None
+            if anchor[0] > head[0]:
+                problem = anchor_problem(chain, head[0], None, anchor)
+            elif anchor[0] > lo:  # inside this tail: the record there must be the one the checkpoint attests
+                problem = anchor_problem(chain, head[0], rows[anchor[0] - lo - 1].hash, anchor)
+            if problem:
+                raise IntegrityError(f"evidence chain {chain}: {problem}; refusing to use it")
+        cutoff = format_utc(since)
+        wanted = _kind_value(kind) if kind is not None else None
+        return [r for r in reversed(rows) if str(r.document.get("started_at") or "") >= cutoff
+                and (wanted is None or r.document.get("kind") == wanted)]
+
     def snapshot(self) -> ContextManager[None]:
         """Reads inside see one consistent state of the store (heads and rows together) while others append. SQL
         back ends open a read transaction; S3 cannot, and its readers tolerate a head that lags its newest record."""
@@ -239,6 +307,10 @@ class EvidenceStore(abc.ABC):
     @abc.abstractmethod
     def heads(self) -> dict[str, tuple[int, str]]:
         """The store's own record of each chain's head (sequence, hash), for truncation checks."""
+
+    def head_of(self, chain: str) -> tuple[int, str] | None:
+        """The store's recorded head of one chain (sequence, hash), or None."""
+        return self.heads().get(chain)
 
     def contains(self, record_id: str) -> bool:
         return self.get(record_id) is not None

@@ -150,10 +150,10 @@ def _prior_uses(store: Any, run: Any, source: Any, now: datetime) -> tuple[str, 
         return ()
     digest = cr_mod.request_digest(request)
     since = request.created_at or (now - timedelta(days=90))
-    try:
-        found = store.query(stack=run.stack_ref, kind="update", since=since, limit=1000)
-    except Exception:  # noqa: BLE001
-        return ()
+    try:  # by position in the stack's chain, never by the store's columns: a hidden use would grant another
+        found = store.chain_since(run.stack_ref, since, kind="update")
+    except Exception as exc:  # noqa: BLE001 -- fail closed: an earlier use cannot be ruled out
+        return (f"<unknown: the evidence store could not be read ({type(exc).__name__}: {exc})>",)
     uses = []
     for stored in found:
         record = stored.record if hasattr(stored, "record") else stored
@@ -170,8 +170,8 @@ def _replay_problem(store: Any, history: History, run: Any, found: Any, now: dat
     if store is None:
         return f"it cannot be checked against earlier runs ({history.error or 'no evidence store'})"
     since = (found.issued_at or now) - timedelta(days=1)
-    try:
-        earlier = store.query(stack=run.stack_ref, kind="update", since=since, limit=1000)
+    try:  # by position in the stack's chain, never by the store's columns: a hidden record would allow a replay
+        earlier = store.chain_since(run.stack_ref, since, kind="update")
     except Exception as exc:  # noqa: BLE001
         return f"it cannot be checked against earlier runs (evidence store read failed: {type(exc).__name__})"
     for stored in earlier:

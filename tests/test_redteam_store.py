@@ -1,0 +1,202 @@
+"""Red team of the evidence store after issue 10, as whoever can WRITE the store (sqlite file, PostgreSQL schema owner,
+PostgreSQL append-only writer, S3 principal with PutObject/DeleteObject on the store bucket) and, separately, as a
+deployer who controls the text of their own records (user name, ticket, CI variables).
+
+Each test is an attack. Those that broke before their fix are listed in docs/security-review.md ("Issue 10 red team:
+the store writer"); the others pin a defence that had no test of its own."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ps019.errors import IntegrityError
+from ps019.evidence import Signer, open_store, verify_store
+from tests.plugins.evidence import make_record
+from tests.test_evidence_attacks import PgOwnerHands, SqliteHands
+
+SIGNER = Signer.generate()
+TRUST = {SIGNER.keyid: SIGNER.public_key}
+STACK = "acme/payments/prod"
+
+
+# --- the attacker's hands ----------------------------------------------------------------------------------------
+
+
+class PgWriterHands:
+    """The PostgreSQL append-only writer role (what the CI deploy job holds): INSERT and SELECT, nothing else."""
+
+    def __init__(self, dsn):
+        import psycopg
+
+        from ps019.evidence.pg_store import SCHEMA
+
+        self.records, self.heads = f"{SCHEMA}.records", f"{SCHEMA}.heads"
+        self.con = psycopg.connect(dsn, autocommit=True)
+
+    def sql(self, stmt, args=()):
+        cur = self.con.execute(stmt, args)
+        return cur.fetchall() if cur.description else []
+
+    def junk_row(self, chain, seq, prev_hash, *, stack, kind="update", started_at="2999-01-01T00:00:00.000000Z",
+                 document="{}"):
+        """A row of the writer's own making; the INSERT trigger only asks that it extends ``chain``'s head."""
+        import uuid
+
+        self.sql(f"INSERT INTO {self.records} (record_id, chain_key, seq, prev_hash, hash, kind, stack, environment,"
+                 " change_class, actor, started_at, break_glass, has_violations, document, envelope) VALUES"
+                 " (%s,%s,%s,%s,%s,%s,%s,'production','normal',NULL,%s,false,false,%s,'{}')",
+                 (str(uuid.uuid4()), chain, seq, prev_hash, uuid.uuid4().hex * 2, kind, stack, started_at, document))
+
+
+def _s3_client():
+    import boto3
+
+    return boto3.client("s3", region_name="us-east-1")
+
+
+BACKENDS = ["sqlite", pytest.param("pg_owner", marks=pytest.mark.postgres),
+            pytest.param("pg_writer", marks=pytest.mark.postgres), "s3"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path):
+    """(name, store URL, the attacker's hands or None for S3)."""
+    name = request.param
+    if name == "sqlite":
+        path = tmp_path / "evidence.db"
+        return name, f"sqlite://{path}", lambda: SqliteHands(path)
+    if name == "s3":
+        return name, request.getfixturevalue("s3_evidence_url"), None
+    pg = request.getfixturevalue("pg_evidence")
+    if name == "pg_owner":
+        return name, pg.writer_dsn, lambda: PgOwnerHands(pg.owner_dsn)
+    return name, pg.writer_dsn, lambda: PgWriterHands(pg.writer_dsn)
+
+
+def hide_record(name, url, hands, stored):
+    """Make ``stored`` invisible to a query for its stack's updates, as each back end's attacker can."""
+    if name in ("sqlite", "pg_owner"):  # an index column edit: the row is no longer an `update` of this time
+        h = hands()
+        h.sql(f"UPDATE {h.records} SET kind = %s, started_at = %s WHERE record_id = %s",
+              ("preview", "2000-01-01T00:00:00.000000Z", stored.record_id))
+    elif name == "s3":  # a delete marker: Object Lock keeps the locked version, but GET and LIST no longer see it
+        with open_store(url) as store:
+            _s3_client().delete_object(Bucket=store.bucket, Key=store._record_key(stored.chain_key, stored.sequence))
+    else:  # the writer cannot edit or delete: it inserts a row that makes the lookup fail, hoping it fails open
+        h = hands()
+        h.junk_row("junk/junk/junk", 1, "0" * 64, stack=stored.document["organization"] + "/"
+                   + stored.document["project"] + "/" + stored.document["stack"])
+
+
+# --- 1. the pack's memory of earlier deployments: single-use requests, token and CI-run replay -------------------
+
+
+def _pack_settings(issuer, tmp_path, url, **gate_over):
+    from tests.test_gate_oidc import settings
+
+    raw = settings(issuer, tmp_path, **gate_over)
+    raw["evidence"] = {"store_url": url}
+    return raw
+
+
+def _the_update(url):
+    with open_store(url) as store:
+        return next(s for s in store.iter_all() if s.document["kind"] == "update")
+
+
+def test_a_hidden_earlier_update_does_not_make_a_single_use_request_usable_again(backend, tmp_path):
+    """Before: the single-use check selected the stack's updates by the store's columns (and returned nothing on any
+    read error), so an edited ``kind``/``started_at``, an S3 delete marker or one junk row from the writer role let an
+    approved single-use request deploy again."""
+    from ps019.oidc.local_issuer import LocalIssuer
+    from tests.test_gate_oidc import _deploy, change_request, gather, token, violations
+
+    name, url, hands = backend
+    issuer = LocalIssuer("https://token.actions.example.test")
+    raw = _pack_settings(issuer, tmp_path, url, rules={"production": {"normal": {"singleUse": True}}})
+    cr = change_request(tmp_path)
+    first = _deploy(tmp_path, raw, {"PS019_ID_TOKEN": token(issuer, run_id="1"), "PS019_CHANGE_REQUEST": cr})
+    assert first.decision.allowed, violations(first)
+    hide_record(name, url, hands, _the_update(url))
+    again = gather(tmp_path, raw, {"PS019_ID_TOKEN": token(issuer, run_id="2"), "PS019_CHANGE_REQUEST": cr},
+                   dry_run=False)
+    assert again.decision.blocked
+    assert "single-use" in " ".join(violations(again)["PS019-GATE-001"])
+
+
+def test_a_token_whose_first_use_was_hidden_is_still_refused_as_a_replay(backend, tmp_path):
+    from ps019.oidc.local_issuer import LocalIssuer
+    from tests.test_gate_oidc import _deploy, change_request, gather, token, violations
+
+    name, url, hands = backend
+    issuer = LocalIssuer("https://token.actions.example.test")
+    raw = _pack_settings(issuer, tmp_path, url)
+    env = {"PS019_ID_TOKEN": token(issuer, jti="jti-stolen"), "PS019_CHANGE_REQUEST": change_request(tmp_path)}
+    assert _deploy(tmp_path, raw, env).decision.allowed
+    hide_record(name, url, hands, _the_update(url))
+    again = gather(tmp_path, raw, env, dry_run=False)
+    assert again.decision.blocked
+    assert "does not count" in " ".join(violations(again)["PS019-GATE-004"])
+
+
+@pytest.mark.postgres
+def test_pg_writer_junk_at_the_head_of_the_stacks_chain_fails_closed(pg_evidence, tmp_path):
+    """The writer role can always extend a chain with a row of its own (the trigger checks only the link): the
+    memory of earlier deployments then cannot be read, and the gate must refuse, not forget."""
+    from ps019.oidc.local_issuer import LocalIssuer
+    from tests.test_gate_oidc import _deploy, change_request, gather, token, violations
+
+    issuer = LocalIssuer("https://token.actions.example.test")
+    url = pg_evidence.writer_dsn
+    raw = _pack_settings(issuer, tmp_path, url, rules={"production": {"normal": {"singleUse": True}}})
+    cr = change_request(tmp_path)
+    assert _deploy(tmp_path, raw, {"PS019_ID_TOKEN": token(issuer, run_id="1"), "PS019_CHANGE_REQUEST": cr}
+                   ).decision.allowed
+    with open_store(url) as store:
+        chain = "acme/web/prod"
+        seq, digest = store.heads()[chain]
+    PgWriterHands(url).junk_row(chain, seq + 1, digest, stack=chain, kind="preview")
+    again = gather(tmp_path, raw, {"PS019_ID_TOKEN": token(issuer, run_id="2"), "PS019_CHANGE_REQUEST": cr},
+                   dry_run=False)
+    assert again.decision.blocked
+    text = " ".join(violations(again)["PS019-GATE-001"])
+    assert "single-use" in text and "could not be read" in text
+
+
+def test_chain_since_finds_every_record_by_position_and_refuses_a_gap(tmp_path):
+    """The store-level reader under those checks: the window's records from the signed documents, however the
+    columns say otherwise, a stopping point well before the window, and a refusal for a deleted row."""
+    path = tmp_path / "evidence.db"
+    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with open_store(f"sqlite://{path}") as store:
+        store.trust(TRUST)
+        for day in range(0, 300, 2):  # 150 records, one every two days
+            store.append(make_record(started_at=t0 + timedelta(days=day)), SIGNER)
+        since = t0 + timedelta(days=250)
+        got = store.chain_since(STACK, since, kind="update")
+        assert [r.document["started_at"][:10] for r in got][-1] == "2027-07-09"  # day 250
+        assert len(got) == 25
+        h = SqliteHands(path)
+        h.sql("UPDATE records SET kind = 'blocked', started_at = '2000-01-01T00:00:00.000000Z' WHERE seq = 140")
+        with pytest.raises(IntegrityError, match="field kind: indexed column kind"):
+            store.chain_since(STACK, since)
+        h.sql("DELETE FROM records WHERE seq = 140")
+        with pytest.raises(IntegrityError, match="sequence gap: record"):
+            store.chain_since(STACK, since)
+
+
+def test_chain_since_refuses_an_untrusted_record_in_the_window(tmp_path):
+    with open_store(f"sqlite://{tmp_path / 'e.db'}") as store:
+        store.trust(TRUST)
+        store.append(make_record(), SIGNER)
+        store.append(make_record(), Signer.generate())  # someone else's key, through the store API
+        with pytest.raises(IntegrityError, match="unknown key"):
+            store.chain_since(STACK, datetime(2026, 1, 1, tzinfo=timezone.utc))
