@@ -200,3 +200,87 @@ def test_chain_since_refuses_an_untrusted_record_in_the_window(tmp_path):
         store.append(make_record(), Signer.generate())  # someone else's key, through the store API
         with pytest.raises(IntegrityError, match="unknown key"):
             store.chain_since(STACK, datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+
+# --- 2. rows that cannot be decoded: one failure naming the row, never a crash that hides the rest ----------------
+
+DEEP = "[" * 200_000 + "]" * 200_000  # deeper than any JSON parser recurses
+UNDECODABLE = {
+    "deep-json-document": ("document", DEEP),
+    "deep-json-envelope": ("envelope", json.dumps({"payloadType": "application/vnd.in-toto+json",
+                                                   "payload": __import__("base64").b64encode(DEEP.encode()).decode(),
+                                                   "signatures": [{"keyid": SIGNER.keyid, "sig": ""}]})),
+    "not-json": ("document", "{not json"),
+    "invalid-utf8-column": ("actor", b"A\xffB"),
+}
+
+
+def _tamper_two(hands, store, column, value):
+    """Tamper with the second record as asked, and (as a second, independent tampering) the fourth's kind."""
+    rows = sorted(store.iter_all(), key=lambda r: r.sequence)
+    h = hands()
+    if isinstance(value, bytes):  # sqlite stores whatever bytes it is given as TEXT
+        h.sql(f"UPDATE {h.records} SET {column} = CAST(%s AS TEXT) WHERE record_id = %s", (value, rows[1].record_id))
+    else:
+        h.sql(f"UPDATE {h.records} SET {column} = %s WHERE record_id = %s", (value, rows[1].record_id))
+    h.sql(f"UPDATE {h.records} SET kind = 'preview' WHERE record_id = %s", (rows[3].record_id,))
+    return rows[1].record_id, rows[3].record_id
+
+
+@pytest.mark.parametrize("where, case", [("sqlite", c) for c in sorted(UNDECODABLE)] + [
+    pytest.param("pg_owner", c, marks=pytest.mark.postgres)  # a UTF8 database refuses invalid UTF-8 from anyone
+    for c in sorted(UNDECODABLE) if not isinstance(UNDECODABLE[c][1], bytes)])
+def test_an_undecodable_row_is_one_failure_naming_it_and_verify_still_reports_the_rest(where, case, tmp_path,
+                                                                                        request):
+    """Before: a row nested too deeply for the JSON parser, or a column holding invalid UTF-8, stopped `verify`,
+    `list`, `export` and `show` with `RecursionError` / `Could not decode to UTF-8` for the whole store, naming no
+    record, and hid every other tampering behind it."""
+    column, value = UNDECODABLE[case]
+    if where == "sqlite":
+        path = tmp_path / "evidence.db"
+        url, hands = f"sqlite://{path}", lambda: SqliteHands(path)
+    else:
+        pg = request.getfixturevalue("pg_evidence")
+        url, hands = pg.writer_dsn, lambda: PgOwnerHands(pg.owner_dsn)
+    with open_store(url) as store:
+        store.trust(TRUST)
+        for _ in range(5):
+            store.append(make_record(), SIGNER)
+        bad, edited = _tamper_two(hands, store, column, value)
+        named = {f.record_id for f in verify_store(store, TRUST).failures}
+        assert {bad, edited} <= named
+        with pytest.raises(IntegrityError, match=f"evidence record ({bad}|{edited})"):
+            store.query(stack=STACK)
+    if where == "sqlite":
+        key = tmp_path / "org.pub"
+        key.write_text(SIGNER.public_key_pem())
+        for cmd in (["verify"], ["list", "--limit", "0"], ["export", "--format", "jsonl"], ["show", bad]):
+            done = _cli(tmp_path, "evidence", *cmd, "--store", url, "--public-key", str(key))
+            assert done.returncode == 1, (cmd, done.stderr)
+            assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 1, done.stderr
+            assert cmd[0] == "show" or bad in done.stdout + done.stderr or edited in done.stdout + done.stderr
+
+
+def _cli(tmp_path, *args):
+    import os
+
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PS019_VERIFIED_INDEX_DIR": "memory"}
+    return subprocess.run([sys.executable, "-m", "ps019.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_s3_objects_that_are_not_records_or_heads_are_named_not_crashed_on(s3_evidence_url):
+    """An S3 principal with PutObject writes a new version over a record (Object Lock keeps the old version but GET
+    returns the new one), over an ID pointer, and over head.json."""
+    with open_store(s3_evidence_url) as store:
+        store.trust(TRUST)
+        a, b, _c = (store.append(make_record(), SIGNER) for _ in range(3))
+        s3 = _s3_client()
+        s3.put_object(Bucket=store.bucket, Key=store._record_key(STACK, 2), Body=DEEP.encode())
+        s3.put_object(Bucket=store.bucket, Key=store._id_key(a.record_id), Body=b"\xff not json")
+        failures = verify_store(store, TRUST).failures
+        named = {f.record_id for f in failures}
+        assert a.record_id in named and f"<unnamed row at {STACK} #2>" in named  # b's object holds no record now
+        s3.put_object(Bucket=store.bucket, Key=store._head_key(STACK), Body=b"[]")
+        with pytest.raises(IntegrityError, match=f"evidence chain {STACK}: field head"):
+            verify_store(store, TRUST)

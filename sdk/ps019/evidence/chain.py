@@ -81,7 +81,7 @@ def record_problems(stored: StoredRecord, keys: Mapping[str, Any]) -> list[tuple
     if not any(code in ("edited", "malformed", "signature", "unknown_key") for code, _, _ in problems):
         try:
             recomputed = record_hash(stored.document)
-        except (ValueError, TypeError) as exc:  # rfc8785 refuses e.g. integers beyond 2**53
+        except (ValueError, TypeError, RecursionError) as exc:  # rfc8785 refuses e.g. integers beyond 2**53
             problems.append(("malformed", "hash", f"record cannot be canonicalised ({type(exc).__name__})"))
         else:
             if recomputed != stored.document.get("hash"):
@@ -131,7 +131,9 @@ def verify_chain(records: Iterable[StoredRecord], public_keys: Mapping[str, Any]
             fail(stored, "?", None, "malformed", "a stored row is not an evidence record")
             continue
         if not isinstance(stored.document, Mapping) or "record_id" not in stored.document:
-            fail(stored, chain, seq, "malformed", "a stored row is not an evidence record")
+            cols = stored.columns if isinstance(stored.columns, Mapping) else {}
+            chain = str(cols.get("chain_key") or chain)
+            fail(stored, chain, cols.get("sequence", seq), "malformed", "a stored row is not an evidence record")
             broken.add(chain)
             continue
         before = len(result.failures)

@@ -97,7 +97,7 @@ def load_checkpoint(path: str | Path, keys: Mapping[str, Any]) -> Checkpoint:
         obj = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read checkpoint {path}: {exc.strerror}") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InputError(f"checkpoint {path} is not JSON") from None
     return parse_checkpoint(obj, keys, f"checkpoint {path}")
 
@@ -113,7 +113,7 @@ def load_checkpoints(path: str | Path, keys: Mapping[str, Any]) -> list[Checkpoi
         raise InputError(f"checkpoint {path} is not text") from None
     try:
         return [parse_checkpoint(json.loads(text), keys, f"checkpoint {path}")]
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     out = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -123,7 +123,7 @@ def load_checkpoints(path: str | Path, keys: Mapping[str, Any]) -> list[Checkpoi
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InputError(f"checkpoint {path} line {number} is not JSON") from None
         out.append(parse_checkpoint(obj, keys, f"checkpoint {path} line {number}"))
     if not out:

@@ -49,6 +49,9 @@ def row_label(stored: "StoredRecord") -> str:
     for source in (stored.document, stored.columns):
         if isinstance(source, Mapping) and source.get("record_id"):
             return str(source["record_id"])
+    where = stored.columns if isinstance(stored.columns, Mapping) else {}
+    if where.get("chain_key") is not None and where.get("sequence") is not None:
+        return f"<unnamed row at {where['chain_key']} #{where['sequence']}>"  # e.g. an S3 object that is no record
     return "<unnamed row>"
 
 

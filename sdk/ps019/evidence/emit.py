@@ -226,8 +226,8 @@ def _read_spooled(path: Path, keys) -> SpooledRecord:
         obj = json.loads(path.read_bytes())
         doc, envelope = obj["record"], obj["envelope"]
         destination = obj.get("destination")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"spool file {path.name} is unreadable or malformed") from exc
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raise IntegrityError(f"spool file {path.name} is unreadable or malformed") from None
     ok, reason, payload = verify_envelope(envelope, keys)
     stmt = decode_statement(payload) if ok else None
     signed = stmt.get("predicate") if stmt is not None else None

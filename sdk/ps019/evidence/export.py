@@ -57,7 +57,7 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[StoredRecord]:
         try:
             obj = json.loads(line)
             yield StoredRecord(document=obj["record"], envelope=obj["envelope"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise InputError(f"line {lineno} is not an exported evidence record") from None
 
 
@@ -124,7 +124,7 @@ def read_csv(text: IO[str] | str) -> list[StoredRecord]:
     for i, row in enumerate(reader, 2):
         try:
             out.append(StoredRecord(document=json.loads(row["record_json"]), envelope=json.loads(row["envelope_json"])))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, RecursionError):
             raise InputError(f"CSV row {i} has no valid record_json/envelope_json") from None
     return out
 

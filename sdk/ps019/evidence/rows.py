@@ -154,7 +154,7 @@ def decoded_row(row: tuple, ncolumns: int) -> StoredRecord:
 def _loads(text: Any) -> Any:
     try:
         return json.loads(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return {}
 
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 from urllib.parse import quote, unquote, urlparse
 
-from ps019.errors import InputError, StoreError
+from ps019.errors import InputError, IntegrityError, StoreError
 from ps019.evidence.record import EvidenceRecord
 from ps019.evidence.signing import Signer
 from ps019.evidence.store import EvidenceStore, Query, StoredRecord, document_facts, seal, validated_record
@@ -103,7 +103,7 @@ class S3Store(EvidenceStore):
 
     def _get_json(self, key: str) -> tuple[dict[str, Any], str] | None:
         got = self._get_raw(key)
-        return (json.loads(got[0]), got[1]) if got is not None else None
+        return (_parse(got[0]), got[1]) if got is not None else None
 
     def _get_raw(self, key: str) -> tuple[bytes, str] | None:
         try:
@@ -117,7 +117,11 @@ class S3Store(EvidenceStore):
         if got is None:
             return 0, None, None
         head, etag = got
-        return int(head["sequence"]), head["hash"], etag
+        try:
+            return int(head["sequence"]), str(head["hash"]), etag
+        except (KeyError, TypeError, ValueError):
+            raise IntegrityError(f"evidence chain {chain}: field head: {self._head_key(chain)} is not a chain head "
+                                 "(sequence, hash); refusing to use the chain") from None
 
     def _cas_head(self, chain: str, stored: StoredRecord, etag: str | None) -> None:
         body = json.dumps({"sequence": stored.sequence, "hash": stored.hash,
@@ -288,7 +292,7 @@ class S3Store(EvidenceStore):
 def _parse(body: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return obj if isinstance(obj, dict) else {}
 

@@ -171,7 +171,7 @@ def verify_envelope(envelope: Mapping[str, Any], keys: Mapping[str, Ed25519Publi
 def decode_statement(payload: bytes) -> dict[str, Any] | None:
     try:
         stmt = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return stmt if isinstance(stmt, dict) and stmt.get("_type") == STATEMENT_TYPE else None
 

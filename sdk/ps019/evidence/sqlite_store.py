@@ -188,40 +188,38 @@ class SqliteStore(EvidenceStore):
         return stored, True
 
     def get(self, record_id: str) -> StoredRecord | None:
-        row = self._exec(f"SELECT {_COLUMNS} FROM records WHERE record_id = ?", (record_id,)).fetchone()
-        return _row(row) if row else None
+        rows = self._fetch(f"SELECT {_COLUMNS} FROM records WHERE record_id = ?", (record_id,))
+        return _row(rows[0]) if rows else None
 
     def contains(self, record_id: str) -> bool:
-        return self._exec("SELECT 1 FROM records WHERE record_id = ?", (record_id,)).fetchone() is not None
+        return bool(self._fetch("SELECT 1 FROM records WHERE record_id = ?", (record_id,)))
 
     def _select(self, q: Query) -> list[StoredRecord]:
         sql, args = sql_select(f"SELECT {_COLUMNS} FROM records", q, "?", like_escape=" ESCAPE '\\'",
                                bools_as_int=True)
-        return [_row(r) for r in self._exec(sql, args)]
+        return [_row(r) for r in self._fetch(sql, args)]
 
     def select_rows(self, q: Query, *, documents: bool = False) -> list[tuple]:
         cols = _COLUMNS if documents else _COLUMNS.rsplit(", document, envelope", 1)[0]
         sql, args = sql_select(f"SELECT {cols} FROM records", q, "?", like_escape=" ESCAPE '\\'",
                                bools_as_int=True)
-        return self._exec(sql, args).fetchall()
+        return self._fetch(sql, args)
 
     def iter_chain(self, chain: str, after: int = 0) -> Iterator[StoredRecord]:
-        cur = self._exec(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? AND seq > ? ORDER BY seq",
-                         (chain, after))
-        for row in cur:
+        for row in self._iter(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? AND seq > ? ORDER BY seq",
+                              (chain, after)):
             yield _row(row)
 
     def record_at(self, chain: str, sequence: int) -> StoredRecord | None:
-        row = self._exec(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? AND seq = ?",
-                         (chain, sequence)).fetchone()
-        return _row(row) if row else None
+        rows = self._fetch(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? AND seq = ?", (chain, sequence))
+        return _row(rows[0]) if rows else None
 
     def iter_all(self, stack: str | None = None) -> Iterator[StoredRecord]:
         if stack:
-            cur = self._exec(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? ORDER BY seq", (stack,))
+            rows = self._iter(f"SELECT {_COLUMNS} FROM records WHERE chain_key = ? ORDER BY seq", (stack,))
         else:
-            cur = self._exec(f"SELECT {_COLUMNS} FROM records ORDER BY chain_key, seq")
-        for row in cur:
+            rows = self._iter(f"SELECT {_COLUMNS} FROM records ORDER BY chain_key, seq")
+        for row in rows:
             yield _row(row)
 
     @contextmanager
@@ -238,14 +236,14 @@ class SqliteStore(EvidenceStore):
                 self._con.execute("COMMIT")
 
     def chain_keys(self) -> list[str]:
-        rows = self._exec("SELECT DISTINCT chain_key FROM records UNION SELECT chain_key FROM heads")
+        rows = self._fetch("SELECT DISTINCT chain_key FROM records UNION SELECT chain_key FROM heads")
         return sorted(k for (k,) in rows)
 
     def heads(self) -> dict[str, tuple[int, str]]:
-        return {k: (s, h) for k, s, h in self._exec("SELECT chain_key, seq, hash FROM heads")}
+        return {k: (s, h) for k, s, h in self._fetch("SELECT chain_key, seq, hash FROM heads")}
 
     def count(self) -> int:
-        return self._exec("SELECT count(*) FROM records").fetchone()[0]
+        return self._fetch("SELECT count(*) FROM records")[0][0]
 
     def _exec(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         try:
@@ -253,9 +251,44 @@ class SqliteStore(EvidenceStore):
         except sqlite3.Error as exc:
             raise StoreError(f"evidence store {self.path}: {exc}") from exc
 
+    def _fetch(self, sql: str, args: Any = ()) -> list[tuple]:
+        """Every row of a SELECT. Text that is not UTF-8 (whoever can write the file can put any bytes in a column)
+        is read again with its bad bytes kept as surrogates, so the checks name the row instead of the read
+        failing for the whole store."""
+        try:
+            return self._con.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            self._undecodable(exc)
+        return self._exec(sql, args).fetchall()
+
+    def _iter(self, sql: str, args: Any = ()) -> Iterator[tuple]:
+        """The rows of a SELECT one at a time (memory stays flat), read again leniently as ``_fetch`` does."""
+        done = 0
+        try:
+            for row in self._con.execute(sql, args):
+                done += 1
+                yield row
+            return
+        except sqlite3.Error as exc:
+            self._undecodable(exc)
+        for i, row in enumerate(self._exec(sql, args)):
+            if i >= done:
+                yield row
+
+    def _undecodable(self, exc: sqlite3.Error) -> None:
+        """Switch to lenient text decoding for a decoding error (once); StoreError for anything else."""
+        if not (isinstance(exc, sqlite3.OperationalError) and "decode" in str(exc)) \
+                or self._con.text_factory is _lenient_text:
+            raise StoreError(f"evidence store {self.path}: {exc}") from exc
+        self._con.text_factory = _lenient_text
+
     def close(self) -> None:
         super().close()
         self._con.close()
+
+
+def _lenient_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _row(row: tuple) -> StoredRecord:

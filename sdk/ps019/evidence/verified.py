@@ -446,7 +446,7 @@ def _anchors(store: EvidenceStore, keys: Mapping[str, Any]) -> dict[str, tuple[i
 def _loads(text: Any) -> Any:
     try:
         return json.loads(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return {}
 
 

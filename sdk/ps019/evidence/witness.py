@@ -310,14 +310,14 @@ def _sequence_of(line: bytes, chain: str) -> int | None:
         return None
     try:
         return int(json.loads(line)["checkpoint"]["chains"][chain][0])
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
         return None  # an unreadable last line: publish after it (readers report it)
 
 
 def _parse_line(line: bytes | str, source: str) -> dict[str, Any]:
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise IntegrityError(f"{source}: not a JSON checkpoint") from None
     if not isinstance(obj, dict):
         raise IntegrityError(f"{source}: not a JSON checkpoint")
