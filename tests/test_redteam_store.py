@@ -284,3 +284,105 @@ def test_s3_objects_that_are_not_records_or_heads_are_named_not_crashed_on(s3_ev
         s3.put_object(Bucket=store.bucket, Key=store._head_key(STACK), Body=b"[]")
         with pytest.raises(IntegrityError, match=f"evidence chain {STACK}: field head"):
             verify_store(store, TRUST)
+
+
+# --- 3. text the deployer controls (user name, ticket) or the store's writer adds, shown to the auditor ----------
+
+HOSTILE_ACTOR = '=HYPERLINK("http://evil.example/x","ok")\x1b]0;pwned\x07\x1b[2J[/x][link=http://evil.example]\u202e'
+FORMULA_TICKET = "+cmd|' /C calc'!A0"
+
+
+def _hostile_store(tmp_path):
+    from ps019.evidence import Identity
+
+    path = tmp_path / "evidence.db"
+    with open_store(f"sqlite://{path}") as store:
+        record = store.append(make_record(actor=Identity(id=HOSTILE_ACTOR, kind="local-user"),
+                                          change_request=FORMULA_TICKET), SIGNER)
+    key = tmp_path / "org.pub"
+    key.write_text(SIGNER.public_key_pem())
+    return f"sqlite://{path}", str(key), record
+
+
+def test_csv_export_cells_never_start_a_formula_and_stay_lossless(tmp_path):
+    """Before: a deployer whose user name (``$USER``, the actor of a local run) or ticket starts with ``=``/``+``
+    got a live formula into the auditor's spreadsheet (``=HYPERLINK``, ``=cmd|...``)."""
+    from ps019.evidence.export import read_csv
+
+    url, key, record = _hostile_store(tmp_path)
+    done = _cli(tmp_path, "evidence", "export", "--format", "csv", "--store", url, "--public-key", key)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert rows[0]["actor"] == "'" + HOSTILE_ACTOR and rows[0]["change_request"] == "'" + FORMULA_TICKET
+    for row in rows:
+        for name, value in row.items():
+            assert name in ("record_json", "envelope_json") or not value.startswith(("=", "+", "-", "@")), name
+    back = read_csv(done.stdout)
+    assert [r.document for r in back] == [record.document]
+    assert verify_store_file(back).ok
+
+
+def verify_store_file(records):
+    from ps019.evidence import verify_chain
+
+    return verify_chain(records, TRUST)
+
+
+@pytest.mark.parametrize("command", [["list", "--limit", "0"], ["sample", "--n", "1", "--seed", "s"]])
+def test_record_text_never_drives_the_auditors_terminal_or_breaks_the_table(command, tmp_path):
+    """Before: escape sequences in a record's actor reached the terminal raw (set the window title, cleared the
+    screen), and in `evidence sample` a ``[/x]`` in a user name crashed the table with a rich MarkupError
+    traceback."""
+    url, key, _ = _hostile_store(tmp_path)
+    done = _cli(tmp_path, "evidence", *command, "--store", url, "--public-key", key)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\u202e" not in done.stdout
+    assert "Traceback" not in done.stderr
+    assert "[/x]" in done.stdout.replace("\n", "").replace("│", "").replace(" ", "")
+
+
+def test_a_key_the_store_writer_adds_to_a_document_is_shown_not_executed_by_verify(tmp_path):
+    path = tmp_path / "evidence.db"
+    with open_store(f"sqlite://{path}") as store:
+        record = store.append(make_record(), SIGNER)
+    h = SqliteHands(path)
+    doc = json.loads(h.sql("SELECT document FROM records")[0][0])
+    doc["\r\x1b[2KOK: 1 records in 1 chain(s) verified\x1b[8m"] = 1  # overwrite the BROKEN line on screen
+    h.sql("UPDATE records SET document = ?", (json.dumps(doc),))
+    key = tmp_path / "org.pub"
+    key.write_text(SIGNER.public_key_pem())
+    done = _cli(tmp_path, "evidence", "verify", "--store", f"sqlite://{path}", "--public-key", str(key))
+    assert done.returncode == 1 and record.record_id in done.stdout
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout and "\\u001b[2KOK" in done.stdout
+    listed = _cli(tmp_path, "evidence", "list", "--store", f"sqlite://{path}", "--public-key", str(key))
+    assert listed.returncode == 1 and "\x1b" not in listed.stderr and len(listed.stderr.strip().splitlines()) == 1
+
+
+def test_report_tables_show_record_text_literally():
+    from rich.console import Console
+
+    from ps019.evidence.report import compute_metrics, render_table
+
+    m = compute_metrics([], since=None, until=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    m.exceptions_in_force.append({"exception_id": "EX-[/x]", "control_id": "PS019-IAM-001",
+                                  "resource": "urn:\x1b]0;pwned\x07", "expires_at": "2026-12-31"})
+    out = io.StringIO()
+    render_table(m, Console(file=out, width=200))
+    assert "EX-[/x]" in out.getvalue() and "\x1b]0" not in out.getvalue()
+
+
+def test_html_report_escapes_every_field_a_record_controls(tmp_path):
+    """Held: every value in the HTML report goes through html.escape (kept for coverage: no other test puts markup
+    in the records). The stack of an incomplete production update is listed in the report's table."""
+    path = tmp_path / "evidence.db"
+    script = "<script>alert(1)</script>"
+    with open_store(f"sqlite://{path}") as store:
+        store.append(make_record(stack=script, rollback_plan=None, started_at=datetime.now(timezone.utc)), SIGNER)
+    key = tmp_path / "org.pub"
+    key.write_text(SIGNER.public_key_pem())
+    out = tmp_path / "r.html"
+    done = _cli(tmp_path, "report", "--store", f"sqlite://{path}", "--public-key", str(key), "--format", "html",
+                "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page

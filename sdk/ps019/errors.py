@@ -1,6 +1,21 @@
 """Errors a user can act on. The CLI prints ``str(error)`` on one line and exits with ``exit_code``; nothing here
 should ever surface as a traceback."""
 
+import re
+
+# C0 and C1 control characters, DEL, and the bidirectional overrides/isolates ("Trojan Source"): text from a record
+# (a user name, a ticket, a document key the store's writer added) must never move the cursor, clear the screen, set
+# the window title or reorder what the auditor reads.
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE_OR_NEWLINE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object, *, newlines: bool = False) -> str:
+    """``text`` for a terminal: every control or bidi character shown as a ``\\uXXXX`` escape (newlines too,
+    unless ``newlines``), so what a record holds is displayed, never executed by the terminal."""
+    pattern = _UNPRINTABLE if newlines else _UNPRINTABLE_OR_NEWLINE
+    return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+
 
 class Ps019Error(Exception):
     """Unusable input or environment (exit status 2)."""

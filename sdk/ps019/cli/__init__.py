@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ps019.errors import Ps019Error
+from ps019.errors import Ps019Error, printable
 
 # name -> "module:attribute"; each module owns its commands.
 _COMMANDS = {
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(2)
     except Ps019Error as exc:
-        click.echo(f"ps019: error: {exc}", err=True)
+        click.echo(f"ps019: error: {printable(exc)}", err=True)  # messages quote record text: never raw
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import click
 
-from ps019.errors import InputError, Ps019Error, StoreError
+from ps019.errors import InputError, Ps019Error, StoreError, printable
 
 _STORE_HELP = "Evidence store URL (sqlite:///path, s3://bucket/prefix, postgresql://...); default " \
               "$PS019_EVIDENCE_STORE, else the per-user sqlite store."
@@ -164,6 +164,14 @@ def query_filters(stack, environment, kind, change_class, actor, since, until, b
 # --- output helpers -----------------------------------------------------------------------------------------------
 
 
+def cell(value: Any) -> str:
+    """A table cell from record text: rich markup escaped (``[/x]`` would crash the table, ``[link=…]`` make a
+    hyperlink) and control characters shown, not sent to the terminal."""
+    from rich.markup import escape
+
+    return escape(printable("" if value is None else value))
+
+
 def _console():
     from rich.console import Console
 
@@ -218,14 +226,13 @@ def list_cmd(store_url, stack, environment, kind, change_class, actor, since, un
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} evidence record(s)", title_justify="left")
     for col in ("started_at", "kind", "stack", "environment", "class", "outcome", "actor", "viol.", "record_id"):
         table.add_column(col, overflow="fold", no_wrap=col in ("started_at", "record_id"))
     for r in rows:
-        table.add_row(*(escape(str(v or "")) for v in (
+        table.add_row(*(cell(v or "") for v in (
             r["started_at"], r["kind"], r["stack"], r["environment"], r["change_class"], r["outcome"], r["actor"],
             r["violations"], r["record_id"])))
     _console().print(table)
@@ -265,7 +272,7 @@ def show(record_id, store_url, public_keys, fmt) -> None:
         console.print_json(json.dumps(stored.document, sort_keys=True))
         line = (f"signature: valid (Ed25519 key {str(status['keyid'])[:16]}…), chain {stored.chain_key} "
                 f"#{stored.sequence}" if problem is None else f"signature: INVALID -- {problem[1]}")
-        console.print(line, style="bold green" if problem is None else "bold red", markup=False)
+        console.print(printable(line), style="bold green" if problem is None else "bold red", markup=False)
     if problem is not None:
         raise SystemExit(1)
 
@@ -323,9 +330,9 @@ def verify(store_url, public_keys, stack, jsonl_file, checkpoint_files, sink_url
                                "first_failure": None if f is None else f.to_dict(),
                                "failures": [x.to_dict() for x in result.failures]}, indent=2))
     else:
-        click.echo(result.summary())
+        click.echo(printable(result.summary()))
         for failure in result.failures:
-            click.echo(f"  FAIL [{failure.code}] {failure}")
+            click.echo(printable(f"  FAIL [{failure.code}] {failure}"))
     if not result.ok:
         raise SystemExit(1)
 
@@ -378,7 +385,7 @@ def checkpoint(store_url, public_keys, out_file, no_verify) -> None:
         else:
             result = verify_store(store, keys)
             if not result.ok:
-                click.echo(result.summary(), err=True)
+                click.echo(printable(result.summary()), err=True)
                 raise SystemExit(1)
             heads, verified = result.chains, True
         cp = make_checkpoint(safe_url(store.url), heads, load_signer(EvidenceSettings()), verified=verified)
@@ -425,13 +432,13 @@ def sample_cmd(store_url, n, seed, since, until, environment, kind, stack, fmt, 
         return
     from rich.table import Table
 
-    table = Table(title=f"sample of {len(rows)} from {len(population)} {environment} {kind} record(s), "
-                        f"seed {seed!r}", title_justify="left", caption=SAMPLE_ALGORITHM)
+    table = Table(title=cell(f"sample of {len(rows)} from {len(population)} {environment} {kind} record(s), "
+                             f"seed {seed!r}"), title_justify="left", caption=SAMPLE_ALGORITHM)
     for col in ("#", "started_at", "stack", "class", "actor", "record_id"):
         table.add_column(col, overflow="fold")
     for i, r in enumerate(rows, 1):
-        table.add_row(str(i), r["started_at"] or "", r["stack"], r["change_class"] or "", r["actor"],
-                      r["record_id"])
+        table.add_row(*(cell(v) for v in (str(i), r["started_at"] or "", r["stack"], r["change_class"] or "",
+                                          r["actor"], r["record_id"])))
     _console().print(table)
 
 

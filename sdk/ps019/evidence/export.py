@@ -107,12 +107,24 @@ def _bool(v: Any) -> str:
     return "true" if v else "false"
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_LOSSLESS = ("record_json", "envelope_json")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A flat CSV cell a spreadsheet shows as text: a leading ``=``, ``+``, ``-``, ``@``, tab or line break (what
+    starts a formula, e.g. ``=HYPERLINK(...)`` or ``=cmd|' /C calc'!A0`` in a user name or ticket) gets a ``'``
+    in front (OWASP "CSV injection"). The lossless ``record_json``/``envelope_json`` columns stay exact."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def write_csv(records: Iterable[StoredRecord], out: IO[str]) -> int:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     n = 0
     for rec in records:
-        writer.writerow(csv_row(rec))
+        row = csv_row(rec)
+        writer.writerow({k: v if k in _LOSSLESS else spreadsheet_safe(v) for k, v in row.items()})
         n += 1
     return n
 

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
+from ps019.errors import printable
 from ps019.evidence.audit import REQUIRED_FIELDS, is_production_update, missing_fields, parse_time, percentile
 
 DEFAULT_REVIEW_SLA = timedelta(hours=72)  # the break-glass settings' default review_sla_hours
@@ -279,21 +280,25 @@ def summary_rows(m: Metrics) -> list[tuple[str, str, str]]:
 
 
 def render_table(m: Metrics, console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
+
+    def cell(value: Any) -> str:  # record text: markup escaped, control characters shown (ps019.errors.printable)
+        return escape(printable(value))
 
     table = Table(title=f"PS-019 change metrics {m.since or 'start'} .. {m.until or m.as_of}")
     table.add_column("Metric", style="bold")
     table.add_column("Value", justify="right")
     table.add_column("Detail")
     for row in summary_rows(m):
-        table.add_row(*row)
+        table.add_row(*(cell(v) for v in row))
     console.print(table)
     if m.missing_field_counts:
         t = Table(title="Missing required fields (production updates)")
         t.add_column("Field")
         t.add_column("Updates", justify="right")
         for k, v in sorted(m.missing_field_counts.items(), key=lambda kv: -kv[1]):
-            t.add_row(k, str(v))
+            t.add_row(cell(k), str(v))
         console.print(t)
     for title, rows, cols in (("Overdue break-glass reviews", m.overdue_reviews, ("grant_id", "closed_at", "due_at")),
                               ("Exceptions in force", m.exceptions_in_force,
@@ -305,7 +310,7 @@ def render_table(m: Metrics, console: Any) -> None:
             for c in cols:
                 t.add_column(c)
             for r in rows:
-                t.add_row(*(str(r.get(c, "")) for c in cols))
+                t.add_row(*(cell(r.get(c, "")) for c in cols))
             console.print(t)
 
 
