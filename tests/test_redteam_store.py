@@ -386,3 +386,48 @@ def test_html_report_escapes_every_field_a_record_controls(tmp_path):
     assert done.returncode == 0, done.stderr
     page = out.read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
+
+
+# --- 4. redaction: a secret that is a whole map -------------------------------------------------------------------
+
+
+def test_entries_of_a_secret_map_are_redacted_wherever_a_message_quotes_them(tmp_path):
+    """Before: only secrets that were strings became forbidden values, so the entries of a secret map (a Lambda's
+    ``environment.variables`` marked secret as one value) reached the record when a message quoted one."""
+    from ps019.evidence import PolicyResult
+    from ps019.model import ResourceView
+    from ps019.pack.facts import _secret_values
+
+    view = ResourceView(urn="urn:pulumi:prod::payments::aws:lambda/function:Function::f",
+                        type="aws:lambda/function:Function", name="f",
+                        props={"environment": {"variables": {"DB_PASSWORD": "Hunter2-zq9x", "PORT": "5432"}},
+                               "tags": {"t": ["listed-secret-77"]}},
+                        secret_paths=frozenset({("environment", "variables"), ("tags",)}))
+    record = make_record(forbidden_values=_secret_values([view]), policy_results=[PolicyResult(
+        control_id="PS019-X-001", level="advisory", severity="high", urn=view.urn,
+        message="DB_PASSWORD=hunter2-ZQ9X looks like a credential; tag listed-secret-77")])
+    with open_store(f"sqlite://{tmp_path / 'e.db'}") as store:
+        stored = store.append(record, SIGNER)
+    text = json.dumps(stored.document).lower()
+    assert "hunter2-zq9x" not in text and "listed-secret-77" not in text
+    assert "[secret] looks like a credential" in json.dumps(stored.document)
+
+
+def test_a_short_secret_never_rewrites_a_record_id_or_a_digest(tmp_path):
+    """Before: a 4-character secret made of hex digits (``beef``, or ``5432`` in a secret map) was replaced inside
+    every record ID and digest that happened to contain it: the stored record's ID was no longer the one the pack
+    reported, its resources' digests were corrupted. A long (16+) secret inside such a string is still redacted."""
+    from ps019.evidence import ResourceChange
+
+    token = "0123456789abcdef0123"
+    record = make_record(forbidden_values={"beef", "5432", token},
+                         record_id="1beef000-5432-4000-8000-000000000000",
+                         resources=[ResourceChange(urn="urn:a", type="t", op="create", inputs_digest="00beef" + "1" * 58),
+                                    ResourceChange(urn="urn:b", type="t", op="create", inputs_digest="9" + token + "9" * 43)],
+                         change_request="CHG beef 5432")
+    with open_store(f"sqlite://{tmp_path / 'e.db'}") as store:
+        stored = store.append(record, SIGNER)
+        assert stored.record_id == record.record_id and store.contains(record.record_id)
+    assert stored.document["resources"][0]["inputs_digest"] == "00beef" + "1" * 58
+    assert token not in json.dumps(stored.document)
+    assert stored.document["change_request"] == "CHG [secret] [secret]"

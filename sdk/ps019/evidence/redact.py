@@ -32,6 +32,9 @@ _AUTOMATON_MAX = 512  # longer secrets are few; their forms are searched one by 
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]+")  # characters no quoting form changes
+# identifiers and digests (UUIDs, hex, sha256:<hex>): only a secret at least this long is searched inside them
+_OPAQUE = re.compile(r"(?:sha256:)?[0-9a-f]{16,}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_OPAQUE_MIN = 16
 
 
 def quoted_forms(secret: str) -> set[str]:
@@ -88,6 +91,10 @@ class _Matcher:
             count[0] += 1
             return SECRET_PLACEHOLDER
         found = self._found(lowered)
+        if found and _OPAQUE.fullmatch(lowered):
+            # a record ID, a digest: a short secret inside one is a coincidence of hex digits, not a quote; rewriting
+            # it would corrupt the record (its ID, its resources' digests). A long secret there is redacted still.
+            found = {form for form in found if len(form) >= _OPAQUE_MIN}
         if not found:
             return s
         pattern = re.compile("|".join(re.escape(f) for f in sorted(found, key=len, reverse=True)), re.IGNORECASE)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 
 from ps019.controls.base import RunContext
@@ -637,8 +637,21 @@ def _secret_values(views: Iterable[ResourceView]) -> set[str]:
                 except (KeyError, IndexError, TypeError):
                     value = None
                     break
-            if isinstance(value, str) and value:
-                out.add(value)
+            _collect_strings(value, out)
     return out
+
+
+def _collect_strings(value: Any, out: set[str]) -> None:
+    """Every text under a secret path: a secret may be a whole map or list (e.g. a Lambda's environment variables
+    marked secret as one value), whose entries a message can quote one by one."""
+    if isinstance(value, str):
+        if value:
+            out.add(value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _collect_strings(item, out)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect_strings(item, out)
 
 
