@@ -80,7 +80,8 @@ def test_one_person_with_an_email_key_and_an_sso_arn_key_counts_once():
 
 def test_the_people_directory_ties_a_persons_logins_and_keys_together():
     directory = {"alice": ["alice@example.com", "arn:aws:sts::111111111111:assumed-role/*/alice@example.com"],
-                 "bob": ["bob@example.com"], "carol": ["carol@example.com"], "dave": ["dave@example.com"]}
+                 "bob": ["bob@example.com"], "carol": ["carol@example.com"], "dave": ["dave@example.com"],
+                 "merge-queue": ["deploy-bot"]}  # whoever deploys is in it too (test_redteam_insider.py)
     gate = settings(people=directory)
     assert decide(signed(request_doc(), ("alice", "approver"), ("bob", "approver")), gate).allowed
     assert decide(signed(request_doc(), ("alice", "approver"), ("alice_sso", "approver")), gate).blocked

@@ -79,6 +79,9 @@ def request_problems(request: Any, settings: Any, environments: Any, now: dateti
     problems = crm.content_problems(request, settings.ticket_pattern)
     if now > request.expires_at:
         problems.append(f"expires_at: the change request expired at {request.expires_at.isoformat()}")
+    if request.created_at and request.created_at > now + settings.clock_skew:
+        problems.append(f"created_at: {request.created_at.isoformat()} is in the future; a change request's lifetime "
+                        "starts when it is written")
     start = request.created_at or now
     if request.expires_at - start > settings.max_change_request_lifetime:
         problems.append(f"expires_at: {request.expires_at.isoformat()} is more than the gate's maximum lifetime "

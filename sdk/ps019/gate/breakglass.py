@@ -397,6 +397,9 @@ def _valid_review(review: BreakGlassReview, grant: BreakGlassGrant, trusted: Map
     if not identity_matches(key.identity, review.reviewer):
         return f"signed by the key of {key.identity}, not of the reviewer {review.reviewer}"
     people = people or People()
+    unknown = _unlisted_party(people, key.identity, grant.operator)
+    if unknown:
+        return unknown
     if review.reviewer == grant.operator or review.key_id == grant.key_id or identity_matches(
             key.identity, grant.operator) or people.same(key.identity, grant.operator) or people.same(
             review.reviewer, grant.operator):
@@ -404,6 +407,18 @@ def _valid_review(review: BreakGlassReview, grant: BreakGlassGrant, trusted: Map
     if review.stack != grant.stack:
         return f"review is for stack {review.stack}, not {grant.stack}"
     return ""
+
+
+def _unlisted_party(people: Any, reviewer: str, operator: str) -> str:
+    """With a people directory, the review's "different person" rule needs both people in it: an operator identity
+    the directory does not list (her break-glass session) is a stranger to her own reviewer key otherwise."""
+    if not getattr(people, "directory", None):
+        return ""
+    missing = [name for name in (operator, reviewer) if not people.listed(name)]
+    if not missing:
+        return ""
+    return (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not a person in gate.people, so the "
+            "reviewer cannot be shown to be a different person from the operator")
 
 
 def _valid_close(close: BreakGlassClose, grant: BreakGlassGrant, trusted: Mapping[str, Any],
@@ -629,7 +644,9 @@ def _check_one(status: GrantStatus, statuses: Sequence[GrantStatus], stack_ref: 
         problems.append(f"expired at {_fmt(grant.expires_at)}")
     if grant.issued_at > now + timedelta(seconds=settings.clock_skew_seconds):
         problems.append(f"issued at {_fmt(grant.issued_at)}, in the future")
-    for block in blocking_overdue_reviews(statuses, grant.stack, grant.issued_at, settings):
+    # Judged when the grant is used, not at the issued_at its operator signed: a grant backdated to just before an
+    # earlier review fell due would otherwise dodge the block for its whole lifetime.
+    for block in blocking_overdue_reviews(statuses, grant.stack, max(grant.issued_at, now), settings):
         if block.grant_id != grant.grant_id:
             problems.append(f"blocked by overdue review of {block.grant_id} (due {_fmt(block.due_at)})")
     waived = []
@@ -867,6 +884,9 @@ def review_grant(store: Any, evidence_signer: Any, private_key: Any, reviewer: s
     if identity_matches(key.identity, grant.operator) or People.of(gate_settings).same(key.identity, grant.operator):
         raise InputError(f"the key of {key.identity} also identifies the operator of grant {grant_id}; the "
                          "post-implementation review must be recorded by a different person")
+    unknown = _unlisted_party(People.of(gate_settings), key.identity, grant.operator)
+    if unknown:
+        raise InputError(f"{unknown}; add them to gate.people (ps019-settings) first")
     if status.state == "active":
         raise InputError(f"grant {grant_id} is still active (expires {_fmt(grant.expires_at)}); close it first")
     review = BreakGlassReview(grant_id=grant_id, stack=grant.stack, reviewer=reviewer, reviewed_at=now,

@@ -405,6 +405,11 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
             content.append(f"it was already deployed to {inputs.stack_ref} by update record(s) "
                            f"{', '.join(inputs.prior_uses)}, and a {change_class} change request is single-use here "
                            "(gate.rules.<tier>.<class>.singleUse)")
+        if request.created_at and request.created_at > inputs.now + settings.clock_skew:
+            # The lifetime runs from created_at, and single use looks back from there: a request "created" in the
+            # future would live longer than the maximum and hide the updates made under it before that date.
+            content.append(f"created_at {_fmt_time(request.created_at)} is in the future (now {_fmt_time(inputs.now)}); "
+                           "a change request's lifetime starts when it is written")
         lifetime_start = request.created_at or inputs.now
         if request.expires_at - lifetime_start > settings.max_change_request_lifetime:
             content.append(f"expires_at {_fmt_time(request.expires_at)} is more than "
@@ -460,6 +465,10 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
     ):
         out.add(SEPARATION, f"the author {request.author} is also the deployer {inputs.deployer.identity}",
                 "deploy through the pipeline identity, not as the author")
+    unknown = _unknown_deployer(inputs.deployer, settings, people)
+    if request is not None and unknown:
+        out.add(SEPARATION, unknown, f"add {inputs.deployer.identity} to gate.people under the person it is (a CI "
+                                     "login, a bot that merges, the deploy role's session ARN pattern)")
 
     # GATE-009: change windows and freezes hold normal and standard changes; an emergency goes through break-glass.
     from ps019.gate.windows import window_problem
@@ -482,6 +491,18 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
 
     return _finish(inputs, settings, rules_tier, tier_rules.enforcement, change_class, out, verified, rejected,
                    presented, notes, grant_id if grant_valid else None, tier_note, roles)
+
+
+def _unknown_deployer(deployer: Deployer, settings: GateSettings, people: People) -> str | None:
+    """With a people directory, a deployer it does not know cannot be compared with the approvers and the author: a
+    CI login missing from ``gate.people`` would otherwise be a stranger to its owner's e-mail key."""
+    sod = settings.separation_of_duties
+    if not settings.people or not (sod.approver_not_deployer or sod.author_not_deployer) or not deployer.identity:
+        return None
+    if any(people.listed(name) for name in (deployer.identity, *deployer.names)):
+        return None
+    return (f"the deployer {deployer.identity} (established by {deployer.verified_by or 'nothing'}) is not a person in "
+            "gate.people, so it cannot be told apart from the approvers and the author (one person, one approver)")
 
 
 def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, settings: GateSettings,

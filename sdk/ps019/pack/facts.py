@@ -101,7 +101,7 @@ def gather(run: Any) -> Facts:
     history.exceptions = exceptions
 
     inputs = dataclasses.replace(inputs, break_glass=grant,
-                                 prior_uses=_prior_uses(store, run, inputs.change_request, now))
+                                 prior_uses=_prior_uses(store, run, inputs.change_request, now, effective_gate))
     decision = gate_decision.decide_gate(inputs, effective_gate)
     history.promotion = _promotion_facts(store, history, run, {"git_commit": inputs.artifact_commit,
                                                                 "source_digest": _source_digest(env)})
@@ -138,9 +138,13 @@ def _ci_identity(gate_settings: Any, env: Any, now: datetime, store: Any, histor
     return dataclasses.replace(found, replay_problem=problem) if problem else found
 
 
-def _prior_uses(store: Any, run: Any, source: Any, now: datetime) -> tuple[str, ...]:
-    """Succeeded updates of this stack already made under the presented change request (by its signed body's digest):
-    what a single-use rule refuses. Unreadable store: nothing found here (the grant / replay checks report the store)."""
+def _prior_uses(store: Any, run: Any, source: Any, now: datetime, gate_settings: Any = None) -> tuple[str, ...]:
+    """Updates of this stack already made under the presented change request (by its signed body's digest), whatever
+    their outcome: what a single-use rule refuses. An update changes resources before its record is written, so one
+    that ended ``failed`` (a stack-level finding) or ``interrupted`` (a cancelled job) has used the request too.
+    The look-back does not start at the request's own ``created_at`` (its author writes it) but where the request
+    could first have been used: its expiry minus the longest lifetime, minus the clock skew. An unreadable store is
+    an unknown use (fail closed: an earlier use cannot be ruled out)."""
     from ps019.gate import change_request as cr_mod
 
     if store is None or source is None or not source.data:
@@ -149,7 +153,9 @@ def _prior_uses(store: Any, run: Any, source: Any, now: datetime) -> tuple[str, 
     if request is None:
         return ()
     digest = cr_mod.request_digest(request)
-    since = request.created_at or (now - timedelta(days=90))
+    lifetime = getattr(gate_settings, "max_change_request_lifetime", None) or timedelta(days=14)
+    skew = getattr(gate_settings, "clock_skew", None) or timedelta(minutes=5)
+    since = min(request.created_at or now, request.expires_at - lifetime) - skew
     try:  # by position in the stack's chain, never by the store's columns: a hidden use would grant another
         found = store.chain_since(run.stack_ref, since, kind="update")
     except Exception as exc:  # noqa: BLE001 -- fail closed: an earlier use cannot be ruled out
@@ -157,8 +163,6 @@ def _prior_uses(store: Any, run: Any, source: Any, now: datetime) -> tuple[str, 
     uses = []
     for stored in found:
         record = stored.record if hasattr(stored, "record") else stored
-        if record.outcome != "succeeded":
-            continue
         for ref in getattr(record, "approvals", None) or ():
             presented = ((getattr(ref, "details", None) or {}).get("presented") or {}).get("change_request") or {}
             if getattr(ref, "kind", None) == "change_request" and presented.get("digest") == digest:
@@ -182,8 +186,8 @@ def _replay_problem(store: Any, history: History, run: Any, found: Any, now: dat
                     and seen.get("issuer") == found.issuer:
                 return f"token {found.jti} was already used by update record {record.record_id} (a replayed token)"
         ci = getattr(record, "ci", None)
-        if found.run_key and ci is not None and ci.run_id == found.run_key and ci.provider == found.provider \
-                and record.outcome == "succeeded":
+        # any outcome: a failed or interrupted update of the run changed resources too
+        if found.run_key and ci is not None and ci.run_id == found.run_key and ci.provider == found.provider:
             return (f"CI run {found.run_key} already deployed {run.stack_ref} (update record {record.record_id}); "
                     "a run deploys a stack once")
     return None

@@ -49,22 +49,24 @@ class StackFacts:
 
 
 def from_configure_stack(request: Any, environ: Mapping[str, str]) -> StackFacts:
-    """The engine's ConfigureStack, with a ``PULUMI_*`` fallback only for fields an older engine leaves empty."""
+    """The engine's ConfigureStack, with a ``PULUMI_*`` fallback only for fields an older engine leaves empty.
+
+    Organization, project and stack are in every ConfigureStack: an empty one (a backend without an organization) gets
+    pulumi's default, never a variable. The proxy derives its variables from this very message, so a
+    ``PULUMI_ORGANIZATION`` the pack sees next to an empty field can only be the deployer's own, choosing which
+    stack's requests, grants and evidence chain the gate reads."""
     sources: dict[str, str] = {}
 
-    def pick(name: str, value: str, variable: str, default: str) -> str:
+    def pick(name: str, value: str, default: str) -> str:
         if value:
             sources[name] = CONFIGURE_STACK
             return value
-        if environ.get(variable):
-            sources[name] = ENVIRONMENT
-            return environ[variable]
         sources[name] = "default"
         return default
 
-    organization = pick("organization", request.organization, "PULUMI_ORGANIZATION", "organization")
-    project = pick("project", request.project, "PULUMI_PROJECT", "project")
-    stack = pick("stack", request.stack, "PULUMI_STACK", "stack")
+    organization = pick("organization", request.organization, "organization")
+    project = pick("project", request.project, "project")
+    stack = pick("stack", request.stack, "stack")
     sources["dry_run"] = CONFIGURE_STACK  # a bool on the wire: never taken from a variable the deployer sets
     config = dict(request.config)
     if config:
