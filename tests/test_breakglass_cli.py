@@ -177,7 +177,8 @@ def test_operator_in_a_ci_job_is_identified_by_the_jobs_oidc_id_token(capsys, se
                                           actor="olivia-oncall", run_id="9")
         gate = config["ps019-settings"]["gate"]
         gate["oidc"] = {"issuers": [{"name": "github", "issuer": issuer.issuer, "provider": "github",
-                                     "audiences": ["ps019"], "jwks": issuer.jwks()}]}
+                                     "audiences": ["ps019"], "jwks": issuer.jwks(),
+                                     "repositories": ["acme/payments"]}]}  # whose tokens name an operator
         gate["trustedKeys"][0]["identity"] = "olivia-oncall"  # the operator key belongs to the CI login
         setup["config"].write_text(json.dumps(config))
         for key, value in issuer.github_job_env().items():

@@ -298,3 +298,67 @@ def test_validate_and_approve_refuse_a_request_created_in_the_future(workspace, 
     code, _, err = run(capsys, "approve", "future.json", "--key", "keys/alice_example.com.key", "--identity",
                        "alice@example.com")
     assert code == 2 and "refusing to sign" in err and "in the future" in err
+
+
+# --- OIDC: the issuer signs tokens for every repository on it ----------------------------------------------------------
+
+
+def _olivias_grant(raw):
+    from ps019.evidence import load_signer, open_store
+    from ps019.gate.breakglass import BreakGlassGrant, VerifiedIdentity, grant_record, sign_document
+    from tests.test_gate_oidc import KEYS, STACK
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    grant = sign_document(BreakGlassGrant(
+        grant_id="BG-20261203-0123456789ab", stack=STACK, operator="olivia-oncall", identity_source="ci-oidc",
+        reason="outage", incident="INC-7", issued_at=now - timedelta(minutes=1), expires_at=now + timedelta(hours=1),
+        key_id=""), KEYS["olivia"])
+    with open_store(raw["evidence"]["store_url"]) as store:
+        store.append(grant_record(grant, VerifiedIdentity("olivia-oncall", "ci-oidc", "oidc"), "production"),
+                     load_signer())
+
+
+def test_a_token_from_a_repository_the_rules_do_not_name_identifies_nobody(issuer, tmp_path):
+    """ATTACK: GitHub's issuer signs ID tokens for every repository on github.com, and any workflow may ask for the
+    audience ``ps019``. Mallory's own repository runs a workflow on ``watch`` (a star) or ``issue_comment``; its actor is
+    whoever starred or commented. Olivia, the on-call operator with an open CI grant, stars it; the workflow hands
+    Mallory a token whose ``actor`` is ``olivia-oncall``. The gate took the actor of any verified token as the deployer,
+    so Mallory's laptop rode Olivia's grant: an emergency change with no change request. A token now identifies its
+    actor only when its repository is one the pack config's OIDC rules name for that issuer."""
+    from tests.test_gate_oidc import gather, settings, token, violations
+
+    raw = settings(issuer, tmp_path)
+    _olivias_grant(raw)
+    starred = token(issuer, actor="olivia-oncall", repository="mallory/star-me", ref="refs/heads/main")
+    f = gather(tmp_path, raw, {"PS019_ID_TOKEN": starred}, dry_run=False)
+    assert f.deployer.verified_by != "oidc"
+    assert not f.grant.valid and f.decision.blocked
+    assert "mallory/star-me" in " ".join(violations(f)["PS019-GATE-004"])
+    own = gather(tmp_path, raw, {"PS019_ID_TOKEN": token(issuer, actor="olivia-oncall", ref="refs/heads/hotfix")})
+    assert own.grant.valid, own.grant.problems  # her own hotfix job in the configured repository still does
+
+
+def test_break_glass_open_does_not_take_an_operator_from_a_token_of_another_repository(issuer, tmp_path,
+                                                                                       monkeypatch):
+    """The same token at ``ps019 break-glass open``: the operator is who a token of a configured repository names
+    (the rules' repositories, or the issuer's ``repositories`` when OIDC only identifies operators)."""
+    from ps019.errors import InputError
+    from ps019.gate.edges import resolve_operator_identity
+    from ps019.gate.settings import GateSettings
+    from tests.test_gate_oidc import settings, token
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    gate = GateSettings.model_validate(settings(issuer, tmp_path)["gate"])
+    starred = {"PS019_ID_TOKEN": token(issuer, actor="olivia-oncall", repository="mallory/star-me")}
+    with pytest.raises(InputError, match="mallory/star-me"):
+        resolve_operator_identity(starred, None, gate)
+    own = {"PS019_ID_TOKEN": token(issuer, actor="olivia-oncall", repository="acme/oncall-tools")}
+    with pytest.raises(InputError, match="acme/oncall-tools"):
+        resolve_operator_identity(own, None, gate)
+    raw = settings(issuer, tmp_path)
+    raw["gate"]["oidc"]["issuers"][0]["repositories"] = ["acme/oncall-tools"]
+    operator = resolve_operator_identity(own, None, GateSettings.model_validate(raw["gate"]))
+    assert (operator.id, operator.source) == ("olivia-oncall", "ci-oidc")

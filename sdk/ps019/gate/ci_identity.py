@@ -72,6 +72,10 @@ class OidcIssuer(_Model):
     server_url: str | None = Field(None, description="web URL of the CI server for run links (default: github.com "
                                                      "for GitHub, the issuer for GitLab)")
     claims: GenericClaims = Field(default_factory=GenericClaims, description="claim names for provider generic")
+    repositories: list[str] = Field(
+        default_factory=list, description="repository / project patterns whose tokens identify a person (deployer, "
+                                          "break-glass operator) besides those the rules name; the issuer signs tokens "
+                                          "for every repository on it, so no other repository's token counts")
 
     @field_validator("issuer")
     @classmethod
@@ -144,6 +148,24 @@ class OidcSettings(_Model):
                 if rule.issuer not in names:
                     raise ValueError(f"rules.{tier}[{i}].issuer: {rule.issuer!r} is not a configured issuer")
         return self
+
+    def repository_problem(self, identity: "CiIdentity") -> str | None:
+        """Why a verified token names nobody the gate may trust: an issuer such as GitHub's signs tokens for every
+        repository on it, and any workflow may request any audience, so a token's ``actor`` is only whoever started
+        a run somewhere. Only a repository that one of the rules names (for the token's issuer, in any tier) runs
+        jobs whose actor identifies a deployer or a break-glass operator (and the issuer's own ``repositories``)."""
+        if not identity.verified:
+            return None
+        issuer = self.issuer_named(identity.issuer_name or "")
+        patterns = list(issuer.repositories if issuer else []) + [
+            p for rules in self.rules.values() for rule in rules if rule.issuer == identity.issuer_name
+            for p in rule.repository]
+        if _matches(identity.repository, patterns):
+            return None
+        return (f"the ID token is from repository {identity.repository or '(none)'}, which no gate.oidc rule names for "
+                f"issuer {identity.issuer_name} (the issuer signs tokens for every repository on it, so its actor "
+                f"identifies nobody here); configured: {sorted(set(patterns)) or 'no repository'} (gate.oidc.rules, "
+                f"gate.oidc.issuers[].repositories)")
 
     def issuer_named(self, name: str) -> OidcIssuer | None:
         return next((i for i in self.issuers if i.name == name), None)

@@ -93,10 +93,13 @@ def find_token(settings: OidcSettings, environ: Mapping[str, str], timeout: floa
 
 
 def ci_identity(settings: OidcSettings | None, environ: Mapping[str, str], now: datetime) -> CiIdentity | None:
-    """Obtain and verify the job's ID token. None when no issuer is configured (OIDC is not in use)."""
+    """Obtain and verify the job's ID token. None when no issuer is configured (OIDC is not in use). A token that
+    verifies but comes from a repository no rule names is reported unverified (``OidcSettings.repository_problem``)."""
     if settings is None or not settings.issuers:
         return None
     found = find_token(settings, environ)
     if found.token is None:
         return unverified(found.problem or "no CI OIDC ID token", found.source)
-    return verify_token(found.token, settings, now, source=found.source or "token")
+    identity = verify_token(found.token, settings, now, source=found.source or "token")
+    problem = settings.repository_problem(identity)
+    return unverified(problem, identity.source) if problem else identity
