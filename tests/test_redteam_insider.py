@@ -362,3 +362,76 @@ def test_break_glass_open_does_not_take_an_operator_from_a_token_of_another_repo
     raw["gate"]["oidc"]["issuers"][0]["repositories"] = ["acme/oncall-tools"]
     operator = resolve_operator_identity(own, None, GateSettings.model_validate(raw["gate"]))
     assert (operator.id, operator.source) == ("olivia-oncall", "ci-oidc")
+
+
+# --- break-glass: an operator cannot extend her own emergency access alone --------------------------------------------
+
+
+def _append_grant(store, signer, key, operator, *, issued_at, ttl, incident="INC-7"):
+    """A grant as the operator's own key signs it, appended without ``open_grant``'s checks (the insider runs the pack
+    and holds the evidence signer; the gate must judge what is in the store)."""
+    from ps019.gate.breakglass import BreakGlassGrant, grant_record, new_grant_id, sign_document
+    from tests.test_breakglass_support import STACK, who
+
+    grant = sign_document(BreakGlassGrant(
+        grant_id=new_grant_id(issued_at), stack=STACK, operator=operator, identity_source="aws-sts", reason="outage",
+        incident=incident, issued_at=issued_at, expires_at=issued_at + ttl, key_id=""), key)
+    store.append(grant_record(grant, who(operator), "production"), signer)
+    return grant
+
+
+@pytest.mark.parametrize("how", ["overlapping", "renewed after closing"])
+def test_an_operator_cannot_chain_grants_past_the_maximum_lifetime_without_a_review(tmp_path, how):
+    """ATTACK: ``breakGlass.maxTtlHours`` (4 h) bounds one grant, not an operator's emergency access. Alice opens a
+    4-hour grant and, ten minutes before it ends, a second one (or closes the first and opens the next at once); the
+    overdue-review block only starts ``reviewSlaHours`` (72 h) after the first grant ended, so she changes production
+    alone for three days on grants nobody looked at. Now an operator's next grant for a stack needs a review (by
+    someone else) of her earlier grants there: renewing or extending an emergency takes a second person."""
+    from ps019.evidence import Signer, open_store
+    from ps019.gate.breakglass import (BreakGlassSettings, check_break_glass, close_grant, load_break_glass_records,
+                                       review_grant)
+    from tests.test_breakglass_support import ALICE, CAROL, KEYS, KNOWN_CONTROLS, STACK, T0, gate_settings, who
+
+    settings = BreakGlassSettings()
+    signer = Signer.generate()
+    with open_store(f"sqlite://{tmp_path / 'evidence.db'}") as store:
+        first = _append_grant(store, signer, KEYS["alice"], ALICE, issued_at=T0, ttl=timedelta(hours=4))
+        if how == "overlapping":
+            second_at = T0 + timedelta(hours=3, minutes=50)
+        else:
+            close_grant(store, signer, KEYS["alice"], who(ALICE), first.grant_id, gate_settings=gate_settings(),
+                        now=T0 + timedelta(hours=3, minutes=59))
+            second_at = T0 + timedelta(hours=4)
+        second = _append_grant(store, signer, KEYS["alice"], ALICE, issued_at=second_at, ttl=timedelta(hours=4))
+
+        def use(at):
+            return check_break_glass(load_break_glass_records(store, STACK), STACK, ALICE, at, gate_settings(),
+                                     settings, grant_id=second.grant_id, known_controls=KNOWN_CONTROLS,
+                                     deployer_verified_by="sts")
+
+        result = use(second_at + timedelta(hours=3))  # seven hours after her first grant began
+        assert not result.valid
+        assert any(first.grant_id in p and "review" in p for p in result.problems), result.problems
+        if how == "renewed after closing":  # once a colleague has reviewed the first, the next one is hers to use
+            review_grant(store, signer, KEYS["carol"], CAROL, first.grant_id, notes="rotated the DB password",
+                         links=[], gate_settings=gate_settings(), now=second_at + timedelta(minutes=30))
+            assert use(second_at + timedelta(hours=1)).valid
+
+
+def test_break_glass_open_refuses_an_operators_next_grant_before_her_last_is_reviewed(tmp_path):
+    """The same rule at ``ps019 break-glass open`` (a clear refusal, not a grant the gate would refuse later); another
+    operator is not held up by Alice's unreviewed grant."""
+    from ps019.errors import InputError
+    from tests.test_breakglass_support import BOB, KEYS, KNOWN_CONTROLS, STACK, T0, gate_settings, open_alice, who
+    from ps019.evidence import Signer, open_store
+    from ps019.gate.breakglass import open_grant
+
+    signer = Signer.generate()
+    with open_store(f"sqlite://{tmp_path / 'evidence.db'}") as store:
+        first = open_alice(store, signer, ttl=timedelta(hours=4))
+        with pytest.raises(InputError, match=f"{first.grant_id}.*review"):
+            open_alice(store, signer, now=T0 + timedelta(hours=3, minutes=50))
+        bobs = open_grant(store, signer, KEYS["bob"], who(BOB), STACK, reason="second incident", incident="INC-9",
+                          ttl=timedelta(hours=1), waive=[], gate_settings=gate_settings(),
+                          known_controls=KNOWN_CONTROLS, now=T0 + timedelta(hours=1))
+        assert bobs.operator == BOB

@@ -86,6 +86,9 @@ class BreakGlassSettings(BaseModel):
     closer_roles: tuple[str, ...] = Field(
         ("security",), description="roles that may close someone else's grant (the operator may always close)")
     clock_skew_seconds: int = Field(300, ge=0, le=3600, description="tolerance for issued_at in the future")
+    review_before_next_grant: bool = Field(
+        True, description="an operator's next grant for a stack needs a review (by someone else) of her earlier grants "
+                          "there: maxTtlHours bounds her emergency access, not just one grant")
 
     def is_waivable(self, control_id: str) -> bool:
         return not any(fnmatch.fnmatchcase(control_id, pattern) for pattern in self.non_waivable_controls)
@@ -509,6 +512,28 @@ def blocking_overdue_reviews(statuses: Iterable[GrantStatus], stack_ref: str, at
             if s.grant.stack == stack_ref and s.trusted and s.review is None and s.review_due_at < at]
 
 
+def unreviewed_earlier_grants(statuses: Iterable[GrantStatus], grant: BreakGlassGrant, settings: BreakGlassSettings,
+                              people: Any = None) -> list[GrantStatus]:
+    """The same operator's other grants for ``grant``'s stack, issued at or before it, that have no valid review yet
+    (``review_before_next_grant``). A live one is among them (it cannot have been reviewed): chaining grants,
+    overlapping or back to back, would otherwise make ``maxTtlHours`` bound one grant but not the emergency. Grants
+    whose document is not trusted do not count (nobody can deny an operator by appending junk)."""
+    if not settings.review_before_next_grant:
+        return []
+    people = people or People()
+    return [s for s in statuses
+            if s.trusted and s.review is None and s.grant.stack == grant.stack and s.grant.grant_id != grant.grant_id
+            and s.grant.issued_at <= grant.issued_at
+            and (s.grant.key_id == grant.key_id or s.grant.operator == grant.operator
+                 or people.same(s.grant.operator, grant.operator))]
+
+
+def _unreviewed_text(earlier: GrantStatus) -> str:
+    return (f"{earlier.grant.operator}'s earlier grant {earlier.grant.grant_id} for {earlier.grant.stack} (issued "
+            f"{_fmt(earlier.grant.issued_at)}) has no post-implementation review yet; an operator's next grant for a "
+            "stack needs one by someone else (breakGlass.reviewBeforeNextGrant)")
+
+
 # --- the check the gate calls ---------------------------------------------------------------------------------------
 
 
@@ -599,8 +624,9 @@ def check_break_glass(
     known = set(known_controls) if known_controls is not None else None
     # A grant issued to an STS-verified operator is compared with the STS-verified caller; any other grant with the
     # deployer (for a verified CI OIDC token: its actor).
+    people = People.of(gate_settings)
     checks = [_check_one(s, statuses, stack_ref, (sts_arn or deployer_identity) if s.grant.identity_source ==
-                         "aws-sts" else deployer_identity, now, settings, known, base_notices, overdue)
+                         "aws-sts" else deployer_identity, now, settings, known, base_notices, overdue, people)
               for s in candidates]
     if deployer_verified_by == "local-user":
         unverified = (f"the deploying identity {deployer_identity} is only asserted (local user name), not verified; "
@@ -627,7 +653,7 @@ def check_break_glass(
 
 def _check_one(status: GrantStatus, statuses: Sequence[GrantStatus], stack_ref: str, deployer: str | None,
                now: datetime, settings: BreakGlassSettings, known: set[str] | None, base_notices: tuple[str, ...],
-               overdue: tuple[OverdueReview, ...]) -> GrantCheck:
+               overdue: tuple[OverdueReview, ...], people: Any = None) -> GrantCheck:
     grant = status.grant
     problems = list(status.problems)
     notices = list(base_notices) + list(status.notices)
@@ -649,6 +675,7 @@ def _check_one(status: GrantStatus, statuses: Sequence[GrantStatus], stack_ref: 
     for block in blocking_overdue_reviews(statuses, grant.stack, max(grant.issued_at, now), settings):
         if block.grant_id != grant.grant_id:
             problems.append(f"blocked by overdue review of {block.grant_id} (due {_fmt(block.due_at)})")
+    problems.extend(_unreviewed_text(e) for e in unreviewed_earlier_grants(statuses, grant, settings, people))
     waived = []
     for control_id in grant.waived_controls:
         if not settings.is_waivable(control_id):
@@ -804,7 +831,11 @@ def open_grant(store: Any, evidence_signer: Any, private_key: Any, identity: Ver
                          + "; ".join(b.describe() for b in blocks))
     grant = BreakGlassGrant(grant_id=new_grant_id(now), stack=stack_ref, operator=identity.id,
                             identity_source=identity.source, reason=reason.strip(), incident=incident.strip(),
-                            waived_controls=tuple(waive), issued_at=now, expires_at=now + ttl, key_id="")
+                            waived_controls=tuple(waive), issued_at=now, expires_at=now + ttl, key_id=key.key_id)
+    earlier = unreviewed_earlier_grants(statuses, grant, settings, People.of(gate_settings))
+    if earlier:
+        raise InputError("; ".join(_unreviewed_text(e) for e in earlier)
+                         + ". Close it if it is still open, and have a reviewer record `ps019 break-glass review`")
     grant = sign_document(grant, private_key)
     store.append(grant_record(grant, identity, _environment_tier(stack_ref, environment_settings)), evidence_signer)
     log.info("break_glass.opened", grant_id=grant.grant_id, stack_ref=stack_ref, operator=identity.id,
