@@ -104,3 +104,36 @@ def test_unknown_values_never_pass_silently_in_any_resource_policy_control():
                 if out:
                     assert all(v.details.get("unverifiable") for v in out), (control.id, rtype, prop)
                     assert all("cannot be verified until update" in v.message for v in out)
+
+
+def test_s3_policy_control_converts_only_buckets_policies_and_blocks_of_a_large_stack(monkeypatch):
+    """PS019-RBP-001 is a stack control: the adapter hands it every resource of the stack, lazily. It must convert
+    only the resources it reads (at 50,000 resources converting every output dominated AnalyzeStack)."""
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+
+    from ps019.controls.resource_policy.s3_bucket_policy import CONTROL
+    from ps019.pack import convert, servicer
+
+    def resource(rtype: str, name: str, props: dict) -> analyzer_pb2.AnalyzerResource:
+        struct = struct_pb2.Struct()
+        struct.update(props)
+        return analyzer_pb2.AnalyzerResource(type=rtype, urn=f"urn:pulumi:dev::p::{rtype}::{name}", name=name,
+                                             properties=struct)
+
+    public = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                                      "Resource": "arn:aws:s3:::site/*"}]}
+    resources = [resource("aws:ec2/instance:Instance", f"vm-{i}", {"ami": "ami-1", "tags": {"n": str(i)}})
+                 for i in range(500)]
+    resources.insert(250, resource("aws:s3/bucketV2:BucketV2", "site", {"bucket": "site"}))
+    resources.append(resource("aws:s3/bucketPolicy:BucketPolicy", "site-policy",
+                              {"bucket": "site", "policy": json.dumps(public)}))
+    converted: list[str] = []
+    real = convert.request_view
+    monkeypatch.setattr(convert, "request_view", lambda r: converted.append(r.type) or real(r))
+    views = servicer.LazyViews(resources)
+    violations = list(CONTROL.check(views, _ctx(), CONTROL.params({})))
+    assert sorted(converted) == ["aws:s3/bucketPolicy:BucketPolicy", "aws:s3/bucketV2:BucketV2"]
+    assert len(violations) == 1 and "anyone" in violations[0].message
+    assert violations[0].urn.endswith("::site-policy")
+    assert len(views) == 502 and list(views)[250].type == "aws:s3/bucketV2:BucketV2"  # full access still works

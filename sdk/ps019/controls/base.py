@@ -77,6 +77,17 @@ class RunContext:
         return self.tier == "production"
 
 
+def views_of_type(resources: Sequence[ResourceView], types: Iterable[str]) -> list[ResourceView]:
+    """The resources of a stack control's input whose type is in ``types``, in stack order. The adapter's lazy
+    sequence converts only those resources (``of_type``); a plain sequence (tests, fixtures) is filtered. A stack
+    control that reads a few types should use this instead of iterating every resource."""
+    wanted = frozenset(types)
+    pick = getattr(resources, "of_type", None)
+    if pick is not None:
+        return list(pick(wanted))
+    return [r for r in resources if r.type in wanted]
+
+
 ResourceCheck = Callable[[ResourceView, RunContext, Mapping[str, Any]], Iterable[Violation]]
 StackCheck = Callable[[Sequence[ResourceView], RunContext, Mapping[str, Any]], Iterable[Violation]]
 

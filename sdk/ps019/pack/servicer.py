@@ -292,16 +292,36 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
 
 class LazyViews(Sequence):
     """The stack's resources (outputs) as ResourceViews, converted only if a stack control actually reads them: at
-    10,000 resources converting every output costs seconds, and most stack controls only read the run's facts."""
+    10,000 resources converting every output costs seconds, and most stack controls only read the run's facts.
+    ``of_type`` converts only the resources of the types asked for (``ps019.controls.base.views_of_type``): the S3
+    bucket-policy control reads buckets, policies and access blocks, not every resource of a 50,000-resource stack."""
 
     def __init__(self, resources: Any) -> None:
         self._resources = resources
         self._views: tuple[ResourceView, ...] | None = None
+        self._converted: dict[int, ResourceView] = {}
+        self._by_type: dict[str, list[int]] | None = None
+
+    def _view(self, index: int) -> ResourceView:
+        view = self._converted.get(index)
+        if view is None:
+            view = self._converted[index] = convert.request_view(self._resources[index])
+        return view
 
     def _all(self) -> tuple[ResourceView, ...]:
         if self._views is None:
-            self._views = tuple(convert.request_view(r) for r in self._resources)
+            self._views = tuple(self._view(i) for i in range(len(self._resources)))
         return self._views
+
+    def of_type(self, types: Iterable[str]) -> list[ResourceView]:
+        """The resources whose type is in ``types``, in stack order, converting only those."""
+        if self._by_type is None:
+            by_type: dict[str, list[int]] = {}
+            for i, r in enumerate(self._resources):
+                by_type.setdefault(r.type, []).append(i)
+            self._by_type = by_type
+        indices = sorted(i for t in set(types) for i in self._by_type.get(t, ()))
+        return [self._view(i) for i in indices]
 
     def __getitem__(self, index):  # type: ignore[override]
         return self._all()[index]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
-from ps019.controls.base import Control, RunContext
+from ps019.controls.base import Control, RunContext, views_of_type
 from ps019.controls.iam.documents import policy_violations, resource_label
 from ps019.controls.resource_policy._common import CLAUSE, CONFIG_SCHEMA, DEFAULTS, owner_accounts
 from ps019.model import Level, ResourceView, Severity, Violation, is_unknown
@@ -59,6 +59,8 @@ def _bucket_key(view: ResourceView, name_prop: str, by_name: Mapping[str, str], 
 
 
 def check(resources: Sequence[ResourceView], ctx: RunContext, params: Mapping[str, Any]) -> Iterable[Violation]:
+    # Only buckets, bucket policies and public access blocks are read (and, by the adapter, converted).
+    resources = views_of_type(resources, (*POLICY_TYPES, *BLOCK_TYPES, ACCOUNT_BLOCK, *BUCKET_TYPES))
     buckets = {r.urn for r in resources if r.type in BUCKET_TYPES}
     by_name = {r.props.get(_NAME_PROPS[r.type]): r.urn for r in resources
                if r.type in BUCKET_TYPES and isinstance(r.props.get(_NAME_PROPS[r.type]), str)}
