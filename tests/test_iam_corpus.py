@@ -37,8 +37,6 @@ KNOWN_DISAGREEMENTS = {
     "pulumi__examples__aws-ts-localai-flowise/ebs-csi-driver":
         "FP: DeleteVolume bounded only by tag presence (ec2:ResourceTag/CSIVolumeName = '*'), which the rule does "
         "not count as a bound",
-    "pulumi__examples__aws-ts-stepfunctions/sfn-invoke-policy":
-        "FN: lambda:InvokeFunction on '*' is a non-destructive write, which the verdict rule allows on '*'",
 }
 
 

@@ -415,6 +415,9 @@ _FIX = {
     "escalation": "Scope these actions to named ARNs, or bound them with an aws:ResourceTag ABAC condition or a "
     "forced iam:PermissionsBoundary.",
     "assume_role": 'Scope sts:AssumeRole to the role ARNs this workload assumes instead of "*".',
+    "execution": "Scope these actions to the functions, state machines, projects, task definitions or instances this "
+    'workload starts (e.g. "arn:aws:lambda:us-east-1:123456789012:function:app-*"), or bound them with an '
+    '"aws:ResourceTag/<key>" condition.',
     "data": 'Scope the read to the buckets/secrets/keys needed, or bound it (kms:ViaService for kms:Decrypt, '
     "aws:ResourceTag for ABAC).",
     "credentials": "Scope these credential-issuing actions to named ARNs.",
@@ -671,6 +674,11 @@ def _judge_action(a: str, name: str, code: str, unscoped: bool, stmt: _Stmt, fam
         escalation_hits.setdefault(a, set()).add(stmt.label)
     if not unscoped or "*" in code:
         return  # scoped, or the action supports only "*" (nothing narrower can be written)
+    if a in K.EXECUTION_ACTIONS:
+        if not _bounded(families, "execution", a):
+            out.add("execution", P, Severity.HIGH, lab, name,
+                    "runs existing code or commands with their own roles' permissions on every resource")
+        return
     if a in K.DATA_READ_ACTIONS:
         if not _bounded(families, "generic", a):
             category = Category.DATA_EXFILTRATION
@@ -693,8 +701,8 @@ def _judge_action(a: str, name: str, code: str, unscoped: bool, stmt: _Stmt, fam
 
 _ESCALATION_ACTIONS = frozenset(a for combo in K.ESCALATION_COMBINATIONS for a in combo)
 _SINGLE_ESCALATIONS = frozenset(next(iter(c)) for c in K.ESCALATION_COMBINATIONS if len(c) == 1)
-_SPECIAL_ACTIONS = _ESCALATION_ACTIONS | K.DATA_READ_ACTIONS | K.PRINCIPAL_CREATION_ACTIONS | {K.PASS_ROLE,
-                                                                                             K.ASSUME_ROLE}
+_SPECIAL_ACTIONS = (_ESCALATION_ACTIONS | K.DATA_READ_ACTIONS | K.PRINCIPAL_CREATION_ACTIONS | K.EXECUTION_ACTIONS
+                    | {K.PASS_ROLE, K.ASSUME_ROLE})
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -33,6 +33,15 @@ Sources:
 [TFCOIDC] HashiCorp Docs, "Dynamic credentials with the AWS provider" (aud aws.workload.identity; sub =
          organization:{org}:project:{project}:workspace:{workspace}:run_phase:{phase}),
          https://developer.hashicorp.com/terraform/cloud-docs/workspaces/dynamic-provider-credentials/aws-configuration
+[SSMROOT] AWS Systems Manager User Guide, "Restrict access to root-level commands through SSM Agent" (SendCommand and
+         StartSession give root on the instance; restrict them to tagged instances),
+         https://docs.aws.amazon.com/systems-manager/latest/userguide/ssm-agent-restrict-root-level-commands.html
+[SFNIAM] AWS Step Functions Developer Guide, "IAM policies for AWS Lambda" and "for Amazon ECS/Fargate": the
+         generated role policies name the functions (``function:name`` and ``function:name:*``) and task definitions,
+         https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html
+[IAMVULN] Bishop Fox, iam-vulnerable (privilege-escalation paths through existing compute: ssm:SendCommand,
+         ssm:StartSession, ec2-instance-connect:SendSSHPublicKey, codebuild:StartBuild, lambda:InvokeFunction of an
+         existing function), https://github.com/BishopFox/iam-vulnerable
 [IRSA]   Amazon EKS User Guide, "Assign IAM roles to Kubernetes service accounts" (sub =
          system:serviceaccount:{namespace}:{service-account}, aud sts.amazonaws.com),
          https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html
@@ -78,6 +87,34 @@ ESCALATION_COMBINATIONS: tuple[frozenset[str], ...] = tuple(
         {"iam:passrole", "codestar:createproject"},
         {"iam:passrole", "ecs:registertaskdefinition", "ecs:runtask"},
     )
+)
+
+# --- Running existing code or commands under another identity [SSMROOT] [SFNIAM] [IAMVULN] -----------------------
+# Each of these starts code that runs with *its own* role or on an instance with root: invoking any function, starting
+# any state machine, build, job or task, or sending a command to any instance hands the caller every permission those
+# identities hold. On unscoped resources they are privilege escalation (denied, like sts:AssumeRole on "*"); scoped to
+# named functions/state machines/projects/instances, or bound by an aws:ResourceTag ABAC condition, they are allowed.
+EXECUTION_ACTIONS = frozenset(
+    {
+        "lambda:invokefunction",
+        "lambda:invokeasync",
+        "lambda:invokefunctionurl",
+        "states:startexecution",
+        "states:startsyncexecution",
+        "ssm:sendcommand",
+        "ssm:startsession",
+        "ssm:startautomationexecution",
+        "ec2-instance-connect:sendsshpublickey",
+        "ec2-instance-connect:sendserialconsolesshpublickey",
+        "ecs:runtask",
+        "ecs:starttask",
+        "ecs:executecommand",
+        "codebuild:startbuild",
+        "codebuild:startbuildbatch",
+        "glue:startjobrun",
+        "batch:submitjob",
+        "codepipeline:startpipelineexecution",
+    }
 )
 
 # Creating principals: allowed only with a name-scoped resource AND a forced permissions boundary [BOUNDARY].
@@ -147,6 +184,7 @@ BOUNDS_FOR_RULE = {
     "escalation": frozenset({"resource_tag", "permissions_boundary", "policy_arn"}),
     "attach_admin": frozenset({"permissions_boundary", "policy_arn"}),
     "assume_role": frozenset({"resource_tag"}),
+    "execution": frozenset({"resource_tag"}),
     "generic": frozenset({"resource_tag", "permissions_boundary", "policy_arn", "via_service"}),
 }
 
