@@ -7,7 +7,10 @@ A grant is one of:
   (computed names and ARNs replaced by placeholders); trust grants may say ``"can_write"``;
 * ``{"kind": "managed", "policy_arn": "arn:aws:iam::aws:policy/..."}`` - an AWS managed policy attached by ARN.
   ps019 judges it by content from its dataset; the peers get the same default-version document (when the dataset
-  has it), so every tool sees the same text.
+  has it), so every tool sees the same text. ``"role_trust": "<grant id>"`` names the trust grant of the role it is
+  attached to (``"role_trust_document"`` when the role's trust is not itself a grant of the program, with
+  ``"role_trust_from"``): ps019 reads it as PS019-IAM-003 reads the joined role (AWS-designed service access,
+  ``ps019.iam.service_roles``); the peers judge the policy document alone, as they would.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ def sources() -> list[tuple[Path, dict[str, Any]]]:
 
 
 def grants() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(id "<file stem>/<grant id>", grant, source)."""
+    """(id "<file stem>/<grant id>", grant, source). A managed grant's ``role_trust`` is resolved to the trust
+    grant's document as ``role_trust_document``."""
     for path, data in sources():
+        by_id = {g["id"]: g for g in data["grants"]}
         for grant in data["grants"]:
+            if "role_trust" in grant:
+                grant = {**grant, "role_trust_document": by_id[grant["role_trust"]]["document"]}
             yield f"{path.stem}/{grant['id']}", grant, data["source"]
 
 
@@ -53,4 +60,12 @@ def ps019_verdict(grant: dict[str, Any]) -> tuple[str, list[str]]:
     if text is None:
         return "allow", [f"advisory: {grant['policy_arn']} is not in the managed-policy dataset"]
     result = analyze_policy(text, kind, can_write=grant.get("can_write"), owner_accounts=[OWNER])
+    if grant["kind"] == "managed" and "role_trust_document" in grant:
+        from ps019.iam import managed_policy_info
+        from ps019.iam.service_roles import service_design, trust_admits_only
+
+        info = managed_policy_info(grant["policy_arn"])
+        design = service_design(info.name) if info is not None else None
+        if design is not None and trust_admits_only(design, grant["role_trust_document"]).ok:
+            result = design.apply(result)
     return result.verdict, [f.message for f in result.findings]

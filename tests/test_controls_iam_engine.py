@@ -105,3 +105,67 @@ def test_static_provider_keys_on_production_are_reported_without_echoing_them(ps
     assert [(d.urn, d.mandatory) for d in found] == [(provider, True)]
     assert "accessKey" in found[0].message
     assert all(secret not in d.message and "AKIAEXAMPLE" not in d.message for d in preview.diagnostics)
+
+
+def _role_and_attachment(trust: dict, policy_arn: str, role_ref=None):
+    role_urn = urn("aws:iam/role:Role", "cluster-role")
+    attach_urn = urn("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "cluster-policy")
+    return role_urn, attach_urn, [
+        EngineResource(urn=STACK.root_urn, type="pulumi:pulumi:Stack", custom=False),
+        EngineResource(urn=PROVIDER, type="pulumi:providers:aws", inputs={"region": "us-east-1", "version": "7.51.1"},
+                       id="prov-1"),
+        EngineResource(urn=role_urn, type="aws:iam/role:Role", provider=PROVIDER,
+                       inputs={"name": "cluster-role-1a2b3c4", "assumeRolePolicy": json.dumps(trust)}),
+        EngineResource(urn=attach_urn, type="aws:iam/rolePolicyAttachment:RolePolicyAttachment", provider=PROVIDER,
+                       inputs={"role": "cluster-role-1a2b3c4" if role_ref is None else role_ref,
+                               "policyArn": policy_arn},
+                       dependencies=[role_urn]),
+        EngineResource(urn=urn("aws:s3/bucket:Bucket", "site"), type="aws:s3/bucket:Bucket", provider=PROVIDER,
+                       inputs={"bucket": "acme-site"}),
+    ]
+
+
+EKS_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+EKS_POLICY = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
+
+
+def test_eks_cluster_policy_attached_separately_passes_on_the_eks_role_and_blocks_on_a_human_role(
+        ps019_pack, pack_pool, pack_config):
+    """The pack joins the attachment with the role analysed before it in the same pass: AWS's cluster policy on a
+    role only EKS can assume is an advisory; on a role the account's principals can assume it blocks the update at
+    the attachment, before it is made."""
+    _, attach_urn, bag = _role_and_attachment(EKS_TRUST, EKS_POLICY)
+    update = run_pass(ps019_pack, bag, stack=STACK, dry_run=False, policy_pack_config=pack_config, pool=pack_pool)
+    assert update.blocked_at is None
+    (advisory,) = [d for d in iam_diagnostics(update) if d.urn == attach_urn]
+    assert not advisory.mandatory and "only eks.amazonaws.com can assume" in advisory.message
+
+    human = {"Version": "2012-10-17", "Statement": [*EKS_TRUST["Statement"], {
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]}
+    _, attach_urn, bag = _role_and_attachment(human, EKS_POLICY)
+    update = run_pass(ps019_pack, bag, stack=STACK, dry_run=False, policy_pack_config=pack_config, pool=pack_pool)
+    assert update.blocked_at == attach_urn
+    assert "also admits AWS 'arn:aws:iam::123456789012:root'" in iam_diagnostics(update)[-1].message
+
+    # Preview with the role given by its computed id: not yet known which role, so reported, not blocked.
+    _, attach_urn, bag = _role_and_attachment(human, EKS_POLICY, role_ref=unknown())
+    preview = run_pass(ps019_pack, bag, stack=STACK, dry_run=True, policy_pack_config=pack_config, pool=pack_pool)
+    found = [d for d in iam_diagnostics(preview) if d.urn == attach_urn]
+    assert found and not any(d.mandatory for d in found) and "cannot be verified until update" in found[0].message
+
+
+def test_attachment_that_makes_an_unpinned_github_role_write_is_blocked_at_the_attachment(
+        ps019_pack, pack_pool, pack_config):
+    github = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+        "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+        "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+                      "StringLike": {"token.actions.githubusercontent.com:sub": "repo:acme/site:*"}}}]}
+    role_urn, attach_urn, bag = _role_and_attachment(github, "arn:aws:iam::aws:policy/AmazonS3FullAccess")
+    update = run_pass(ps019_pack, bag, stack=STACK, dry_run=False, policy_pack_config=pack_config, pool=pack_pool)
+    on_role = [d for d in iam_diagnostics(update) if d.urn == role_urn]
+    assert on_role and not any(d.mandatory for d in on_role)  # the role alone: its permissions are not visible
+    assert update.blocked_at == attach_urn
+    trust = [d for d in iam_diagnostics(update) if d.urn == attach_urn and d.policy_name == "PS019-IAM-002"]
+    assert trust and trust[0].mandatory and "lets role 'cluster-role' write" in trust[0].message

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 
 class Level(str, enum.Enum):
@@ -101,6 +101,28 @@ class ResourceView:
 
     def is_secret(self, path: Path) -> bool:
         return any(path[: len(p)] == p for p in self.secret_paths)
+
+
+class SeenResources:
+    """The resources analysed earlier in this engine pass, of the types some control joins on (``Control.joins``).
+
+    The engine analyses a resource only after everything it depends on has been registered (and analysed), so when
+    an attachment that names ``role.name`` is analysed, its role is already here. Filled by the pack adapter after
+    each Analyze; controls only read it (``RunContext.seen``)."""
+
+    def __init__(self, views: "Iterable[ResourceView]" = ()) -> None:
+        self._by_type: dict[str, dict[str, ResourceView]] = {}
+        for view in views:
+            self.add(view)
+
+    def add(self, view: "ResourceView") -> None:
+        self._by_type.setdefault(view.type, {})[view.urn] = view  # a second Analyze of a URN replaces the first
+
+    def of_type(self, *types: str) -> list["ResourceView"]:
+        return [v for t in types for v in self._by_type.get(t, {}).values()]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_type.values())
 
 
 def redact(props: Mapping[str, Any], secret_paths: frozenset) -> dict[str, Any]:

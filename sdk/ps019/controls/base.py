@@ -67,6 +67,9 @@ class RunContext:
     deploy_identity: Any = None  # ps019.aws identity facts (STS caller, its policies' analysis)
     settings: Any = None  # ps019.pack.settings.Settings
     history: Any = None  # ps019.pack.facts.History: facts read from the evidence store (promotion, preview link)
+    # ps019.model.SeenResources: resources of the types controls join on (``Control.joins``), analysed earlier in this
+    # pass; None outside the pack (a control then sees only the resource itself)
+    seen: Any = None
 
     @property
     def stack_ref(self) -> str:
@@ -115,6 +118,8 @@ class Control:
     # under `pulumi policy analyze`, so the control is reported not applicable there.
     deployment_only: bool = False
     display_name: str | None = None  # shown by Pulumi Cloud; default "<id>: <title>"
+    # Resource types whose earlier views in the pass the check reads through ``ctx.seen`` (an attachment's role).
+    joins: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:

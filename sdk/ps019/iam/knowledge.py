@@ -42,6 +42,21 @@ Sources:
 [IAMVULN] Bishop Fox, iam-vulnerable (privilege-escalation paths through existing compute: ssm:SendCommand,
          ssm:StartSession, ec2-instance-connect:SendSSHPublicKey, codebuild:StartBuild, lambda:InvokeFunction of an
          existing function), https://github.com/BishopFox/iam-vulnerable
+[SVCROLE] AWS Managed Policy Reference Guide: policies of "Type: Service role policy" live under the
+         ``/service-role/`` path; and the services' guides naming the role each managed policy is for:
+         EKS cluster role https://docs.aws.amazon.com/eks/latest/userguide/cluster-iam-role.html (Auto Mode:
+         auto-cluster-iam-role.html), node role create-node-role.html, VPC CNI with IRSA cni-iam-role.html, EBS CSI
+         add-ons-aws-ebs-csi-driver.html (ebs-csi-controller-sa), EFS CSI efs-csi.html (efs-csi-controller-sa),
+         Fargate pod execution role pod-execution-role.html;
+         ECS container instance role https://docs.aws.amazon.com/AmazonECS/latest/developerguide/instance_IAM_role.html,
+         ECS Anywhere role iam-role-ecsanywhere.html (ssm.amazonaws.com), task execution role
+         task_execution_IAM_role.html; Lambda execution role managed policies
+         https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html; Glue service role
+         https://docs.aws.amazon.com/glue/latest/dg/create-an-iam-role.html; EMR service and EC2 roles
+         https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-iam-roles.html; Batch service role, CodeDeploy
+         service role, API Gateway CloudWatch role, AppSync logging role, RDS enhanced monitoring role, Config role,
+         Systems Manager instance profile, Elastic Beanstalk service and instance roles, DMS VPC role (each
+         service's "service role" page).
 [IRSA]   Amazon EKS User Guide, "Assign IAM roles to Kubernetes service accounts" (sub =
          system:serviceaccount:{namespace}:{service-account}, aud sts.amazonaws.com),
          https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html
@@ -212,6 +227,107 @@ DEPRECATED_MANAGED_POLICIES = {
     "AmazonElasticTranscoderFullAccess": "AmazonElasticTranscoder_FullAccess",
     "AmazonElasticTranscoderReadOnlyAccess": "AmazonElasticTranscoder_ReadOnlyAccess",
     "AWSElasticBeanstalkFullAccess": "AdministratorAccess-AWSElasticBeanstalk",
+}
+
+# --- AWS managed policies designed for a service role [SVCROLE] ------------------------------------------------
+# Who each policy is documented for: the service principal(s) of the role AWS tells you to attach it to, or the EKS
+# service account (IRSA ``system:serviceaccount:<namespace>:<name>``, any namespace) of the add-on that uses it. And
+# who holds the role's credentials: "service" when only the AWS service's own control plane acts with them (the EKS
+# cluster role, the ECS service role), "workload" when your code runs with them too (a Lambda function, an EC2
+# instance, a Glue job, a pod). ps019.iam.service_roles reads this table; PS019-IAM-003's servicePolicyPrincipals
+# adds entries (as "workload").
+SERVICE_HOLDER = "service"
+WORKLOAD_HOLDER = "workload"
+IRSA_SUBJECT_PREFIX = "system:serviceaccount:"
+
+
+@dataclass(frozen=True)
+class ServicePolicy:
+    principals: tuple[str, ...]  # "eks.amazonaws.com", or "system:serviceaccount:*:aws-node" (IRSA, any namespace)
+    holder: str  # SERVICE_HOLDER | WORKLOAD_HOLDER
+
+
+def _sp(holder: str, *principals: str) -> ServicePolicy:
+    return ServicePolicy(principals=principals, holder=holder)
+
+
+_EKS_CLUSTER = _sp(SERVICE_HOLDER, "eks.amazonaws.com")
+_LAMBDA = _sp(WORKLOAD_HOLDER, "lambda.amazonaws.com")
+SERVICE_POLICIES: dict[str, ServicePolicy] = {
+    # EKS cluster role (cluster-iam-role.html; Auto Mode: auto-cluster-iam-role.html)
+    "AmazonEKSClusterPolicy": _EKS_CLUSTER,
+    "AmazonEKSServicePolicy": _EKS_CLUSTER,
+    "AmazonEKSVPCResourceController": _EKS_CLUSTER,
+    "AmazonEKSComputePolicy": _EKS_CLUSTER,
+    "AmazonEKSBlockStoragePolicy": _EKS_CLUSTER,
+    "AmazonEKSLoadBalancingPolicy": _EKS_CLUSTER,
+    "AmazonEKSNetworkingPolicy": _EKS_CLUSTER,
+    # EKS node role (create-node-role.html); the VPC CNI also through IRSA for kube-system/aws-node (cni-iam-role.html)
+    "AmazonEKSWorkerNodePolicy": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com"),
+    "AmazonEKSWorkerNodeMinimalPolicy": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com"),
+    "AmazonEKS_CNI_Policy": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com", "system:serviceaccount:*:aws-node"),
+    "AmazonEKSFargatePodExecutionRolePolicy": _sp(SERVICE_HOLDER, "eks-fargate-pods.amazonaws.com"),
+    # EKS storage add-ons through IRSA (add-ons-aws-ebs-csi-driver.html, efs-csi.html)
+    "AmazonEBSCSIDriverPolicy": _sp(WORKLOAD_HOLDER, "system:serviceaccount:*:ebs-csi-controller-sa"),
+    "AmazonEFSCSIDriverPolicy": _sp(WORKLOAD_HOLDER, "system:serviceaccount:*:efs-csi-controller-sa",
+                                    "system:serviceaccount:*:efs-csi-node-sa"),
+    # ECS: container instance role (EC2, or ssm.amazonaws.com for ECS Anywhere external instances), service role,
+    # task execution role (used by the ECS agent, not by the task's code), Auto Scaling and EventBridge roles
+    "AmazonEC2ContainerServiceforEC2Role": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com", "ssm.amazonaws.com"),
+    "AmazonEC2ContainerServiceRole": _sp(SERVICE_HOLDER, "ecs.amazonaws.com"),
+    "AmazonECSTaskExecutionRolePolicy": _sp(SERVICE_HOLDER, "ecs-tasks.amazonaws.com"),
+    "AmazonEC2ContainerServiceAutoscaleRole": _sp(SERVICE_HOLDER, "application-autoscaling.amazonaws.com"),
+    "AmazonEC2ContainerServiceEventsRole": _sp(SERVICE_HOLDER, "events.amazonaws.com"),
+    "AmazonECSInfrastructureRolePolicyForVolumes": _sp(SERVICE_HOLDER, "ecs.amazonaws.com"),
+    "AmazonECSInfrastructureRolePolicyForLoadBalancers": _sp(SERVICE_HOLDER, "ecs.amazonaws.com"),
+    # Lambda execution roles (lambda-intro-execution-role.html)
+    "AWSLambdaBasicExecutionRole": _LAMBDA,
+    "AWSLambdaVPCAccessExecutionRole": _LAMBDA,
+    "AWSLambdaSQSQueueExecutionRole": _LAMBDA,
+    "AWSLambdaKinesisExecutionRole": _LAMBDA,
+    "AWSLambdaDynamoDBExecutionRole": _LAMBDA,
+    "AWSLambdaENIManagementAccess": _LAMBDA,
+    "AWSLambdaMSKExecutionRole": _LAMBDA,
+    "AWSLambdaRole": _LAMBDA,
+    # Glue service role: Glue jobs run your scripts with it (create-an-iam-role.html)
+    "AWSGlueServiceRole": _sp(WORKLOAD_HOLDER, "glue.amazonaws.com"),
+    "AWSGlueServiceNotebookRole": _sp(WORKLOAD_HOLDER, "glue.amazonaws.com"),
+    # EMR service role and the cluster's EC2 instance profile (emr-iam-roles.html)
+    "AmazonElasticMapReduceRole": _sp(SERVICE_HOLDER, "elasticmapreduce.amazonaws.com"),
+    "AmazonEMRServicePolicy_v2": _sp(SERVICE_HOLDER, "elasticmapreduce.amazonaws.com"),
+    "AmazonElasticMapReduceforEC2Role": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com"),
+    # Other services' own roles
+    "AWSBatchServiceRole": _sp(SERVICE_HOLDER, "batch.amazonaws.com"),
+    "AWSCodeDeployRole": _sp(SERVICE_HOLDER, "codedeploy.amazonaws.com"),
+    "AWSCodeDeployRoleForECS": _sp(SERVICE_HOLDER, "codedeploy.amazonaws.com"),
+    "AmazonAPIGatewayPushToCloudWatchLogs": _sp(SERVICE_HOLDER, "apigateway.amazonaws.com"),
+    "AWSAppSyncPushToCloudWatchLogs": _sp(SERVICE_HOLDER, "appsync.amazonaws.com"),
+    "AmazonRDSEnhancedMonitoringRole": _sp(SERVICE_HOLDER, "monitoring.rds.amazonaws.com"),
+    "AWS_ConfigRole": _sp(SERVICE_HOLDER, "config.amazonaws.com"),
+    "AmazonSSMAutomationRole": _sp(SERVICE_HOLDER, "ssm.amazonaws.com"),
+    "AmazonDMSVPCManagementRole": _sp(SERVICE_HOLDER, "dms.amazonaws.com"),
+    "AmazonDMSCloudWatchLogsRole": _sp(SERVICE_HOLDER, "dms.amazonaws.com"),
+    "AmazonEC2SpotFleetTaggingRole": _sp(SERVICE_HOLDER, "spotfleet.amazonaws.com"),
+    "AWSElasticBeanstalkService": _sp(SERVICE_HOLDER, "elasticbeanstalk.amazonaws.com"),
+    "AWSElasticBeanstalkEnhancedHealth": _sp(SERVICE_HOLDER, "elasticbeanstalk.amazonaws.com"),
+    "AWSElasticBeanstalkManagedUpdatesCustomerRolePolicy": _sp(SERVICE_HOLDER, "elasticbeanstalk.amazonaws.com"),
+    # Instance profiles: your code on the instance holds the credentials
+    "AmazonSSMManagedInstanceCore": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com", "ssm.amazonaws.com"),
+    "AmazonEC2RoleforSSM": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com"),
+    "AWSElasticBeanstalkWebTier": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com"),
+    "AWSElasticBeanstalkWorkerTier": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com"),
+    "AWSElasticBeanstalkMulticontainerDocker": _sp(WORKLOAD_HOLDER, "ec2.amazonaws.com"),
+}
+
+# What a service-designed policy on a role only its service can assume may grant without a mandatory finding: the
+# operational changes the service makes on your behalf. When your code holds the credentials ("workload") only
+# destructive writes and (not critical) whole-service wildcards of the service's own API; when only the service does,
+# also permissions management, escalation, data reads and credentials (AWS is the only caller). Full admin and unknown
+# actions are never tolerated, nor a critical service wildcard (iam, sts, organizations, kms) in a workload's hands.
+SERVICE_DESIGN_TOLERATED = {
+    WORKLOAD_HOLDER: frozenset({"infrastructure-modification", "service-wildcard"}),
+    SERVICE_HOLDER: frozenset({"infrastructure-modification", "service-wildcard", "resource-exposure",
+                               "privilege-escalation", "data-exfiltration", "credentials-exposure"}),
 }
 
 # --- Trust policies: OIDC providers [GHOIDC] [GLOIDC] [PULOIDC] [TFCOIDC] [IRSA] ---------------------------------

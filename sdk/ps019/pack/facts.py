@@ -111,7 +111,7 @@ def gather(run: Any) -> Facts:
     ctx = RunContext(
         organization=run.organization, project=run.project, stack=run.stack, dry_run=run.dry_run,
         tier=tier, tier_source=tier_source, stack_config=run.stack_config, stack_tags=run.stack_tags, now=now,
-        gate=decision, deploy_identity=identity, settings=settings, history=history,
+        gate=decision, deploy_identity=identity, settings=settings, history=history, seen=run.seen,
     )
     facts = Facts(context=ctx, deployer=deployer, ci=ci, identity=identity, grant=grant, decision=decision,
                   history=history, commit=inputs.artifact_commit, plan_digest=inputs.plan_digest)

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from ps019.controls.base import RunContext
 from ps019.logging import get_logger
-from ps019.model import Diagnostic, Level, ResourceView
+from ps019.model import Diagnostic, Level, ResourceView, SeenResources
 from ps019.pack.stack import StackFacts, from_environment as stack_from_environment
 
 log = get_logger("ps019.pack")
@@ -54,6 +54,7 @@ class Run:
                  sources=dict(facts.sources), analysis_only=facts.analysis_only)
         self.started_at = datetime.now(timezone.utc)
         self.resources: list[ResourceView] = []
+        self.seen = SeenResources()  # resources of the types controls join on, as they are analysed
         self.diagnostics: list[Diagnostic] = []
         self.blocked_at: str | None = None
         self.evidence: Any = None  # EmitResult of the record written for this run

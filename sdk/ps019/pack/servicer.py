@@ -112,12 +112,14 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         stack: list[tuple[Control, Level, dict]] = []
         findings: list[tuple[Control, Level, dict]] = []
         levels: dict[str, Level] = {}
+        joins: set[str] = set()
         for control in self.controls:
             level = _PP_LEVEL[self._get_enforcement_level(self._policy_by_name[control.id])]
             levels[control.id] = level
             if level is Level.DISABLED:
                 continue
             entry = (control, level, control.params(self._get_policy_config(control.id)))
+            joins.update(control.joins)
             if control.scope == "stack":
                 stack.append(entry)
             elif control.scope == "findings":
@@ -128,6 +130,7 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         self._resource_controls = resource
         self._stack_controls = stack
         self._findings_controls = findings
+        self._join_types = frozenset(joins)
         self.levels = levels
         self._na_by_type = {}
         self.settings = Settings(raw=self._get_policy_config(SETTINGS_POLICY) or {})
@@ -186,6 +189,8 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
                 diagnostics += self._run_findings_controls(diagnostics, ctx, view.urn, view.type, not_applicable,
                                                            run.analysis_only)
                 diagnostics = run.finish_resource(view, diagnostics)
+                if view.type in self._join_types:
+                    run.seen.add(view)  # for controls that join later resources with this one (ctx.seen)
                 not_applicable.update((name, reason) for name, reason in self._type_not_applicable(view.type)
                                       if name not in not_applicable)
         except Exception as exc:  # never a traceback into the engine; the attempt is still recorded

@@ -26,6 +26,10 @@ A case file::
       "message_contains": ["AdministratorAccess"]          # optional substrings every violation must hold
     }
 
+A resource control that joins a resource with ones analysed before it in the pass (an attachment with its role) reads
+them from ``"earlier": [{"type", "name", "props"}, ...]`` (``RunContext.seen``); without ``earlier`` the context has
+an empty pass.
+
 A case for a stack-scope control lists ``"resources": [{"type", "name", "props", "dependencies"}, ...]`` instead of
 ``type``/``props``; the control receives all of them.
 
@@ -41,7 +45,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.model import UNKNOWN, ResourceView, Violation
+from ps019.model import UNKNOWN, ResourceView, SeenResources, Violation
 
 UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 EXPECTATIONS = ("allow", "deny", "error", "unverifiable", "advisory")
@@ -97,14 +101,15 @@ def load_case(path: Path, control: Control, expect: str) -> FixtureCase:
     raw = json.loads(path.read_text())
     views = tuple(_view(r, f"{path.stem}-{i}") for i, r in enumerate(raw.get("resources", ())))
     view = views[0] if views else _view(raw, path.stem)
+    earlier = tuple(_view(r, f"{path.stem}-earlier-{i}") for i, r in enumerate(raw.get("earlier", ())))
     return FixtureCase(
-        path=path, control=control, expect=expect, view=view, ctx=_context(raw.get("context", {})),
+        path=path, control=control, expect=expect, view=view, ctx=_context(raw.get("context", {}), earlier),
         params=raw.get("params", {}), message_contains=tuple(raw.get("message_contains", ())),
         description=raw.get("description", ""), raw=raw, views=views or (view,),
     )
 
 
-def _context(data: Mapping[str, Any]) -> RunContext:
+def _context(data: Mapping[str, Any], earlier: tuple[ResourceView, ...] = ()) -> RunContext:
     identity = data.get("deploy_identity")
     if identity is not None:
         from ps019.aws.identity import DeployIdentity
@@ -119,6 +124,7 @@ def _context(data: Mapping[str, Any]) -> RunContext:
         organization=data.get("organization", "acme"), project=data.get("project", "example"),
         stack=data.get("stack", "prod"), dry_run=bool(data.get("dry_run", False)),
         tier=data.get("tier", "production"), deploy_identity=identity, settings=settings,
+        seen=SeenResources(earlier),
     )
 
 

@@ -12,9 +12,11 @@ team treats as admin-equivalent.
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
+from ps019.controls.iam._roles import ROLE_TYPES, attached_roles, other_principals, role_trust, trust_known
 from ps019.controls.iam.documents import document_paths, policy_violations, resource_label
 from ps019.model import Level, ResourceView, Severity, Violation, is_unknown
 
@@ -104,12 +106,79 @@ def check(view: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> Ite
             )
             continue
         subject = (f"{label} attaches AWS managed policy {info.name} ({info.arn}, default version "
-                   f"{info.default_version_id}) to {target} at '{where}'; the policy")
+                   f"{info.default_version_id}) to {target} at '{where}'")
+        judged = _service_access(view, ctx, info.name, params)
+        tolerate = None
+        if judged.design is not None and judged.ok:
+            subject += (f", a role only {judged.admitted} can assume: AWS designed the policy for that service "
+                        f"({judged.design.describe()}), so its operational grants are reported, not blocked")
+            tolerate = judged.design.tolerated_reason
+        elif judged.design is not None and judged.reason and not judged.unknown:
+            subject += (f" (AWS designed it for a role only {judged.design.describe()} can assume, but "
+                        f"{judged.reason}, so it is judged like any document)")
+        elif judged.design is not None and judged.unknown:
+            # The role (or its trust) is computed in preview: whether only the service can assume it is known at
+            # update, which then judges it; until then a denial is reported as not yet verifiable.
+            subject += (f" cannot be verified until update: AWS designed {info.name} for a role only "
+                        f"{judged.design.describe()} can assume, and {judged.reason}; judged like any document,")
+        elif judged.design is None and info.path == "/service-role/":
+            subject += (" (a service-role policy whose intended service ps019 does not know; if the role is that "
+                        "service's, name the service in this control's servicePolicyPrincipals)")
+        extra = {"service_design": judged.details()} if judged.design is not None else {}
         for v in policy_violations(info.document, kind="identity", where=where, resource_label=label,
-                                   subject=subject):
-            yield Violation(v.message + f" (managed-policy data {MANAGED_POLICY_DATA_VERSION})",
-                            details={**v.details, **data, "policy_arn": arn, "managed_policy": info.name,
-                                     "managed_policy_version": info.default_version_id, "principal": target})
+                                   subject=subject + (" the policy" if judged.unknown else "; the policy"),
+                                   tolerate=tolerate):
+            details = {**v.details, **data, **extra, "policy_arn": arn, "managed_policy": info.name,
+                       "managed_policy_version": info.default_version_id, "principal": target}
+            if judged.unknown and not judged.ok:
+                details["unverifiable"] = True
+            yield Violation(v.message + f" (managed-policy data {MANAGED_POLICY_DATA_VERSION})", details=details)
+
+
+@dataclass(frozen=True)
+class _ServiceAccess:
+    """Whether an AWS managed policy designed for a service reaches only that service's role here."""
+
+    design: Any = None  # ps019.iam.service_roles.ServiceDesign, or None when the policy is not designed for one
+    ok: bool = False
+    admitted: str = ""
+    reason: str = ""  # why not (or, with unknown, what is not known yet)
+    unknown: bool = False
+
+    def details(self) -> dict[str, Any]:
+        return {"policy": self.design.policy, "designed_for": list(self.design.principals),
+                "holder": self.design.holder, "configured": self.design.configured, "applies": self.ok,
+                **({"admitted": self.admitted} if self.ok else {"reason": self.reason})}
+
+
+def _service_access(view: ResourceView, ctx: RunContext, policy_name: str,
+                    params: Mapping[str, Any]) -> _ServiceAccess:
+    from ps019.iam.service_roles import service_design, trust_admits_only
+
+    extra = params.get("servicePolicyPrincipals") or {}
+    design = service_design(policy_name, extra if isinstance(extra, Mapping) else {})
+    if design is None:
+        return _ServiceAccess()
+    others = other_principals(view)
+    if others:
+        return _ServiceAccess(design, reason=f"it is also attached to {', '.join(others)}")
+    refs = attached_roles(view, ctx)
+    if not refs:
+        return _ServiceAccess(design, reason="the role it is attached to is not named here")
+    admitted: list[str] = []
+    for ref in refs:
+        if ref.view is None:
+            return _ServiceAccess(design, reason=f"{ref.label}: {ref.problem}", unknown=ref.unknown)
+        prop, trust = role_trust(ref.view)
+        if not trust_known(trust):
+            return _ServiceAccess(design, unknown=trust not in (None, ""),
+                                  reason=f"the trust policy of {ref.label} ('{prop}') is " +
+                                  ("computed from other resources" if trust not in (None, "") else "not set"))
+        match = trust_admits_only(design, trust)
+        if not match.ok:
+            return _ServiceAccess(design, reason=f"{ref.label}: {match.reason}")
+        admitted.extend(m for m in match.admitted if m not in admitted)
+    return _ServiceAccess(design, ok=True, admitted=" or ".join(admitted))
 
 
 def _principal(view: ResourceView) -> str:
@@ -163,7 +232,16 @@ CONTROL = Control(
             "type": "array", "items": {"type": "string"},
             "description": "Customer-managed policy ARNs (glob patterns) to treat as admin-equivalent.",
         },
+        "servicePolicyPrincipals": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            "description": "AWS managed policies designed for a service role that ps019 does not know, by name, "
+                           "with the service principals (or EKS service-account subjects "
+                           "system:serviceaccount:<namespace or *>:<name>) they are designed for; attached to a role "
+                           "only those can assume, their destructive writes and service wildcards are advisory.",
+        },
     },
-    defaults={"extraAdminPolicyArns": []},
+    defaults={"extraAdminPolicyArns": [], "servicePolicyPrincipals": {}},
+    joins=ROLE_TYPES,
     check=check,
 )

@@ -9,7 +9,7 @@ distinct, actionable message; none is silently skipped.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ps019.model import UNKNOWN, Violation, contains_unknown, is_unknown
 
@@ -22,7 +22,8 @@ _UNKNOWN_PLACEHOLDER = "arn:aws:ps019:::unknown-until-update"
 
 def policy_violations(value: Any, *, kind: str, where: str, resource_label: str, can_write: bool | None = None,
                       owner_accounts: Iterable[str] = (), subject: str | None = None,
-                      downgrade: Mapping[str, str] | None = None) -> list[Violation]:
+                      downgrade: Mapping[str, str] | None = None,
+                      tolerate: Callable[[Any], str | None] | None = None) -> list[Violation]:
     """Check one policy document.
 
     ``kind``: "identity", "trust" or "resource"; ``where``: the property path for messages
@@ -30,7 +31,8 @@ def policy_violations(value: Any, *, kind: str, where: str, resource_label: str,
     ``owner_accounts`` are passed to the analysis (trust and resource policies). ``subject`` replaces the default
     "<resource>: policy document at '<where>'" opening of every message. ``downgrade`` maps finding categories to
     a reason they are only advisory here (e.g. a public bucket policy on a bucket whose public access block restricts
-    it); the reason is appended to each such finding.
+    it); the reason is appended to each such finding. ``tolerate`` does the same per finding: it returns the reason
+    a finding is only advisory here, or None (e.g. AWS-designed service access, ``ps019.iam.service_roles``).
     """
     from ps019.iam import IAM_DATA_VERSION, analyze_policy
 
@@ -67,6 +69,12 @@ def policy_violations(value: Any, *, kind: str, where: str, resource_label: str,
 
         findings = [dataclasses.replace(f, advisory=True, message=f"{f.message} ({downgrade[f.category.value]})")
                     if f.category.value in downgrade and not f.advisory else f for f in findings]
+    if tolerate:
+        import dataclasses
+
+        reasons = [None if f.advisory else tolerate(f) for f in findings]
+        findings = [dataclasses.replace(f, advisory=True, message=f"{f.message} ({why})") if why else f
+                    for f, why in zip(findings, reasons)]
     denying = [f for f in findings if not f.advisory]
     advisories = [f for f in findings if f.advisory]
     if denying:
