@@ -68,7 +68,11 @@ def real_corpus() -> list[dict]:
             continue
         docs.append({"id": f"corpus:{gid}", "kind": kind, "expected": grant["expected"], "text": text,
                      "star": _is_star(text), "resource": grant.get("resource", ""),
-                     "opts": {"can_write": grant.get("can_write"), "owners": [iam_corpus.OWNER]}})
+                     "opts": {"can_write": grant.get("can_write"), "owners": [iam_corpus.OWNER],
+                              # ps019 reads an attached managed policy with its role's trust, as PS019-IAM-003
+                              # does; the peers judge the document alone
+                              **({"policy_arn": grant["policy_arn"], "role_trust": grant["role_trust_document"]}
+                                 if "role_trust_document" in grant else {})}})
     return docs
 
 
@@ -146,10 +150,18 @@ def generated_corpus(n: int, seed: int = 19) -> list[dict]:
 
 def ps019_tool():
     sys.path.insert(0, str(ROOT / "sdk"))
+    sys.path.insert(0, str(ROOT / "bench"))
+    from iam_corpus import with_role_trust
     from ps019.iam import analyze_policy
 
-    return {"ps019": lambda text, kind, opts=None: analyze_policy(
-        text, kind, can_write=(opts or {}).get("can_write"), owner_accounts=(opts or {}).get("owners", ())).verdict}
+    def ps019(text, kind, opts=None):
+        opts = opts or {}
+        result = analyze_policy(text, kind, can_write=opts.get("can_write"), owner_accounts=opts.get("owners", ()))
+        if "role_trust" in opts:
+            result = with_role_trust(result, opts["policy_arn"], opts["role_trust"])
+        return result.verdict
+
+    return {"ps019": ps019}
 
 
 PARLIAMENT_ERROR = {"EXCEPTION", "MALFORMED_JSON", "MALFORMED", "INVALID_VERSION"}

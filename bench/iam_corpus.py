@@ -61,11 +61,18 @@ def ps019_verdict(grant: dict[str, Any]) -> tuple[str, list[str]]:
         return "allow", [f"advisory: {grant['policy_arn']} is not in the managed-policy dataset"]
     result = analyze_policy(text, kind, can_write=grant.get("can_write"), owner_accounts=[OWNER])
     if grant["kind"] == "managed" and "role_trust_document" in grant:
-        from ps019.iam import managed_policy_info
-        from ps019.iam.service_roles import service_design, trust_admits_only
-
-        info = managed_policy_info(grant["policy_arn"])
-        design = service_design(info.name) if info is not None else None
-        if design is not None and trust_admits_only(design, grant["role_trust_document"]).ok:
-            result = design.apply(result)
+        result = with_role_trust(result, grant["policy_arn"], grant["role_trust_document"])
     return result.verdict, [f.message for f in result.findings]
+
+
+def with_role_trust(result: Any, policy_arn: str, trust: Any) -> Any:
+    """``result`` (a managed policy's analysis) as PS019-IAM-003 reads it on a role with this trust: an AWS
+    service-role policy on a role only its service can assume has its operational findings as advisories."""
+    from ps019.iam import managed_policy_info
+    from ps019.iam.service_roles import service_design, trust_admits_only
+
+    info = managed_policy_info(policy_arn)
+    design = service_design(info.name) if info is not None else None
+    if design is not None and trust_admits_only(design, trust).ok:
+        return design.apply(result)
+    return result
