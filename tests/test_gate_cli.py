@@ -98,6 +98,27 @@ def test_approve_refuses_invalid_expired_or_own_request(workspace, capsys):
     assert code == 2 and "bad.json: not valid JSON" in err
 
 
+def test_the_author_signs_with_role_author_and_nobody_else_can(workspace, capsys):
+    """The documented author step: a key for the author (role author: it approves nothing), trusted in the pack
+    config; `approve --role author` signs, and the same command by someone else is refused."""
+    code, out, _ = run(capsys, "keygen", "--out", "keys", "--identity", "carol@example.com", "--role", "author")
+    assert code == 0
+    config = json.loads((workspace / "pack.json").read_text())
+    config["ps019-settings"]["gate"]["trustedKeys"].append(json.loads(out))
+    (workspace / "pack.json").write_text(json.dumps(config))
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",
+                       "alice@example.com", "--role", "author")
+    assert code == 2 and "you (alice@example.com) are not the author carol@example.com" in err
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/carol_example.com.key", "--identity",
+                       "carol@example.com", "--role", "author")
+    assert code == 0, err
+    code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/carol_example.com.key", "--identity",
+                       "carol@example.com")
+    assert code == 2 and "are the author" in err and "approver" in err  # her key approves nothing either
+    code, out, _ = run(capsys, "change-request", "validate", "cr.json", "--policy-pack-config", "pack.json")
+    assert code == 0 and "carol@example.com as author" in out and ": verified" in out
+
+
 def test_approve_refuses_a_world_readable_key(workspace, capsys):
     (workspace / "keys" / "alice_example.com.key").chmod(0o644)
     code, _, err = run(capsys, "approve", "cr.json", "--key", "keys/alice_example.com.key", "--identity",

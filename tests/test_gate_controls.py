@@ -28,10 +28,12 @@ MODULES = ("change_request_valid", "approvals_verified", "separation_of_duties",
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 STACK = "acme/payments/prod"
 COMMIT = "9" * 40
-KEYS = {n: signing.generate_private_key() for n in ("alice", "bob", "sec", "mallory")}
+KEYS = {n: signing.generate_private_key() for n in ("alice", "bob", "sec", "mallory", "carol")}
 SETTINGS = GateSettings(
+    # carol (the fixtures' default author) holds a key with no approving role: enough to sign as the author
     trusted_keys=[TrustedKey(public_key=signing.public_key_text(KEYS[n]), identity=f"{n}@example.com", roles=roles)
-                  for n, roles in (("alice", ("approver",)), ("bob", ("approver",)), ("sec", ("security",)))],
+                  for n, roles in (("alice", ("approver",)), ("bob", ("approver",)), ("sec", ("security",)),
+                                   ("carol", ()))],
     standard_runbooks=["RB-rotate-certs"],
     # CI identity proven by the CI job's OIDC ID token (the token itself is verified in tests/test_oidc_verify.py;
     # here the decision gets the verified facts).

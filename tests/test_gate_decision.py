@@ -71,9 +71,14 @@ def inputs(data: bytes | None, **overrides) -> GateInputs:
     return replace(base, **overrides)
 
 
+def author_signs(doc: dict) -> dict:
+    """The author's own signature (role author): production asks for it by default."""
+    return approve(doc, "carol", "author")
+
+
 def good_approvals(doc=None) -> list[dict]:
     doc = doc or body()
-    return [approve(doc, "alice"), approve(doc, "bob")]
+    return [approve(doc, "alice"), approve(doc, "bob"), author_signs(doc)]
 
 
 def messages(decision, control_id) -> str:
@@ -89,8 +94,9 @@ def test_valid_signed_approvals_pass():
     d = decide_gate(inputs(cr_bytes(body(), good_approvals())), SETTINGS)
     assert blocking(d) == {}
     assert not d.blocked and d.change_class == "normal"
-    assert {a["approver"] for a in d.verified_approvals} == {ident("alice"), ident("bob")}
+    assert {a["approver"] for a in d.verified_approvals if a["role"] != "author"} == {ident("alice"), ident("bob")}
     ev = d.evidence()
+    assert ev["presented"]["change_request"]["author_verified"]["identity"] == ident("carol")
     assert ev["decision"] == "allowed" and ev["presented"]["change_request"]["ticket"] == "CHG-1234"
     assert all(a["key_id"].startswith("ed25519:") for a in ev["verified_approvals"])
 
@@ -177,7 +183,7 @@ def test_replay_of_old_approvals_for_a_new_commit_fails():
     old = good_approvals(body())
     new_doc = body(artifact={"git_commit": OTHER_COMMIT})
     d = decide_gate(inputs(cr_bytes(new_doc, old), artifact_commit=OTHER_COMMIT), SETTINGS)
-    assert d.blocked and len(d.rejected_approvals) == 2
+    assert d.blocked and len(d.rejected_approvals) == 3  # alice, bob and the author's own signature
     assert "signature does not verify over this change request" in messages(d, APPROVALS)
 
 
@@ -342,7 +348,7 @@ def test_standard_change_needs_a_configured_runbook():
     d = decide_gate(inputs(cr_bytes(doc, [approve(doc, "alice")])), SETTINGS)
     assert d.blocked and "runbook 'RB-unknown'" in messages(d, RUNBOOK)
     doc = body(change_class="standard", runbook_id="RB-rotate-certs")
-    assert not decide_gate(inputs(cr_bytes(doc, [approve(doc, "alice")])), SETTINGS).blocked
+    assert not decide_gate(inputs(cr_bytes(doc, [approve(doc, "alice"), author_signs(doc)])), SETTINGS).blocked
     doc = body(change_class="standard")
     assert "has no runbook_id" in messages(decide_gate(inputs(cr_bytes(doc, [])), SETTINGS), RUNBOOK)
 

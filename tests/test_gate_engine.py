@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXPORT = REPO / "examples" / "web-service" / "stack-export.prod.json"
 STACK = "acme/web-service/prod"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-KEYS = {n: signing.generate_private_key() for n in ("alice", "bob")}
+KEYS = {n: signing.generate_private_key() for n in ("alice", "bob", "carol")}
 GATE_IDS = {f"PS019-GATE-00{i}" for i in range(1, 8)}
 
 
@@ -41,8 +41,8 @@ def issuer():
 
 @pytest.fixture
 def pack_config(pinned_store_config, issuer):
-    trusted = [{"publicKey": signing.public_key_text(k), "identity": f"{n}@example.com", "roles": ["approver"]}
-               for n, k in KEYS.items()]
+    trusted = [{"publicKey": signing.public_key_text(k), "identity": f"{n}@example.com",
+                "roles": [] if n == "carol" else ["approver"]} for n, k in KEYS.items()]  # carol: the author
     oidc = {"issuers": [{"name": "github", "issuer": issuer.issuer, "provider": "github", "audiences": ["ps019"],
                          "jwks": issuer.jwks()}],
             "rules": {"production": [{"issuer": "github", "repository": ["acme/web-service"],
@@ -71,6 +71,8 @@ def write_request(tmp_path: Path, *, stacks=(STACK,), commit=COMMIT, approvers=(
     request = crm.ChangeRequest.model_validate(doc)
     approvals = [crm.sign_approval(request, KEYS[n], approver=f"{n}@example.com", role="approver",
                                    signed_at=now - timedelta(minutes=10)) for n in approvers]
+    approvals.append(crm.sign_approval(request, KEYS["carol"], approver="carol@example.com", role="author",
+                                       signed_at=now - timedelta(minutes=20)))
     path = tmp_path / "change.json"
     path.write_text(request.model_copy(update={"approvals": approvals}).model_dump_json())
     return path

@@ -20,7 +20,7 @@ STACK = "acme/web/prod"
 REPO = "acme/web"
 COMMIT = "1" * 40
 OTHER_COMMIT = "2" * 40
-KEYS = {n: signing.generate_private_key() for n in ("alice", "bob", "olivia")}
+KEYS = {n: signing.generate_private_key() for n in ("alice", "bob", "olivia", "carol")}
 ENV_CI = {"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": COMMIT,
           "GITHUB_ACTOR": "deploy-bot", "GITHUB_REPOSITORY": REPO, "GITHUB_RUN_ID": "77"}
 
@@ -37,7 +37,8 @@ def trusted(name: str, roles=("approver",), identity: str | None = None) -> dict
 
 def settings(issuer: LocalIssuer, tmp_path, **gate_over) -> dict:
     gate = {
-        "trustedKeys": [trusted("alice"), trusted("bob"), trusted("olivia", ("operator",), "olivia-oncall")],
+        "trustedKeys": [trusted("alice"), trusted("bob"), trusted("olivia", ("operator",), "olivia-oncall"),
+                        trusted("carol", ())],  # carol, the author, signs her requests (role author)
         "identityAliases": {"bob@example.com": ["bob-gh"]},
         "oidc": {
             "issuers": [{"name": "github", "issuer": issuer.issuer, "provider": "github", "audiences": ["ps019"],
@@ -58,12 +59,15 @@ def token(issuer: LocalIssuer, *, ref="refs/heads/main", sha=COMMIT, actor="depl
     return issuer.mint({**claims, "aud": "ps019"})
 
 
-def change_request(tmp_path, commit=COMMIT, approvers=("alice", "bob")) -> str:
+def change_request(tmp_path, commit=COMMIT, approvers=("alice", "bob"), author_signer: str | None = "carol") -> str:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     request = crm.ChangeRequest(
         ticket="CHG-42", change_class="normal", summary="s", owner="team", author="carol@example.com",
         artifact={"git_commit": commit}, stacks=[STACK], test_evidence="https://ci/1", rollback_plan="https://rb",
         monitoring_plan="https://mon", created_at=now - timedelta(hours=1), expires_at=now + timedelta(hours=24))
+    if author_signer:  # the author's own signature (production asks for it), or someone else's posing as it
+        request.approvals.append(crm.sign_approval(request, KEYS[author_signer], approver=f"{author_signer}@example.com",
+                                                   role="author", signed_at=now - timedelta(minutes=40)))
     for name in approvers:
         request.approvals.append(crm.sign_approval(request, KEYS[name], approver=f"{name}@example.com",
                                                    role="approver", signed_at=now - timedelta(minutes=30)))

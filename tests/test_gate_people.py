@@ -69,7 +69,8 @@ def messages(decision, control_id) -> str:
 
 
 def test_the_honest_two_person_approval_passes():
-    assert decide(signed(request_doc(), ("alice", "approver"), ("bob", "approver")), settings()).allowed
+    assert decide(signed(request_doc(), ("carol", "author"), ("alice", "approver"), ("bob", "approver")),
+                  settings()).allowed
 
 
 def test_one_person_with_an_email_key_and_an_sso_arn_key_counts_once():
@@ -83,8 +84,10 @@ def test_the_people_directory_ties_a_persons_logins_and_keys_together():
                  "bob": ["bob@example.com"], "carol": ["carol@example.com"], "dave": ["dave@example.com"],
                  "merge-queue": ["deploy-bot"]}  # whoever deploys is in it too (test_redteam_insider.py)
     gate = settings(people=directory)
-    assert decide(signed(request_doc(), ("alice", "approver"), ("bob", "approver")), gate).allowed
-    assert decide(signed(request_doc(), ("alice", "approver"), ("alice_sso", "approver")), gate).blocked
+    assert decide(signed(request_doc(), ("carol", "author"), ("alice", "approver"), ("bob", "approver")),
+                  gate).allowed
+    assert decide(signed(request_doc(), ("carol", "author"), ("alice", "approver"), ("alice_sso", "approver")),
+                  gate).blocked
     # a deployer known by another name is still that person: the approver-not-deployer rule sees through it
     directory["bob"].append("bob-gh")
     as_bob = decide(signed(request_doc(), ("alice", "approver"), ("bob", "approver")), settings(people=directory),

@@ -67,7 +67,7 @@ def test_the_gate_holds_a_normal_change_in_a_freeze_and_names_it_but_not_an_emer
     base = settings()
     gate = base.model_copy(update={"rules": {**base.rules, "production": base.rules["production"].model_copy(
         update={"change_windows": ChangeWindows.model_validate({"freezes": [FREEZE]})})}})
-    data = signed(request_doc(), ("alice", "approver"), ("bob", "approver"))
+    data = signed(request_doc(), ("carol", "author"), ("alice", "approver"), ("bob", "approver"))
     inside = decide(data, gate)
     assert inside.allowed  # NOW (2026-11-20) is before the freeze
     def run(now, grant=None, body=data):

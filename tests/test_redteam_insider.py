@@ -30,6 +30,8 @@ def _request_file(tmp_path, *, created_at, expires_at, name="cr.json") -> str:
         ticket="CHG-77", change_class="normal", summary="s", owner="team", author="carol@example.com",
         artifact={"git_commit": COMMIT}, stacks=[STACK], test_evidence="https://ci/1", rollback_plan="https://rb",
         monitoring_plan="https://mon", created_at=created_at, expires_at=expires_at)
+    request.approvals.append(crm.sign_approval(request, KEYS["carol"], approver="carol@example.com", role="author",
+                                               signed_at=now - timedelta(minutes=40)))  # production: the author signs
     for who in ("alice", "bob"):
         request.approvals.append(crm.sign_approval(request, KEYS[who], approver=f"{who}@example.com",
                                                    role="approver", signed_at=now - timedelta(minutes=30)))
@@ -169,7 +171,7 @@ def test_a_directory_deployer_rule_is_part_of_each_deployer_comparison():
     from tests.test_gate_people import decide, request_doc, settings, signed
 
     directory = {"alice": ["alice@example.com"], "bob": ["bob@example.com"], "carol": ["carol@example.com"]}
-    data = signed(request_doc(), ("alice", "approver"), ("bob", "approver"))
+    data = signed(request_doc(), ("carol", "author"), ("alice", "approver"), ("bob", "approver"))
     stranger = Deployer("someone-gh", "oidc")
     assert decide(data, settings(people=directory), stranger).blocked
     off = settings(people=directory, separation_of_duties={"approver_not_deployer": False,

@@ -102,9 +102,10 @@ def rejected_reasons(decision) -> str:
 
 
 def test_baseline_two_independent_approvals_pass():
-    """The honest path the rest of this file attacks: two trusted approvers, neither author nor deployer."""
+    """The honest path the rest of this file attacks: two trusted approvers, neither author nor deployer, and the
+    author's own signature (role author)."""
     doc = body()
-    decision = gate(doc, [approve(doc, "alice"), approve(doc, "bob")])
+    decision = gate(doc, [approve(doc, "alice"), approve(doc, "bob"), approve(doc, "carol", "author")])
     assert decision.allowed, decision.violations
 
 
@@ -304,8 +305,9 @@ def test_far_future_signed_at_is_rejected():
 
 def test_clock_skew_tolerance_is_bounded():
     doc = body()
-    assert gate(doc, [approve(doc, "alice", signed_at=NOW + timedelta(minutes=4)), approve(doc, "bob")]).allowed
-    assert gate(doc, [approve(doc, "alice", signed_at=NOW + timedelta(minutes=6)), approve(doc, "bob")]).blocked
+    author = approve(doc, "carol", "author")
+    assert gate(doc, [approve(doc, "alice", signed_at=NOW + timedelta(minutes=4)), approve(doc, "bob"), author]).allowed
+    assert gate(doc, [approve(doc, "alice", signed_at=NOW + timedelta(minutes=6)), approve(doc, "bob"), author]).blocked
 
 
 def test_expired_and_stale_approvals_do_not_count():
@@ -331,7 +333,7 @@ def test_yaml_and_json_forms_of_the_same_request_verify_identically():
     import yaml
 
     doc = body()
-    approvals = [approve(doc, "alice"), approve(doc, "bob")]
+    approvals = [approve(doc, "alice"), approve(doc, "bob"), approve(doc, "carol", "author")]
     as_yaml = yaml.safe_dump({**doc, "approvals": approvals}, sort_keys=False).encode()
     reordered = json.dumps(dict(reversed(list({**doc, "approvals": approvals}.items()))), indent=3).encode()
     assert gate(doc, [], raw=as_yaml).allowed

@@ -55,6 +55,7 @@ REVIEWER = "rita@example.com"
 CI_DEPLOYER = "deploy-bot"
 DEMO_REPOSITORY = "acme/web-service"
 KEYS = {  # file name -> (identity, roles)
+    "carol": (AUTHOR, []),  # the author: no approving role, but her key signs her own request (role author)
     "alice": ("alice@example.com", ["approver"]),
     "bob": ("bob@example.com", ["approver"]),
     "sam": ("sam@example.com", ["approver", "security"]),
@@ -270,8 +271,8 @@ _EXPECTED = {
     "over-privileged-role": "the preview fails on PS019-IAM-001..004, so the update never starts",
     "unapproved-production": "the update is blocked at pulumi:pulumi:Stack by PS019-GATE-001",
     "development": "the preview and the update pass",
-    "approved-production": "preview and update pass as a normal change with the ticket and verified approvers "
-                           "on record",
+    "approved-production": "preview and update pass as a normal change with the ticket, the author's signature and verified "
+                           "approvers on record",
     "break-glass": "the direct change passes as an emergency change under the grant, the waived control is "
                    "overridden, the grant is closed and reviewed by someone else",
     "auditor": "every chain verifies, the sample is reproducible, the report is written, and an edit to a copy of "
@@ -440,9 +441,11 @@ def _latest(store_url: str, stack: str, kind: str, since: datetime) -> dict | No
     return found[-1] if found else None
 
 
-def _verified_approvers(record: dict) -> list[str]:
+def _verified_approvers(record: dict, role_author: bool = False) -> list[str]:
+    """Who verifiably approved (or, with ``role_author``, verifiably signed as the author)."""
     return sorted({a.get("identity") for a in record.get("approvals") or []
-                   if a.get("kind") == "approval" and a.get("verified") and a.get("identity")})
+                   if a.get("kind") == "approval" and a.get("verified") and a.get("identity")
+                   and (a.get("role") == "author") == role_author})
 
 
 def _approved_change_story(console: Any, number: int, setup: _DemoSetup, examples: Path, timeout: float,
@@ -459,7 +462,8 @@ def _approved_change_story(console: Any, number: int, setup: _DemoSetup, example
         rollback_plan="https://wiki.example.com/web-service/rollback",
         monitoring_plan="https://wiki.example.com/web-service/dashboards",
         created_at=now, expires_at=now + timedelta(hours=48))
-    for approver, role in (*APPROVERS, SECURITY_APPROVER):
+    # The author signs first (role author: production wants the author verified, not just named), then the approvers.
+    for approver, role in ((AUTHOR, "author"), *APPROVERS, SECURITY_APPROVER):
         key = setup.keys[approver.split("@")[0]]
         request.approvals.append(sign_approval(request, key, approver=approver, role=role, signed_at=now))
     path = setup.work / "change-request.json"
@@ -469,7 +473,8 @@ def _approved_change_story(console: Any, number: int, setup: _DemoSetup, example
                   "CI's OIDC issuer and says production deploys come from acme/web-service's protected main "
                   "(gate.oidc).")
     console.print(f"Change request {ticket}, a normal change by {AUTHOR} for {PROD_STACK} at commit "
-                  f"{setup.commit[:12]} ({setup.commit_source}), written to {_esc(str(path))} and signed by "
+                  f"{setup.commit[:12]} ({setup.commit_source}), written to {_esc(str(path))}, signed by its author "
+                  f"{AUTHOR} (role author) and approved by "
                   + ", ".join(f"{a} ({r})" for a, r in (*APPROVERS, SECURITY_APPROVER)) + ".")
     console.print(f"The deploy job runs `pulumi up` in GitHub Actions on refs/heads/main, with PS019_CHANGE_REQUEST "
                   "set and `permissions: id-token: write`: the pack asks the CI's OIDC issuer (here a throwaway one "
@@ -501,9 +506,12 @@ def _approved_change_story(console: Any, number: int, setup: _DemoSetup, example
     outcome.expect(record.get("change_request") == ticket, f"the record names ticket {record.get('change_request')}")
     outcome.expect({"alice@example.com", "bob@example.com"} <= set(approvers),
                    f"verified approvers on record: {approvers}")
+    authors = _verified_approvers(record, role_author=True)
+    outcome.facts["verified_author"] = authors
+    outcome.expect(authors == [AUTHOR], f"the author's own signature on record: {authors}")
     console.print(f"  evidence record {record['record_id'][:8]}: update {record.get('outcome')}, change class "
                   f"[bold]{record.get('change_class')}[/bold], ticket [bold]{record.get('change_request')}[/bold], "
-                  f"verified approvers: {', '.join(approvers)}")
+                  f"verified approvers: {', '.join(approvers)}; author {', '.join(authors) or '-'} (signed)")
     console.print(f"  deployer {_esc(str(actor.get('id')))} ({_esc(str(actor.get('verified_by')))}, "
                   f"verified={actor.get('verified')}); CI run {_esc(str((record.get('ci') or {}).get('run_url')))}")
     console.print("  " + ("promotion: the same program source was deployed to development first (PS019-EVID-002 "

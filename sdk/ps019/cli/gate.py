@@ -245,6 +245,7 @@ def validate(file: str, config_path: str | None, fmt: str) -> None:
     """Check a change request as the gate will (its own rules, with the built-in defaults when no pack config is
     given), and its approvals' signatures against the pack config's trusted keys."""
     from ps019.gate import change_request as crm
+    from ps019.gate.people import People
     from ps019.gate.signing import verify
 
     config_path = _config_path(config_path)
@@ -252,6 +253,7 @@ def validate(file: str, config_path: str | None, fmt: str) -> None:
     path = Path(file)
     request, problems = _parse_request(path)
     approvals: list[dict[str, Any]] = []
+    people = People.of(settings)
     if request is not None:
         problems += request_problems(request, settings, environments, _now())
         for index, approval in enumerate(request.approvals):
@@ -261,9 +263,12 @@ def validate(file: str, config_path: str | None, fmt: str) -> None:
             else:
                 result = verify(crm.payload_for(request, approval), approval.signature, approval.key_id,
                                 settings.trusted_index(), purpose=crm.APPROVAL_PURPOSE)
-                if result.ok and result.key and result.key.identity.casefold() != approval.approver.casefold():
+                if result.ok and result.key and not people.same(result.key.identity, approval.approver):
                     row["status"] = f"key belongs to {result.key.identity}, not {approval.approver}"
-                elif result.ok and result.key and approval.role not in result.key.roles:
+                elif result.ok and result.key and approval.role == "author" and \
+                        not people.same(result.key.identity, request.author):
+                    row["status"] = f"signed as the author, but {result.key.identity} is not the author {request.author}"
+                elif result.ok and result.key and approval.role not in result.key.roles and approval.role != "author":
                     row["status"] = f"key may not sign as {approval.role!r}"
                 else:
                     row["status"] = "verified" if result.ok else result.problem
@@ -333,7 +338,11 @@ def approve(file: str, key_path: str, identity: str, role: str, expires: str | N
     problems = request_problems(request, settings, environments, now)
     people = People.of(settings)
     if role != "author" and people.same(request.author, identity):
-        problems.append(f"you ({identity}) are the author; an author's approval does not count")
+        problems.append(f"you ({identity}) are the author; an author's approval does not count (sign as the author "
+                        "with --role author)")
+    if role == "author" and not people.same(request.author, identity):
+        problems.append(f"--role author: you ({identity}) are not the author {request.author} of this request; only "
+                        "the author signs as the author")
     expires_at = None
     if expires:
         try:

@@ -137,6 +137,7 @@ class GateDecision:
     break_glass: Any = None  # the GrantCheck the decision saw (break-glass controls read ctx.gate.break_glass)
     escalation: Any = None  # the EscalationSettings in force (so escalation_violations needs no settings)
     ci_identity: Any = None
+    relaxed: tuple[str, ...] = ()  # secure defaults this decision ran without, by explicit setting (recorded)
     anchor: Anchor = field(default_factory=Anchor, compare=False, repr=False)
 
     @property
@@ -194,6 +195,7 @@ class GateDecision:
             "break_glass_grant": self.break_glass_grant,
             "violations": {cid: [v.message for v in vs] for cid, vs in self.violations.items() if vs},
             "notes": list(self.notes),
+            "relaxed": list(self.relaxed),
         }
 
 
@@ -429,12 +431,28 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
     roles = frozenset(a["role"] for a in counted)
     approvers = {a["person"] for a in counted}
     sod = settings.separation_of_duties
-    if request is not None and sod.author_signs and not any(
-            a["role"] == "author" and not a.get("excluded") for a in verified):
+    relaxed: list[str] = []
+    # The author is verified by their own signature wherever the gate is mandatory, except for an emergency carried
+    # by a valid break-glass grant (no approvals are counted then, so there is no author to keep apart from them).
+    author_checked = (request is not None and tier_rules.enforcement == "mandatory"
+                      and not (change_class == "emergency" and grant_valid))
+    author_signature = next((a for a in verified if a["role"] == "author" and not a.get("excluded")), None)
+    author_signed = author_signature is not None
+    if presented.get("change_request") is not None:
+        presented["change_request"]["author_verified"] = (
+            {"by": "signature", "key_id": author_signature["key_id"], "identity": author_signature["identity"]}
+            if author_signature else None)
+    if author_checked and not sod.author_signs:
+        relaxed.append(f"gate.separationOfDuties.authorSigns=false: the author {request.author} of "
+                       f"{request.ticket} is self-declared (not verified by their signature)")
+        notes.append(relaxed[-1])
+    elif author_checked and not author_signed:
         out.add(SEPARATION, f"the author {request.author} did not sign change request {request.ticket}: an author "
-                            "named only in the request's text could be anyone (gate.separationOfDuties.authorSigns)",
+                            "named only in the request's text could be anyone, and could approve their own change "
+                            "(gate.separationOfDuties.authorSigns)",
                 f"the author signs it with their own trusted key: `ps019 approve FILE --role author --identity "
-                f"{request.author} --key ...`")
+                f"{request.author} --key <author's key> --policy-pack-config <pack config>` (any key in "
+                "gate.trustedKeys whose identity is the author may sign as the author)")
     for a in verified:
         if a.get("excluded"):
             out.add(SEPARATION, f"approval by {a['approver']} ({a['role']}) does not count: {a['excluded']}",
@@ -490,7 +508,7 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
                     "use a runbook listed in gate.standard_runbooks, or present it as a normal change")
 
     return _finish(inputs, settings, rules_tier, tier_rules.enforcement, change_class, out, verified, rejected,
-                   presented, notes, grant_id if grant_valid else None, tier_note, roles)
+                   presented, notes, grant_id if grant_valid else None, tier_note, roles, relaxed)
 
 
 def _unknown_deployer(deployer: Deployer, settings: GateSettings, people: People) -> str | None:
@@ -576,7 +594,7 @@ def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, setting
 
 def _finish(inputs: GateInputs, settings: GateSettings, rules_tier: str, enforcement: str, change_class: str | None,
             out: _Collector, verified: list, rejected: list, presented: dict, notes: list, grant_id: str | None,
-            tier_note: str, roles: frozenset = frozenset()) -> GateDecision:
+            tier_note: str, roles: frozenset = frozenset(), relaxed: list | None = None) -> GateDecision:
     security_roles = set(settings.escalation.required_roles)
     return GateDecision(
         stack_ref=inputs.stack_ref,
@@ -603,6 +621,7 @@ def _finish(inputs: GateInputs, settings: GateSettings, rules_tier: str, enforce
         break_glass=inputs.break_glass,
         escalation=settings.escalation,
         ci_identity=inputs.ci_identity,
+        relaxed=tuple(relaxed or ()),
     )
 
 

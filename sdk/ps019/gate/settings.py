@@ -233,8 +233,12 @@ class SeparationOfDuties(_Model):
     approver_not_deployer: bool = Field(True, description="an approval by the deployer does not count")
     author_not_deployer: bool = Field(False, description="the author may not deploy their own change (a CI identity "
                                                          "deploys; locally the author is a direct change anyway)")
-    author_signs: bool = Field(False, description="the author signs the request (`ps019 approve --role author`): "
-                                                  "without it the author field is whatever the request says")
+    author_signs: bool = Field(
+        True, description="the author signs the request with their own trusted key (`ps019 approve FILE --role author "
+                          "--identity <author> --key ...`) in every tier whose gate is mandatory (production, and "
+                          "stacks enforced as production); advisory tiers are not asked. false relaxes it: the author "
+                          "is then whatever the request says, and every record of a mandatory tier says so "
+                          "(recording.relaxed)")
 
 
 class ApprovedPath(_Model):

@@ -317,6 +317,7 @@ def _recording(run: Any, facts: Facts | None) -> Any:
 
     if facts is not None:
         source, relaxed = facts.history.store_source, list(facts.history.relaxed)
+        relaxed += list(getattr(facts.decision, "relaxed", ()) or ())
     else:
         _, source, relaxed, _ = evidence_target(run.settings, _fallback_tier(run), run.environ)
     return Recording(store_source=source, relaxed=relaxed, interrupted_by=getattr(run, "cancelled", None),
