@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -193,10 +195,13 @@ def test_unknown_artifact_commit_blocks():
 
 
 def test_plan_digest_binding():
-    digest = "sha256:" + "c" * 64
+    plan = b'{"manifest": {"time": "2026-11-20T11:00:00Z"}, "resourcePlans": {}}'
+    digest = "sha256:" + hashlib.sha256(plan).hexdigest()
     doc = body(artifact={"git_commit": COMMIT, "plan_digest": digest})
     data = cr_bytes(doc, good_approvals(doc))
-    assert not decide_gate(inputs(data, plan_digest=digest), SETTINGS).blocked
+    bound = decide_gate(inputs(data, plan_digest=digest, plan_data=plan), SETTINGS)
+    assert not bound.blocked and bound.bound_plan is not None
+    assert bound.evidence()["presented"]["plan"] == {"digest": digest, "resources": 0, "steps": {}}
     d = decide_gate(inputs(data, plan_digest="sha256:" + "d" * 64), SETTINGS)
     assert d.blocked and "but this run's plan is sha256:dddd" in messages(d, CR_VALID)
     d = decide_gate(inputs(data), SETTINGS)

@@ -12,6 +12,8 @@ removal) once the code is fixed.
 
 from __future__ import annotations
 
+import hashlib
+
 import base64
 import dataclasses
 import json
@@ -45,7 +47,8 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 STACK = "acme/web/prod"
 COMMIT = "a" * 40
 OLD_COMMIT = "b" * 40
-PLAN = "sha256:" + "c" * 64
+PLAN_DATA = b'{"manifest": {"time": "2026-11-20T11:00:00Z"}, "resourcePlans": {}}'  # a saved plan (no resources)
+PLAN = "sha256:" + hashlib.sha256(PLAN_DATA).hexdigest()
 KEYS = {n: signing.generate_private_key() for n in ("alice", "bob", "sec", "carol", "mallory", "op")}
 ROLES = {"alice": ("approver",), "bob": ("approver",), "sec": ("security", "approver"), "carol": ("approver",)}
 DEPLOY_ARN = "arn:aws:sts::111111111111:assumed-role/ps019-deploy/gha-run-1"
@@ -89,7 +92,7 @@ def gate(doc: dict, approvals: list[dict], settings: GateSettings = SETTINGS, ra
     source = crm.ChangeRequestSource("env PS019_CHANGE_REQUEST", "/tmp/cr.json", data=data)
     base = GateInputs(stack_ref=STACK, tier="production", tier_source="pack pattern '*/prod'", now=NOW,
                       change_request=source, deployer=DEPLOYER, ci=CI, artifact_commit=COMMIT,
-                      artifact_source="github CI commit", plan_digest=PLAN)
+                      artifact_source="github CI commit", plan_digest=PLAN, plan_data=PLAN_DATA)
     return decide_gate(dataclasses.replace(base, **over), settings)
 
 

@@ -130,6 +130,7 @@ class PlanFacts:
     digest: str | None  # "sha256:<hex>"
     path: str | None = None
     problem: str | None = None
+    data: bytes | None = None  # the file's bytes: the gate parses the plan it binds (ps019.gate.plan)
 
 
 def plan_digest_from_env(env: Mapping[str, str]) -> PlanFacts:
@@ -146,4 +147,4 @@ def plan_digest_from_env(env: Mapping[str, str]) -> PlanFacts:
         return PlanFacts(None, str(file), f"{PLAN_ENV}={path}: no such file")
     except OSError as exc:
         return PlanFacts(None, str(file), f"{PLAN_ENV}={path}: cannot read ({exc.strerror})")
-    return PlanFacts("sha256:" + hashlib.sha256(data).hexdigest(), str(file))
+    return PlanFacts("sha256:" + hashlib.sha256(data).hexdigest(), str(file), data=data)

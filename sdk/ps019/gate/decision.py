@@ -18,6 +18,7 @@ from ps019.gate import change_request as cr_mod
 from ps019.gate.change_request import ChangeRequest, ChangeRequestSource
 from ps019.gate.ci import CiRun
 from ps019.gate.people import People
+from ps019.gate.plan import PlanError, parse_plan
 from ps019.gate.settings import UNKNOWN_TIER, ApprovalRule, GateSettings
 from ps019.gate.signing import verify
 from ps019.model import Severity, Violation
@@ -84,6 +85,7 @@ class GateInputs:
     artifact_problem: str | None = None
     plan_digest: str | None = None
     plan_problem: str | None = None
+    plan_data: bytes | None = field(default=None, repr=False)  # the plan file (parsed when a request binds it)
     prior_uses: tuple[str, ...] = ()  # update records already deployed under this change request (evidence store)
     break_glass: Any = None  # GrantCheck (grant_id, valid, problems, operator, waived_controls, expires_at, notices)
     unknown_treated_as: str = "production"
@@ -138,6 +140,9 @@ class GateDecision:
     escalation: Any = None  # the EscalationSettings in force (so escalation_violations needs no settings)
     ci_identity: Any = None
     relaxed: tuple[str, ...] = ()  # secure defaults this decision ran without, by explicit setting (recorded)
+    # The approved plan (ps019.gate.plan.ApprovedPlan) the change request binds and this run presented; every
+    # deployed resource must conform to it (PS019-GATE-020). None: no plan bound.
+    bound_plan: Any = field(default=None, compare=False, repr=False)
     anchor: Anchor = field(default_factory=Anchor, compare=False, repr=False)
 
     @property
@@ -381,6 +386,7 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
                 advisory=not cr_required)
 
     binding_problems: list[str] = []
+    bound_plan = None
     if request is not None:
         content = cr_mod.content_problems(request, settings.ticket_pattern)
         if inputs.stack_ref not in request.stacks:
@@ -401,6 +407,14 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
             elif inputs.plan_digest != request.artifact.plan_digest:
                 binding_problems.append(f"it approves plan {request.artifact.plan_digest}, but this run's plan is "
                                         f"{inputs.plan_digest}")
+            else:
+                try:
+                    bound_plan = parse_plan(inputs.plan_data or b"", inputs.plan_digest)
+                except PlanError as exc:
+                    binding_problems.append(f"the approved plan file {inputs.plan_digest} is not a usable Pulumi "
+                                            f"plan: {exc}")
+                else:
+                    presented["plan"] = bound_plan.summary()
         if inputs.now > request.expires_at:
             content.append(f"expired at {_fmt_time(request.expires_at)}")
         if rule.single_use and inputs.prior_uses:
@@ -508,7 +522,7 @@ def decide_gate(inputs: GateInputs, settings: GateSettings) -> GateDecision:
                     "use a runbook listed in gate.standard_runbooks, or present it as a normal change")
 
     return _finish(inputs, settings, rules_tier, tier_rules.enforcement, change_class, out, verified, rejected,
-                   presented, notes, grant_id if grant_valid else None, tier_note, roles, relaxed)
+                   presented, notes, grant_id if grant_valid else None, tier_note, roles, relaxed, bound_plan)
 
 
 def _unknown_deployer(deployer: Deployer, settings: GateSettings, people: People) -> str | None:
@@ -594,7 +608,8 @@ def _verify_approvals(request: ChangeRequest | None, inputs: GateInputs, setting
 
 def _finish(inputs: GateInputs, settings: GateSettings, rules_tier: str, enforcement: str, change_class: str | None,
             out: _Collector, verified: list, rejected: list, presented: dict, notes: list, grant_id: str | None,
-            tier_note: str, roles: frozenset = frozenset(), relaxed: list | None = None) -> GateDecision:
+            tier_note: str, roles: frozenset = frozenset(), relaxed: list | None = None,
+            bound_plan: Any = None) -> GateDecision:
     security_roles = set(settings.escalation.required_roles)
     return GateDecision(
         stack_ref=inputs.stack_ref,
@@ -622,6 +637,7 @@ def _finish(inputs: GateInputs, settings: GateSettings, rules_tier: str, enforce
         escalation=settings.escalation,
         ci_identity=inputs.ci_identity,
         relaxed=tuple(relaxed or ()),
+        bound_plan=bound_plan,
     )
 
 

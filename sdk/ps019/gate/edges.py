@@ -93,6 +93,7 @@ def gate_inputs(
         artifact_problem=artifact.problem,
         plan_digest=plan.digest,
         plan_problem=plan.problem,
+        plan_data=plan.data,
         break_glass=break_glass,
         unknown_treated_as=unknown_treated_as,
         ci_identity=ci_identity,

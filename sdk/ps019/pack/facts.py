@@ -42,6 +42,9 @@ class History:
     # (kind, reason) when the store is behind its published checkpoints for this stack's chains, or they cannot be
     # read (ps019.evidence.witness.behind_checkpoints); empty without evidence.checkpoints
     checkpoint_problems: list = field(default_factory=list)
+    # With an approved plan bound (PS019-GATE-020): urn -> inputs digest of the resource's last recorded successful
+    # deployment, or why the store could not be read (a string); None when no plan is bound
+    applied_inputs: Any = None
 
 
 @dataclass
@@ -103,6 +106,8 @@ def gather(run: Any) -> Facts:
     inputs = dataclasses.replace(inputs, break_glass=grant,
                                  prior_uses=_prior_uses(store, run, inputs.change_request, now, effective_gate))
     decision = gate_decision.decide_gate(inputs, effective_gate)
+    if decision.bound_plan is not None:
+        history.applied_inputs = _applied_inputs(store, history, run)
     history.promotion = _promotion_facts(store, history, run, {"git_commit": inputs.artifact_commit,
                                                                 "source_digest": _source_digest(env)})
     if not run.dry_run:
@@ -168,6 +173,26 @@ def _prior_uses(store: Any, run: Any, source: Any, now: datetime, gate_settings:
             if getattr(ref, "kind", None) == "change_request" and presented.get("digest") == digest:
                 uses.append(record.record_id)
     return tuple(uses)
+
+
+def _applied_inputs(store: Any, history: History, run: Any, depth: int = 50) -> dict[str, str] | str:
+    """urn -> inputs digest from the stack's newest succeeded update records (the newest record naming a resource
+    wins): what a resource that the approved plan leaves unchanged must still have. A string says why it is unknown."""
+    if store is None:
+        return history.error or "no evidence store"
+    try:
+        found = store.query(stack=run.stack_ref, kind="update", limit=depth)
+    except Exception as exc:  # noqa: BLE001
+        return f"evidence store read failed: {type(exc).__name__}"
+    applied: dict[str, str] = {}
+    for stored in found:  # newest first
+        record = stored.record if hasattr(stored, "record") else stored
+        if record.outcome != "succeeded":
+            continue
+        for change in record.resources or ():
+            if change.inputs_digest:
+                applied.setdefault(change.urn, change.inputs_digest)
+    return applied
 
 
 def _replay_problem(store: Any, history: History, run: Any, found: Any, now: datetime) -> str | None:
