@@ -211,6 +211,11 @@ def decision_for(doc: dict, enforcement: str = "mandatory"):
                            presented={"change_request": {"ticket": "CHG-1"}})
 
 
+def replace_plan(decision, plan):
+    decision.bound_plan = plan
+    return decision
+
+
 def goal(adds=None, updates=None, deletes=None, steps=("create",), type_="aws:rds/instance:Instance") -> dict:
     diff = {k: v for k, v in (("adds", adds), ("updates", updates), ("deletes", deletes)) if v is not None}
     return {"goal": {"type": type_, "name": "app-db", "custom": True, "inputDiff": diff}, "steps": list(steps)}
@@ -264,9 +269,10 @@ def test_advisory_tiers_report_without_blocking_and_no_plan_means_not_applicable
     doc = plan_doc([])
     [violation] = plan_violations(decision_for(doc, "advisory"), view(), None)
     assert violation.details == {"advisory": True}
+    unbound = replace_plan(decision_for(doc), None)
     with pytest.raises(NotApplicable, match="no approved plan is bound"):
         CONTROL.check(view(), RunContext(organization="acme", project="web", stack="prod", dry_run=False,
-                                         tier="production", gate=None), CONTROL.params({}))
+                                         tier="production", gate=unbound), CONTROL.params({}))
 
 
 def fixture_cases():

@@ -21,7 +21,9 @@ CONTROL_ID = PLAN_CONFORMANCE
 
 def check(resource: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> list[Violation]:
     decision: Any = ctx.gate
-    if decision is None or getattr(decision, "bound_plan", None) is None:
+    if decision is None:
+        return []  # no gate decision at all: PS019-GATE-008 fails the run closed
+    if getattr(decision, "bound_plan", None) is None:
         raise NotApplicable("no approved plan is bound to this run (the change request names no plan_digest, or the "
                             "presented plan file does not match it: PS019-GATE-001 reports that)")
     return plan_violations(decision, resource, getattr(ctx.history, "applied_inputs", None))
