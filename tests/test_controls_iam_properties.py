@@ -56,7 +56,7 @@ params = st.fixed_dictionaries({}, optional={
                                           st.lists(st.text(max_size=15), max_size=3)),
     "extraAdminPolicyArns": st.lists(st.text(max_size=10), max_size=2),
     "allowedUserNames": st.lists(st.text(max_size=10), max_size=2),
-    "trustedAccountIds": st.lists(st.sampled_from(["123456789012", "210987654321", ""]), max_size=2),
+    "trustedAccountIds": st.lists(st.sampled_from(["123456789012", "210987654321"]), max_size=2),
 })
 
 

@@ -40,7 +40,7 @@ def test_metadata_and_config_schema():
     for c in all_controls():
         if c.id.startswith("PS019-RBP-"):
             assert c.title and c.rationale and c.remediation and "PS-019 §3" in c.clause
-            assert c.resource_types and "trustedAccountIds" in c.config_schema
+            assert c.resource_types and "trustedAccountIds" in c.config_model_class().model_fields
 
 
 def _control(cid):

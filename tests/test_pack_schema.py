@@ -146,7 +146,7 @@ def test_every_policy_has_its_metadata(analyzer_info):
         assert policy.url.startswith("docs/controls.md#") and policy.url[len("docs/controls.md"):] in anchors
         assert policy.framework.name == "PS-019" and policy.framework.reference == control.clause
         assert policy.remediation_steps == control.remediation
-        if control.config_schema or control.config_model is not None:
+        if control.config_model is not None:
             schema = json_format.MessageToDict(policy.configSchema)
             for name, prop in schema["properties"].items():
                 assert prop.get("description") and (prop.get("type") or prop.get("anyOf")), (policy.name, name)

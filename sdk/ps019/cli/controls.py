@@ -13,22 +13,28 @@ import click
 def catalogue() -> list[dict[str, Any]]:
     from ps019.controls.registry import all_controls
 
-    return [
-        {
-            "id": c.id,
-            "title": c.title,
-            "clause": c.clause,
-            "severity": getattr(c.severity, "value", c.severity),
-            "level": getattr(c.level, "value", c.level),
-            "scope": c.scope,
-            "resource_types": list(c.resource_types) if c.resource_types is not None else None,
-            "rationale": c.rationale,
-            "remediation": c.remediation,
-            "config_schema": dict(c.config_schema),
-            "defaults": dict(c.defaults),
-        }
-        for c in all_controls()
-    ]
+    return [_row(c) for c in all_controls()]
+
+
+def _row(c: Any) -> dict[str, Any]:
+    """One control's catalogue entry; its parameters, defaults and required ones come from its config model."""
+    from ps019.pack.schema import control_config_schema
+
+    properties, required = control_config_schema(c)
+    return {
+        "id": c.id,
+        "title": c.title,
+        "clause": c.clause,
+        "severity": getattr(c.severity, "value", c.severity),
+        "level": getattr(c.level, "value", c.level),
+        "scope": c.scope,
+        "resource_types": list(c.resource_types) if c.resource_types is not None else None,
+        "rationale": c.rationale,
+        "remediation": c.remediation,
+        "config_schema": properties,
+        "required": required,
+        "defaults": {name: schema["default"] for name, schema in properties.items() if "default" in schema},
+    }
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:

@@ -51,53 +51,55 @@ def build(out_dir: str, force: bool, wheel: str | None) -> None:
     click.echo(f"sha256:{built.digest}")
 
 
-def _analyzer_info():
-    """The bundled pack's GetAnalyzerInfo, built in this process (the same servicer the pack process runs)."""
-    from google.protobuf import empty_pb2
-
-    from ps019.controls.registry import all_controls
-    from ps019.pack import PACK_NAME, build_policies
-    from ps019.pack.servicer import Ps019Servicer
-
-    controls = all_controls()
-    servicer = Ps019Servicer(PACK_NAME, "0.0.0", controls, build_policies(controls))
-    return servicer.GetAnalyzerInfo(empty_pb2.Empty(), None)
-
-
 @pack.command("validate-config")
 @click.argument("config_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def validate_config(config_file: str, fmt: str) -> None:
     """Validate a policy pack config file as the engine does before it configures the pack (each policy's JSON
-    Schema; `pulumi policy validate-config` uses the same schemas), then ps019's own checks of ps019-settings (what
-    PS019-PACK-001 would report at run time). Exit status: 0 valid, 1 problems found, 2 unusable file."""
+    Schema; `pulumi policy validate-config` uses the same schemas), then ps019's own checks: each control's parameters
+    against its config model, and ps019-settings (what PS019-PACK-001 would report at run time). Exit status: 0
+    valid, 1 problems found, 2 unusable file."""
+    from ps019.controls.registry import all_controls
     from ps019.engine.policy_config import load_policy_pack_config, merge_config, validation_errors
+    from ps019.pack import analyzer_info
+    from ps019.pack.schema import control_config_problems, control_config_schema
     from ps019.pack.settings import SETTINGS_POLICY, Settings
 
     user = load_policy_pack_config(config_file)
-    info = _analyzer_info()
+    info = analyzer_info()
     config = merge_config(info, user)
     known = {p.name for p in info.policies} | {"all"}
     unknown = sorted(set(user) - known)
     engine_problems = validation_errors(info, config)
-    settings_problems = []
+    ps019_problems: list[str] = []
+    unknown_keys: list[str] = []
+    for control in all_controls():
+        if control.id not in config:
+            continue
+        properties = config[control.id].properties
+        ps019_problems += control_config_problems(control, properties)
+        declared, _ = control_config_schema(control)
+        unknown_keys += [f"{control.id}.{key}" for key in sorted(set(user.get(control.id).properties
+                                                                     if control.id in user else ()) - set(declared))]
     if not any(p.startswith(f"{SETTINGS_POLICY}:") for p in engine_problems):
         settings = Settings(raw=config[SETTINGS_POLICY].properties if SETTINGS_POLICY in config else {})
-        settings_problems = [message for message in settings.validate_all().values()]
-    result = {"file": config_file, "valid": not engine_problems and not settings_problems,
-              "engine": engine_problems, "ps019": settings_problems,
-              "unknown_policies": unknown}
+        ps019_problems += [message for message in settings.validate_all().values()]
+    result = {"file": config_file, "valid": not engine_problems and not ps019_problems,
+              "engine": engine_problems, "ps019": ps019_problems,
+              "unknown_policies": unknown, "unknown_keys": unknown_keys}
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:
         for problem in engine_problems:
             click.echo(f"engine: {problem}")
-        for problem in settings_problems:
+        for problem in ps019_problems:
             click.echo(f"ps019: {problem}")
         for name in unknown:
             click.echo(f"note: {name!r} is not a policy of the ps019 pack (the engine ignores it)")
+        for key in unknown_keys:
+            click.echo(f"note: {key} is not a parameter of that policy (the engine and the pack ignore it)")
         click.echo(f"{config_file}: " + ("valid" if result["valid"] else
-                                         f"{len(engine_problems) + len(settings_problems)} problem(s)"))
+                                         f"{len(engine_problems) + len(ps019_problems)} problem(s)"))
     raise SystemExit(0 if result["valid"] else 1)
 
 
@@ -107,7 +109,9 @@ def schema(policy: str | None) -> None:
     """Print each policy's config JSON Schema, exactly as the pack sends it to the engine (GetAnalyzerInfo)."""
     from google.protobuf import json_format
 
-    info = _analyzer_info()
+    from ps019.pack import analyzer_info
+
+    info = analyzer_info()
     out = {}
     for p in info.policies:
         if policy and p.name != policy:

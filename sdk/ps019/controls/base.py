@@ -18,7 +18,14 @@ A stack control sets ``scope="stack"`` and its check receives the tuple of all r
 A findings control sets ``scope="findings"``: it runs after the others, once per resource (and once for the stack
 results), over the ``Diagnostic``s the other controls produced there — e.g. the escalation rule, which asks whether a
 finding above the delegated severity has a security approver.
-``params`` are the control's configured properties (``--policy-pack-config``) merged over ``defaults``.
+``params`` are the control's configured properties (``--policy-pack-config``), validated by its config model.
+
+A control with parameters names a pydantic model of them, ``config_model="ps019.controls.<area>.config:Model"``: the
+model is the one definition of the parameters, their types, enums, defaults and descriptions. The policy's JSON Schema
+(what the engine validates before ``Configure``), ``ps019 pack validate-config``, the catalogue in docs/controls.md and
+the params a check receives are all generated from it. It is named by a string and imported on first use, because the
+pack's start-up imports every control module and must not pay for pydantic (``config`` modules are not controls: the
+registry skips them).
 
 Not applicable: the engine counts every enabled policy as *passed* on a resource unless it failed or the pack said it
 did not apply (pulumi ``pkg/resource/analyzer/summary.go``). The adapter reports not-applicable, with the reason,
@@ -29,6 +36,7 @@ apply (wrong tier, nothing configured) raises ``NotApplicable("why")``.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
@@ -108,12 +116,8 @@ class Control:
     scope: Literal["resource", "stack", "findings"] = "resource"
     # None = every resource type (including pulumi:pulumi:Stack and providers).
     resource_types: tuple[str, ...] | None = None
-    # JSON Schema "properties" for the control's config (validated by the engine before Configure) and their defaults.
-    config_schema: Mapping[str, Any] = field(default_factory=dict)
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    # A pydantic model of the config: when set, the engine's JSON Schema (with required, enums, descriptions) and the
-    # defaults are generated from it (ps019.pack.schema).
-    config_model: Any = None
+    # The control's parameters: "module:Model", a pydantic model (see the module docstring). None = no parameters.
+    config_model: str | None = None
     # Checks the deployment itself (who deploys, from where, under which change request, its evidence): there is none
     # under `pulumi policy analyze`, so the control is reported not applicable there.
     deployment_only: bool = False
@@ -129,10 +133,34 @@ class Control:
     def applies_to(self, resource_type: str) -> bool:
         return self.resource_types is None or resource_type in self.resource_types
 
+    def config_model_class(self) -> Any:
+        """The pydantic model named by ``config_model`` (imported now), or None."""
+        if self.config_model is None:
+            return None
+        module_name, _, name = self.config_model.partition(":")
+        return getattr(importlib.import_module(module_name), name)
+
     def params(self, configured: Mapping[str, Any] | None) -> dict[str, Any]:
-        merged = dict(self.defaults)
-        if self.config_model is not None and not merged:
-            merged = self.config_model().model_dump()
-        if configured:
-            merged.update({k: v for k, v in configured.items() if k != "enforcementLevel"})
-        return merged
+        """The configured properties validated by the config model, defaults filled in (plain JSON values, keyed as
+        in the policy pack config). Raises :class:`ConfigInvalid` naming every problem (never a value)."""
+        given = {k: v for k, v in (configured or {}).items() if k != "enforcementLevel"}
+        model = self.config_model_class()
+        if model is None:
+            return given
+        import pydantic
+
+        try:
+            return model.model_validate(given).model_dump(mode="json")
+        except pydantic.ValidationError as exc:
+            from ps019.errors import validation_problems
+
+            raise ConfigInvalid(self.id, validation_problems(exc, self.id)) from None
+
+
+class ConfigInvalid(ValueError):
+    """A control's configured properties break its config model; ``problems`` are ``"<id>.<where>: <what>"``."""
+
+    def __init__(self, control_id: str, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.control_id = control_id
+        self.problems = problems

@@ -19,7 +19,8 @@ _ID_PATTERN = r"^PS019-[A-Z]+-\d{3}$"
 def all_controls() -> tuple[Control, ...]:
     found: dict[str, Control] = {}
     for info in pkgutil.walk_packages(_root.__path__, prefix="ps019.controls."):
-        if info.name.rsplit(".", 1)[-1] in {"base", "registry"} or ".fixtures" in info.name:
+        # config modules hold the controls' pydantic config models, imported on first use (not at start-up)
+        if info.name.rsplit(".", 1)[-1] in {"base", "registry", "config"} or ".fixtures" in info.name:
             continue
         module = importlib.import_module(info.name)
         declared = list(getattr(module, "CONTROLS", ())) + ([module.CONTROL] if hasattr(module, "CONTROL") else [])

@@ -5,6 +5,7 @@ pack's ``initialConfig``, then the user's ``--policy-pack-config`` JSON; validat
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -141,11 +142,46 @@ def validation_errors(info: analyzer_pb2.AnalyzerInfo, config: Mapping[str, Poli
             schema["properties"] = properties
         if policy.configSchema.required:
             schema["required"] = list(policy.configSchema.required)
-        validator = jsonschema.Draft7Validator(schema)
+        validator = _engine_validator(jsonschema)(schema)
         for error in sorted(validator.iter_errors(cfg.properties if cfg else {}), key=lambda e: list(e.path)):
             where = ".".join(str(p) for p in error.absolute_path)
             problems.append(f"{policy.name}: {where + ': ' if where else ''}{_short(error)}")
     return problems
+
+
+def _engine_validator(jsonschema: Any) -> Any:
+    """Draft-07 as the engine's gojsonschema applies it. One difference matters: ``pattern`` is a Go regular
+    expression, where ``$`` matches only at the very end of the text; Python's ``$`` also matches before a final newline
+    (``"123456789012\n"`` would pass ``^[0-9]{12}$`` here and fail in the engine and in the pack's pydantic model)."""
+    def pattern(validator: Any, expected: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and re.search(go_regex(expected), instance) is None:
+            yield jsonschema.ValidationError(f"does not match {expected!r}")
+
+    return jsonschema.validators.extend(jsonschema.Draft7Validator, {"pattern": pattern})
+
+
+def go_regex(pattern: str) -> str:
+    """A Go (RE2) pattern as a Python one with the same meaning for the patterns ps019 declares: an unescaped ``$``
+    outside a character class is the end of the text (Python ``\\Z``)."""
+    out, escaped, in_class = [], False, False
+    for ch in pattern:
+        if escaped:
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            out.append(ch)
+            escaped = True
+        elif ch == "[":
+            in_class = True
+            out.append(ch)
+        elif ch == "]":
+            in_class = False
+            out.append(ch)
+        elif ch == "$" and not in_class:
+            out.append(r"\Z")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 _BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<",

@@ -8,6 +8,7 @@ import sys
 import time
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 from ps019.controls.base import Control
 from ps019.model import Level, Severity
@@ -82,6 +83,19 @@ def attach_config_schemas(policies: list, controls: tuple[Control, ...]) -> None
             properties, required = control_config_schema(by_id[policy.name])
             if properties:
                 policy.config_schema = PolicyConfigSchema(properties=properties, required=required or None)
+
+
+def analyzer_info() -> Any:
+    """The bundled pack's GetAnalyzerInfo answer (policies, config schemas, metadata), built in this process by the
+    same servicer the pack process runs: what ``ps019 pack schema`` prints and ``validate-config`` validates with."""
+    from google.protobuf import empty_pb2
+
+    from ps019.controls.registry import all_controls
+    from ps019.pack.servicer import Ps019Servicer
+
+    controls = all_controls()
+    servicer = Ps019Servicer(PACK_NAME, "0.0.0", controls, build_policies(controls))
+    return servicer.GetAnalyzerInfo(empty_pb2.Empty(), None)
 
 
 def pack_metadata(pack_dir: Path | None = None) -> dict:

@@ -106,10 +106,22 @@ def settings_section_schemas() -> dict[str, dict[str, Any]]:
 
 
 def control_config_schema(control: Any) -> tuple[dict[str, Any], list[str]]:
-    """(properties, required) of a control's config: from its ``config_model`` when it declares one, else its
-    ``config_schema`` properties."""
-    model = getattr(control, "config_model", None)
-    if model is not None:
-        schema = model_schema(model)
-        return dict(schema.get("properties", {})), list(schema.get("required", ()))
-    return {k: dict(v) for k, v in (control.config_schema or {}).items()}, []
+    """(properties, required) of a control's config, generated from its ``config_model``; ``({}, [])`` for a control
+    without parameters."""
+    model = control.config_model_class()
+    if model is None:
+        return {}, []
+    schema = model_schema(model)
+    return dict(schema.get("properties", {})), list(schema.get("required", ()))
+
+
+def control_config_problems(control: Any, properties: Mapping[str, Any]) -> list[str]:
+    """ps019's own validation of a control's configured properties (its config model): ``"<id>.<where>: <what>"``
+    per problem, never a value; empty when valid."""
+    from ps019.controls.base import ConfigInvalid
+
+    try:
+        control.params(properties)
+    except ConfigInvalid as exc:
+        return list(exc.problems)
+    return []

@@ -24,7 +24,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime import proto
 from pulumi_policy import policy as pp
 
-from ps019.controls.base import Control, NotApplicable
+from ps019.controls.base import ConfigInvalid, Control, NotApplicable
 from ps019.logging import configure_pack_logging, get_logger
 from ps019.model import Diagnostic, Level, ResourceView, Severity, Violation
 from ps019.pack import convert
@@ -107,33 +107,51 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         return response
 
     def _apply_config(self) -> None:
-        """Resolve each control's level and params once per Configure, not once per resource."""
-        resource: dict[str | None, list[tuple[Control, Level, dict]]] = {}
-        stack: list[tuple[Control, Level, dict]] = []
-        findings: list[tuple[Control, Level, dict]] = []
+        """Resolve each control's level once per Configure; params are validated on first use (``_tables``)."""
         levels: dict[str, Level] = {}
         joins: set[str] = set()
         for control in self.controls:
             level = _PP_LEVEL[self._get_enforcement_level(self._policy_by_name[control.id])]
             levels[control.id] = level
-            if level is Level.DISABLED:
-                continue
-            entry = (control, level, control.params(self._get_policy_config(control.id)))
-            joins.update(control.joins)
-            if control.scope == "stack":
-                stack.append(entry)
-            elif control.scope == "findings":
-                findings.append(entry)
-            else:
-                for t in control.resource_types or (None,):
-                    resource.setdefault(t, []).append(entry)
-        self._resource_controls = resource
-        self._stack_controls = stack
-        self._findings_controls = findings
+            if level is not Level.DISABLED:
+                joins.update(control.joins)  # resource types the enabled controls join (no params needed)
         self._join_types = frozenset(joins)
         self.levels = levels
         self._na_by_type = {}
         self.settings = Settings(raw=self._get_policy_config(SETTINGS_POLICY) or {})
+        self._control_tables = None
+
+    def _tables(self) -> tuple[dict[str | None, list[tuple[Control, Level, Any]]], list, list]:
+        """(resource controls by type, stack controls, findings controls), each entry ``(control, level, params)``,
+        built once per Configure, not once per resource, and not at start-up: validating params by the controls'
+        config models loads pydantic. A control whose params break its model gets ``params=None`` and reports that
+        instead of running with values nobody chose (and PS019-PACK-001 names the problem)."""
+        with self._lock:
+            if self._control_tables is not None:
+                return self._control_tables
+            resource: dict[str | None, list[tuple[Control, Level, Any]]] = {}
+            stack: list[tuple[Control, Level, Any]] = []
+            findings: list[tuple[Control, Level, Any]] = []
+            errors: dict[str, str] = {}
+            for control in self.controls:
+                level = self.levels[control.id]
+                if level is Level.DISABLED:
+                    continue
+                try:
+                    params = control.params(self._get_policy_config(control.id))
+                except ConfigInvalid as exc:
+                    params, errors[control.id] = None, str(exc)
+                entry = (control, level, params)
+                if control.scope == "stack":
+                    stack.append(entry)
+                elif control.scope == "findings":
+                    findings.append(entry)
+                else:
+                    for t in control.resource_types or (None,):
+                        resource.setdefault(t, []).append(entry)
+            self.settings.policy_errors = errors
+            self._control_tables = (resource, stack, findings)
+            return self._control_tables
 
     def _current_run(self) -> Run:
         with self._lock:
@@ -179,7 +197,8 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             else:
                 # Controls for every type first: the gate's decision (reported on the run's first resource) is
                 # then the first finding, and so the blocked record's reason.
-                controls = self._resource_controls.get(None, []) + self._resource_controls.get(view.type, [])
+                by_type = self._tables()[0]
+                controls = by_type.get(None, []) + by_type.get(view.type, [])
                 diagnostics = [d for c, level, params in controls
                                for d in self._run_control(c, level, params, view, ctx, not_applicable=not_applicable,
                                                           analysis_only=run.analysis_only)]
@@ -212,7 +231,8 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             ctx = run.context()
             root = next((r.urn for r in request.resources if r.type == "pulumi:pulumi:Stack"), None) or run.root_urn()
             diagnostics = []
-            for control, level, params in self._stack_controls:
+            stack_controls = self._tables()[1]
+            for control, level, params in stack_controls:
                 diagnostics.extend(self._run_control(control, level, params, views, ctx, default_urn=root,
                                                      not_applicable=not_applicable,
                                                      analysis_only=run.analysis_only))
@@ -224,7 +244,7 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             not_applicable[SETTINGS_POLICY] = "holds the pack's settings and checks nothing itself (PS019-PACK-001 " \
                                               "validates them)"
             if run.analysis_only:
-                for control, _, _ in self._stack_controls:
+                for control, _, _ in stack_controls:
                     not_applicable.setdefault(control.id, run.stack_facts.describe())
         except Exception as exc:
             diagnostic = _internal_error("", "pulumi:pulumi:Stack", exc)
@@ -254,10 +274,11 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
 
     def _run_findings_controls(self, diagnostics: list[Diagnostic], ctx: Any, urn: str, rtype: str,
                                not_applicable: dict[str, str], analysis_only: bool = False) -> list[Diagnostic]:
-        if not self._findings_controls:
+        findings_controls = self._tables()[2]
+        if not findings_controls:
             return []
         out: list[Diagnostic] = []
-        for control, level, params in self._findings_controls:
+        for control, level, params in findings_controls:
             if not diagnostics:
                 not_applicable[control.id] = "no other policy found anything on this resource"
                 continue
@@ -276,6 +297,13 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
             if not_applicable is not None:
                 not_applicable[control.id] = ("checks a deployment, and `pulumi policy analyze` (no ConfigureStack) "
                                               "deploys nothing")
+            return
+        if params is None:  # its config broke its model (see _tables): it cannot run as configured
+            yield Diagnostic(control_id=control.id, level=level, severity=control.severity, urn=urn,
+                             message=f"{control.id} is not checked: its config in the policy pack config is invalid "
+                                     f"({self.settings.policy_errors.get(control.id, 'see PS019-PACK-001')}). Fix "
+                                     "that policy's entry of --policy-pack-config (`ps019 pack validate-config` "
+                                     "lists every problem).", resource_type=rtype)
             return
         try:
             violations = list(control.check(subject, ctx, params) or ())

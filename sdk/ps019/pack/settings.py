@@ -44,6 +44,8 @@ SECTIONS = {
 class Settings:
     raw: Mapping[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # control ID -> what is wrong with that control's own config (its config model); filled by the servicer
+    policy_errors: dict[str, str] = field(default_factory=dict)
     _parsed: dict[str, Any] = field(default_factory=dict)
 
     def section(self, name: str) -> Any:

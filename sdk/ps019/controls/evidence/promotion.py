@@ -17,18 +17,6 @@ from ps019.model import Level, ResourceView, Severity, Violation
 
 TIER_RANK = {"development": 1, "staging": 2, "production": 3}
 
-CONFIG_SCHEMA = {
-    "gated_tiers": {"type": "array", "items": {"type": "string"},
-                    "description": "tiers whose updates must have been promoted (default: production)"},
-    "required_tier": {"type": ["string", "null"],
-                      "description": "the artifact must have reached exactly this tier (e.g. staging); "
-                                     "null = any lower tier"},
-    "match_on": {"type": "string", "enum": ["source_digest", "git_commit", "either"],
-                 "description": "how the artifact is matched: the program's source digest, the git commit, or "
-                                "either (default: the source digest when the run has one, else the commit)"},
-    "check_previews": {"type": "boolean", "description": "also report during preview (default true)"},
-}
-DEFAULTS = {"gated_tiers": ["production"], "required_tier": None, "match_on": "either", "check_previews": True}
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -43,8 +31,9 @@ def promotion_violations(artifact: Any, tier: str, prior_updates: Iterable[Any],
                          params: Mapping[str, Any] | None = None) -> list[Violation]:
     """Pure. ``artifact`` has ``git_commit``/``source_digest`` (attributes or keys); ``prior_updates`` are
     ``ps019.evidence.audit.PriorUpdate`` (or mappings with the same fields: tier, outcome, git_commit,
-    source_digest, mandatory_violations, stack, record_id)."""
-    p = {**DEFAULTS, **(params or {})}
+    source_digest, mandatory_violations, stack, record_id). ``params``: the control's config (validated, defaults
+    filled in); None = the defaults."""
+    p = CONTROL.params(params)
     if tier not in p["gated_tiers"]:
         return []
     rank = TIER_RANK.get(tier)
@@ -88,9 +77,9 @@ def promotion_violations(artifact: Any, tier: str, prior_updates: Iterable[Any],
 
 
 def check(resources: Sequence[ResourceView], ctx: RunContext, params: Mapping[str, Any]) -> list[Violation]:
-    if ctx.dry_run and not params.get("check_previews", True):
+    if ctx.dry_run and not params["check_previews"]:
         return []
-    if ctx.tier not in params.get("gated_tiers", DEFAULTS["gated_tiers"]):
+    if ctx.tier not in params["gated_tiers"]:
         return []
     history = ctx.history
     facts = getattr(history, "promotion", None)
@@ -116,6 +105,5 @@ CONTROL = Control(
                 "project first, without mandatory violations; or record an exception for this control.",
     check=check,
     scope="stack",
-    config_schema=CONFIG_SCHEMA,
-    defaults=DEFAULTS,
+    config_model="ps019.controls.evidence.config:PromotionConfig",
 )

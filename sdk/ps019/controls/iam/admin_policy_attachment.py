@@ -227,21 +227,7 @@ CONTROL = Control(
         "Administrator access belongs to a break-glass role outside application stacks."
     ),
     resource_types=tuple(ARN_PATHS),
-    config_schema={
-        "extraAdminPolicyArns": {
-            "type": "array", "items": {"type": "string"},
-            "description": "Customer-managed policy ARNs (glob patterns) to treat as admin-equivalent.",
-        },
-        "servicePolicyPrincipals": {
-            "type": "object",
-            "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
-            "description": "AWS managed policies designed for a service role that ps019 does not know, by name, "
-                           "with the service principals (or EKS service-account subjects "
-                           "system:serviceaccount:<namespace or *>:<name>) they are designed for; attached to a role "
-                           "only those can assume, their destructive writes and service wildcards are advisory.",
-        },
-    },
-    defaults={"extraAdminPolicyArns": [], "servicePolicyPrincipals": {}},
+    config_model="ps019.controls.iam.config:AdminPolicyAttachmentConfig",
     joins=ROLE_TYPES,
     check=check,
 )

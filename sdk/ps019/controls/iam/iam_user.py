@@ -43,10 +43,6 @@ CONTROL = Control(
         "unavoidable service users in allowedUserNames so the exception is visible in the pack config."
     ),
     resource_types=tuple(NAME_PROPERTY),
-    config_schema={
-        "allowedUserNames": {"type": "array", "items": {"type": "string"},
-                             "description": "Glob patterns of IAM user names that may be created."},
-    },
-    defaults={"allowedUserNames": []},
+    config_model="ps019.controls.iam.config:IamUserConfig",
     check=check,
 )

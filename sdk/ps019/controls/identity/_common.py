@@ -7,15 +7,6 @@ from typing import Any, Mapping
 
 from ps019.controls.base import RunContext
 
-TIERS_SCHEMA = {
-    "type": "array", "items": {"type": "string", "enum": ["production", "staging", "development", "unknown"]},
-    "description": "Environment tiers this control applies to.",
-}
-ALLOWED_ROLES_SCHEMA = {
-    "type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
-    "description": "Tier -> glob patterns of role ARNs allowed to deploy it (overrides ps019-settings.identity).",
-}
-
 
 def applies(ctx: RunContext, params: Mapping[str, Any]) -> bool:
     return ctx.tier in (params.get("tiers") or ())

@@ -13,8 +13,6 @@ from typing import Any, Iterable, Mapping
 from ps019.aws.arns import role_arn_matches
 from ps019.controls.base import Control, RunContext
 from ps019.controls.identity._common import (
-    ALLOWED_ROLES_SCHEMA,
-    TIERS_SCHEMA,
     allowed_patterns,
     applies,
     deploy_identity,
@@ -85,7 +83,6 @@ CONTROL = Control(
         "allowed_deploy_roles.production and carries a scoped deploy policy."
     ),
     resource_types=("pulumi:pulumi:Stack",),
-    config_schema={"tiers": TIERS_SCHEMA, "allowedDeployRoles": ALLOWED_ROLES_SCHEMA},
-    defaults={"tiers": ["production", "unknown"]},  # unknown tier: production rules, as the gate
+    config_model="ps019.controls.identity.config:DeployCaller",  # unknown tier: production rules, as the gate
     check=check,
 )

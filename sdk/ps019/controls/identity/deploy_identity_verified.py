@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.identity._common import TIERS_SCHEMA, applies, deploy_identity
+from ps019.controls.identity._common import applies, deploy_identity
 from ps019.model import Level, ResourceView, Severity, Violation
 
 SELF_READ_ACTIONS = ("iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
@@ -55,7 +55,6 @@ CONTROL = Control(
         "read its own policies. Set this control to advisory to proceed with a warning instead."
     ),
     resource_types=("pulumi:pulumi:Stack",),
-    config_schema={"tiers": TIERS_SCHEMA},
-    defaults={"tiers": ["production", "unknown"]},  # unknown tier: production rules, as the gate
+    config_model="ps019.controls.identity.config:ProductionTiers",  # unknown tier: production rules, as the gate
     check=check,
 )

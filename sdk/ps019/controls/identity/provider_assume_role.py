@@ -6,7 +6,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from ps019.aws.arns import role_arn_matches
 from ps019.controls.base import Control, RunContext
-from ps019.controls.identity._common import ALLOWED_ROLES_SCHEMA, allowed_patterns, decoded
+from ps019.controls.identity._common import allowed_patterns, decoded
 from ps019.model import Level, ResourceView, Severity, Violation, is_unknown
 
 PROVIDER_TYPES = ("pulumi:providers:aws", "pulumi:providers:aws-native")
@@ -72,7 +72,6 @@ CONTROL = Control(
         "the patterns in ps019-settings.identity.allowed_deploy_roles (or this control's allowedDeployRoles)."
     ),
     resource_types=PROVIDER_TYPES,
-    config_schema={"allowedDeployRoles": ALLOWED_ROLES_SCHEMA},
-    defaults={},
+    config_model="ps019.controls.identity.config:AllowedDeployRoles",
     check=check,
 )

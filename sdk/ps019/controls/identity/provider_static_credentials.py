@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.identity._common import TIERS_SCHEMA, applies
+from ps019.controls.identity._common import applies
 from ps019.model import Level, ResourceView, Severity, Violation
 
 PROVIDER_TYPES = ("pulumi:providers:aws", "pulumi:providers:aws-native")
@@ -45,7 +45,6 @@ CONTROL = Control(
         "under a federated role, optionally with provider assumeRoles pointing at an allowed deploy role."
     ),
     resource_types=PROVIDER_TYPES,
-    config_schema={"tiers": TIERS_SCHEMA},
-    defaults={"tiers": ["production", "unknown"]},  # unknown tier: production rules, as the gate
+    config_model="ps019.controls.identity.config:ProductionTiers",  # unknown tier: production rules, as the gate
     check=check,
 )

@@ -1,7 +1,8 @@
 """PS019-PACK-001: the pack's own settings are valid.
 
 A typo in the trusted-key list or the evidence store URL must not silently weaken the gate, so an invalid
-``ps019-settings`` section is a mandatory violation on the root stack resource (the first resource analyzed).
+``ps019-settings`` section, or a control's own parameters that break its config model, is a mandatory violation on the
+root stack resource (the first resource analyzed).
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ def check(resource: ResourceView, ctx: RunContext, params: dict) -> list[Violati
     settings = ctx.settings
     if settings is None:
         return []
-    return [Violation(f"{message}. Fix the ps019-settings entry of the policy pack config (--policy-pack-config).")
-            for message in settings.validate_all().values()]
+    found = [Violation(f"{message}. Fix the ps019-settings entry of the policy pack config (--policy-pack-config).")
+             for message in settings.validate_all().values()]
+    # A control's own parameters that break its config model (an engine that did not validate them): that control
+    # reports itself unchecked, and the run fails here.
+    found += [Violation(f"{message}. Fix that policy's entry of the policy pack config (--policy-pack-config).")
+              for message in (getattr(settings, "policy_errors", None) or {}).values()]
+    return found
 
 
 CONTROL = Control(

@@ -15,14 +15,7 @@ from ps019.model import ResourceView, Violation
 
 CLAUSE = 'PS-019 §3 "Build and deployment jobs run under managed identities with least privilege"'
 
-CONFIG_SCHEMA = {
-    "trustedAccountIds": {
-        "type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"},
-        "description": "AWS account IDs your organisation owns: writes granted to them are not reported as "
-                       "cross-account. The deploying account is trusted when ps019 could look it up.",
-    },
-}
-DEFAULTS: Mapping[str, Any] = {"trustedAccountIds": []}
+CONFIG_MODEL = "ps019.controls.resource_policy.config:ResourcePolicyConfig"  # trustedAccountIds
 
 
 def owner_accounts(ctx: RunContext, params: Mapping[str, Any]) -> list[str]:

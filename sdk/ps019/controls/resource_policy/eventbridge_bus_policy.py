@@ -9,8 +9,7 @@ from ps019.controls.base import Control, RunContext
 from ps019.controls.iam.documents import policy_violations, resource_label
 from ps019.controls.resource_policy._common import (
     CLAUSE,
-    CONFIG_SCHEMA,
-    DEFAULTS,
+    CONFIG_MODEL,
     check_documents,
     owner_accounts,
     synthetic_policy,
@@ -72,7 +71,6 @@ CONTROL = Control(
         "events:PutTargets in the owning account."
     ),
     resource_types=tuple(DOCUMENT_PATHS) + PERMISSION_TYPES,
-    config_schema=CONFIG_SCHEMA,
-    defaults=DEFAULTS,
+    config_model=CONFIG_MODEL,
     check=check,
 )

@@ -12,8 +12,7 @@ from ps019.controls.base import Control, RunContext
 from ps019.controls.iam.documents import policy_violations, resource_label
 from ps019.controls.resource_policy._common import (
     CLAUSE,
-    CONFIG_SCHEMA,
-    DEFAULTS,
+    CONFIG_MODEL,
     owner_accounts,
     synthetic_policy,
 )
@@ -69,7 +68,6 @@ CONTROL = Control(
         "exception."
     ),
     resource_types=tuple(FUNCTION_PROPERTY),
-    config_schema=CONFIG_SCHEMA,
-    defaults=DEFAULTS,
+    config_model=CONFIG_MODEL,
     check=check,
 )

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ps019.controls.base import Control, RunContext, views_of_type
 from ps019.controls.iam.documents import policy_violations, resource_label
-from ps019.controls.resource_policy._common import CLAUSE, CONFIG_SCHEMA, DEFAULTS, owner_accounts
+from ps019.controls.resource_policy._common import CLAUSE, CONFIG_MODEL, owner_accounts
 from ps019.model import Level, ResourceView, Severity, Violation, is_unknown
 
 # type -> (bucket-name property, policy property)
@@ -126,7 +126,6 @@ CONTROL = Control(
         "aws:SourceVpce; set a public access block with RestrictPublicBuckets and BlockPublicPolicy."
     ),
     resource_types=tuple(POLICY_TYPES) + tuple(BLOCK_TYPES) + (ACCOUNT_BLOCK,),
-    config_schema=CONFIG_SCHEMA,
-    defaults=DEFAULTS,
+    config_model=CONFIG_MODEL,
     check=check,
 )

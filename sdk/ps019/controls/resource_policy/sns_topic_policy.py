@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ps019.controls.base import Control, RunContext
-from ps019.controls.resource_policy._common import CLAUSE, CONFIG_SCHEMA, DEFAULTS, check_documents
+from ps019.controls.resource_policy._common import CLAUSE, CONFIG_MODEL, check_documents
 from ps019.model import Level, ResourceView, Severity, Violation
 
 DOCUMENT_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -36,7 +36,6 @@ CONTROL = Control(
         "organisation-wide access with aws:PrincipalOrgID."
     ),
     resource_types=tuple(DOCUMENT_PATHS),
-    config_schema=CONFIG_SCHEMA,
-    defaults=DEFAULTS,
+    config_model=CONFIG_MODEL,
     check=check,
 )
