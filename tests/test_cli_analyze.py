@@ -220,7 +220,7 @@ def test_json_is_stable_sorted_and_versioned(run, forbidden_export, test_packs):
     assert first == json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     assert report["schema_version"] == 1
     assert report["stack"] == "acme/proj/dev" and report["command"] == "analyze"
-    assert report["source"] == {"kind": "state", "path": str(forbidden_export)}
+    assert report["source"] == {"kind": "state", "path": str(forbidden_export), "offline": True}
     assert report["result"] == "failed" and report["exit_code"] == 1
     diagnostic = report["passes"][0]["diagnostics"][0]
     assert set(diagnostic) == {"urn", "resource_type", "policy", "pack", "level", "severity", "message", "phase"}

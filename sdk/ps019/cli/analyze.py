@@ -408,44 +408,36 @@ def _run_phases(request: Any, phases: list[str], mode: str) -> Any:
     skipped: list = []
     for phase in phases:
         resources = request.inputs.resources(phase)
-        with _placeholder_marker(request.inputs.placeholders):
-            results = run_passes(request.pack_dirs, resources, dry_run=(phase == "preview"), **request.engine_kwargs())
+        command = {"preview": "ps019 analyze", "update": "ps019 analyze --update", "up": "ps019 up",
+                   "up-skip-preview": "ps019 up --skip-preview"}[mode]
+        results = run_passes(request.pack_dirs, resources, dry_run=(phase == "preview"),
+                             environ=offline_environ(request.inputs, command), **request.engine_kwargs())
         passes.extend((phase, result) for result in results)
         if mode == "up" and phase == "preview" and any(result.failed for result in results):
             skipped.append({"phase": "update", "reason": "the preview failed (mandatory violations), so "
                                                          "`pulumi up` would not start the update"})
             break
     report = _report(request, "analyze" if mode in ("preview", "update") else "up", passes, skipped)
+    report["source"]["offline"] = True  # the ps019 pack recorded these passes as offline_* (never deployments)
     if request.inputs.kind == "program":
         report["source"]["offline_placeholders"] = {k: list(v) for k, v in request.inputs.placeholders.items() if v}
     return report
 
 
-PLACEHOLDERS_ENV_VAR = "PS019_OFFLINE_PLACEHOLDERS"
+def offline_environ(inputs: Inputs, command: str) -> dict[str, str]:
+    """The CLI's environment for the packs, plus ``PS019_OFFLINE_RUN``: every pass ``ps019 analyze``/``up`` drives is
+    offline (nothing is deployed), and the ps019 pack records it as such (kinds ``offline_*`` and the record's
+    ``offline`` field: the command, the input and what was answered with placeholders), so that no offline record is
+    ever counted as a deployment. Other packs ignore the variable."""
+    import json
 
+    import ps019
+    from ps019.pack.stack import OFFLINE_ENV_VAR
 
-class _placeholder_marker:
-    """Tells the pack (and so its evidence record) which values of the program run were offline stand-ins:
-    ``PS019_OFFLINE_PLACEHOLDERS`` holds the capture's placeholder notes as JSON while a pass runs."""
-
-    def __init__(self, placeholders: dict[str, list[str]]) -> None:
-        import json
-
-        self.text = json.dumps({k: v for k, v in sorted(placeholders.items()) if v}, sort_keys=True)
-        self.saved: str | None = None
-
-    def __enter__(self) -> None:
-        self.saved = os.environ.get(PLACEHOLDERS_ENV_VAR)
-        if self.text != "{}":
-            os.environ[PLACEHOLDERS_ENV_VAR] = self.text
-        else:
-            os.environ.pop(PLACEHOLDERS_ENV_VAR, None)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.saved is None:
-            os.environ.pop(PLACEHOLDERS_ENV_VAR, None)
-        else:
-            os.environ[PLACEHOLDERS_ENV_VAR] = self.saved
+    marker = {"engine": f"ps019 {getattr(ps019, '__version__', '')} engine stand-in ({command})".replace("  ", " "),
+              "source": inputs.kind,
+              "placeholders": {k: list(v) for k, v in sorted(inputs.placeholders.items()) if v}}
+    return {**os.environ, OFFLINE_ENV_VAR: json.dumps(marker, sort_keys=True)}
 
 
 @click.command("analyze")

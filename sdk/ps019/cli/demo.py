@@ -492,7 +492,7 @@ def _approved_change_story(console: Any, number: int, setup: _DemoSetup, example
     passes = outcome.facts["passes"]
     outcome.expect(set(passes) == {"preview", "update"} and all(p["passed"] for p in passes.values()),
                    f"the preview and the update did not both pass (mandatory: {_mandatory(report)})")
-    record = _latest(setup.store_url, PROD_STACK, "update", started)
+    record = _latest(setup.store_url, PROD_STACK, "offline_update", started)
     if not outcome.expect(record is not None, "no update record for the approved change"):
         return
     approvers = _verified_approvers(record)
@@ -594,7 +594,7 @@ def _break_glass_story(console: Any, number: int, setup: _DemoSetup, examples: P
                    all(d["level"] == "advisory" and f"overridden under grant {grant.grant_id}" in d["message"]
                        for d in overridden),
                    f"{WAIVED_CONTROLS[0]} was not reported as overridden under grant {grant.grant_id}")
-    record = _latest(setup.store_url, PROD_STACK, "update", started)
+    record = _latest(setup.store_url, PROD_STACK, "offline_update", started)
     if outcome.expect(record is not None, "no update record for the emergency change"):
         bg = record.get("break_glass") or {}
         waived = [r for r in record.get("policy_results") or [] if r.get("waived_by") == grant.grant_id]
@@ -673,7 +673,10 @@ def _auditor_story(console: Any, number: int, setup: _DemoSetup, since: datetime
     with opened_store(setup.store_url) as store:
         rows = [summary(r.document) for r in store.query(**filters)]  # `ps019 evidence list --since ...`
         verification = verify_store(store, keys)  # `ps019 evidence verify`
-        population = [r.document for r in store.query(environment="production", kind="update", since=since)]
+        # The demo's passes are offline (the stand-in drove them), so their records have offline kinds and no
+        # auditor query counts them as deployments; the demo samples and reports them as the rehearsal they are.
+        population = [r.document for r in store.query(environment="production", kind="offline_update",
+                                                      since=since)]
         documents = load_documents(store, since, None)  # `ps019 report --since ...`
     console.print(f"`ps019 evidence list --since {since.isoformat()}`: {len(rows)} record(s) this demo run wrote, "
                   "newest first:")
@@ -684,7 +687,8 @@ def _auditor_story(console: Any, number: int, setup: _DemoSetup, since: datetime
                       + (f"  grant {r['break_glass']}" if r["break_glass"] else ""))
     kinds = sorted({r["kind"] for r in rows})
     outcome.facts.update(records=len(rows), kinds=kinds)
-    for kind in ("preview", "update", "blocked", "break_glass_open", "break_glass_close", "break_glass_review"):
+    for kind in ("offline_preview", "offline_update", "offline_blocked", "break_glass_open", "break_glass_close",
+                 "break_glass_review"):
         outcome.expect(kind in kinds, f"no {kind} record from this run")
     mark = "[green]✓[/green]" if verification.ok else "[red]✗[/red]"
     console.print(f"{mark} `ps019 evidence verify`: {_esc(verification.summary())} (every DSSE signature, every "
@@ -697,15 +701,18 @@ def _auditor_story(console: Any, number: int, setup: _DemoSetup, since: datetime
     again = sample(list(reversed(population)), 2, SAMPLE_SEED)
     outcome.facts["sample"] = [d["record_id"] for d in chosen]
     outcome.expect(len(chosen) == min(2, len(population)) and chosen == again, "the sample is not reproducible")
-    console.print(f"`ps019 evidence sample --n 2 --seed {SAMPLE_SEED} --since ...` over {len(population)} production "
-                  f"update(s) ({SAMPLE_ALGORITHM}):")
+    console.print("The demo's passes ran offline (the engine stand-in, not `pulumi up`), so their records have the "
+                  "kinds offline_preview, offline_update and offline_blocked: no auditor query counts them as "
+                  "deployments. Below, the auditor's tools are pointed at them explicitly, as a rehearsal.")
+    console.print(f"`ps019 evidence sample --kind offline_update --n 2 --seed {SAMPLE_SEED} --since ...` over "
+                  f"{len(population)} production offline update(s) ({SAMPLE_ALGORITHM}):")
     for d in chosen:
         console.print(f"  rank {sample_rank(SAMPLE_SEED, d['record_id'])[:12]}…  record {d['record_id'][:8]}  "
                       f"{d.get('change_class')} change  ticket {d.get('change_request') or '-'}  "
                       f"approvers {', '.join(_verified_approvers(d)) or '-'}  "
                       f"grant {(d.get('break_glass') or {}).get('ref_id') or '-'}")
 
-    metrics = compute_metrics(documents, since=since, until=None)
+    metrics = compute_metrics(documents, since=since, until=None, include_offline=True)
     report_path = setup.work / "ps019-report.html"
     report_path.write_text(render_html(metrics, store=_safe_url(setup.store_url)), encoding="utf-8")
     outcome.facts["report"] = {"path": str(report_path), "production_updates": metrics.production_updates,
@@ -715,7 +722,7 @@ def _auditor_story(console: Any, number: int, setup: _DemoSetup, since: datetime
     outcome.expect(metrics.production_updates >= 2 and metrics.emergency_updates >= 1,
                    "the report does not count the demo's production and emergency updates")
     missing = ", ".join(f"{k} ({v})" for k, v in metrics.missing_field_counts.items()) or "none"
-    console.print(f"`ps019 report --format html`: written to [bold]{_esc(str(report_path))}[/bold] — "
+    console.print(f"`ps019 report --include-offline --format html`: written to [bold]{_esc(str(report_path))}[/bold] — "
                   f"{metrics.production_updates} production update(s), {metrics.emergency_updates} emergency, "
                   f"{metrics.gate_bypasses} gate bypass(es) (grants, break-glass deployments, blocked attempts), "
                   f"evidence completeness {_pct(metrics.evidence_completeness)}; missing: {_esc(missing)}")

@@ -22,7 +22,7 @@ from ps019.errors import InputError, Ps019Error, StoreError, printable
 _STORE_HELP = "Evidence store URL (sqlite:///path, s3://bucket/prefix, postgresql://...); default " \
               "$PS019_EVIDENCE_STORE, else the per-user sqlite store."
 _KINDS = ["preview", "update", "blocked", "approval", "break_glass_open", "break_glass_close", "break_glass_review",
-          "exception", "verification"]
+          "exception", "verification", "offline_preview", "offline_update", "offline_blocked"]
 
 
 def store_option(f):
@@ -191,6 +191,23 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
     return record_summary(doc)
 
 
+def offline_note(doc: dict[str, Any]) -> str | None:
+    """One line for a record of an offline run (kinds offline_*): what drove it, and that nothing was deployed."""
+    from ps019.evidence.record import OFFLINE_KIND_PREFIX
+
+    kind = str(doc.get("kind") or "")
+    if not kind.startswith(OFFLINE_KIND_PREFIX):
+        return None
+    offline = doc.get("offline") or {}
+    placeholders = offline.get("placeholders") or {}
+    count = sum(len(v) for v in placeholders.values() if isinstance(v, list))
+    judged = (f"; it judged {count} offline placeholder value(s) ({', '.join(sorted(placeholders))}), not what the "
+              "cloud would return" if count else "")
+    return (f"OFFLINE RUN, NOT A DEPLOYMENT: this {kind[len(OFFLINE_KIND_PREFIX):]} pass was driven by "
+            f"{offline.get('engine') or 'the offline stand-in'} from a {offline.get('source') or 'local'} input"
+            f"{judged}. No deployment count, sample or check includes it.")
+
+
 # --- the group ----------------------------------------------------------------------------------------------------
 
 
@@ -270,6 +287,9 @@ def show(record_id, store_url, public_keys, fmt) -> None:
     else:
         console = _console()
         console.print_json(json.dumps(stored.document, sort_keys=True))
+        offline = offline_note(stored.document)
+        if offline:
+            console.print(printable(offline), style="bold yellow", markup=False)
         line = (f"signature: valid (Ed25519 key {str(status['keyid'])[:16]}…), chain {stored.chain_key} "
                 f"#{stored.sequence}" if problem is None else f"signature: INVALID -- {problem[1]}")
         console.print(printable(line), style="bold green" if problem is None else "bold red", markup=False)

@@ -24,8 +24,12 @@ DEFAULT_PERIOD = timedelta(days=90)  # without --since: the quarter before --unt
               help="Hours allowed from a break-glass close to its review before it counts as overdue.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.option("--include-offline", is_flag=True,
+              help="Count offline runs (`ps019 analyze`/`up`, kinds offline_*) as the passes they rehearse. For "
+                   "rehearsals only: the report then says on every rendering that it includes them. Without it they "
+                   "are never counted, only listed as offline runs.")
 @key_option
-def report(since, until, stack, store_url, review_sla, fmt, out_file, public_keys) -> None:
+def report(since, until, stack, store_url, review_sla, fmt, out_file, include_offline, public_keys) -> None:
     """Gate bypasses, emergency ratio, evidence completeness, review latency, overdue reviews, exceptions in force
     and post-release defects for a period. `--format html` writes one static file with inline SVG charts."""
     from ps019.evidence.report import compute_metrics, load_documents, render_html, render_json, render_table
@@ -41,7 +45,8 @@ def report(since, until, stack, store_url, review_sla, fmt, out_file, public_key
         raise InputError("--review-sla must be positive")
     with opened_store(store_url, keys=trusted_keys(public_keys)) as store:
         docs = load_documents(store, t0, t1, stack)
-    metrics = compute_metrics(docs, since=t0, until=t1, review_sla=timedelta(hours=review_sla))
+    metrics = compute_metrics(docs, since=t0, until=t1, review_sla=timedelta(hours=review_sla),
+                              include_offline=include_offline)
     if out_file:
         from ps019.cli.outfile import prepare_output
 

@@ -418,18 +418,24 @@ def prior_update(document: Mapping[str, Any]) -> PriorUpdate:
 
 def load_promotion_facts(store: Any, organization: str, project: str, artifact: Any, *,
                          now: datetime | None = None, lookback: timedelta = PROMOTION_LOOKBACK,
-                         public_keys: Mapping[str, Any] | None = None) -> PromotionFacts:
+                         public_keys: Mapping[str, Any] | None = None,
+                         kinds: tuple[str, ...] = ("update",)) -> PromotionFacts:
     """The edge for the promotion control: update records of ``organization/project`` in the last ``lookback``
     whose artifact matches ``artifact`` (a commit string, or an ``Artifact``/mapping with ``git_commit`` and
     ``source_digest``). One indexed query (kind + time); the project and artifact filters run here.
 
     With ``public_keys``, a record whose signature does not verify is not counted: a forged "it passed staging"
-    record must not satisfy the promotion control."""
+    record must not satisfy the promotion control.
+
+    ``kinds``: the record kinds that count as updates. A deployment counts only deployments (``update``); an offline
+    rehearsal (``ps019 up``) also counts earlier offline rehearsals (``offline_update``), never the other way round."""
     commit, digest = _artifact_ids(artifact)
     now = now or datetime.now(timezone.utc)
     priors = []
-    if commit or digest:
-        for stored in store.query(kind="update", since=now - lookback, limit=PROMOTION_LIMIT):
+    if not (commit or digest):
+        kinds = ()
+    for kind in kinds:
+        for stored in store.query(kind=kind, since=now - lookback, limit=PROMOTION_LIMIT):
             doc = stored.document
             if doc.get("project") != project or (organization and doc.get("organization") != organization):
                 continue

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Mapping, Union
 
 import rfc8785
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from ps019.model import SECRET_PLACEHOLDER, redact  # noqa: F401 - part of this module's API
 from ps019.digest import inputs_digest, wire_inputs_digest  # noqa: F401 - part of this module's API
@@ -62,10 +62,23 @@ class RecordKind(str, enum.Enum):
     BREAK_GLASS_REVIEW = "break_glass_review"
     EXCEPTION = "exception"
     VERIFICATION = "verification"
+    # A pass driven by ps019's offline engine stand-in (`ps019 analyze`, `ps019 up`): nothing was deployed. Kinds of
+    # their own, so that no query, count or check for deployments (kind "update", "preview", "blocked") ever
+    # includes one; ``EvidenceRecord.offline`` says how the run was driven.
+    OFFLINE_PREVIEW = "offline_preview"
+    OFFLINE_UPDATE = "offline_update"
+    OFFLINE_BLOCKED = "offline_blocked"
 
     @property
     def is_deployment(self) -> bool:
         return self in (RecordKind.PREVIEW, RecordKind.UPDATE, RecordKind.BLOCKED)
+
+    @property
+    def is_offline(self) -> bool:
+        return self.value.startswith(OFFLINE_KIND_PREFIX)
+
+
+OFFLINE_KIND_PREFIX = "offline_"
 
 
 class _Model(BaseModel):
@@ -237,6 +250,28 @@ class Recording(_Model):
     internal_errors: list[str] = Field(default_factory=list,
                                        description="PS019-PACK-000 failures of this run (the gate or the adapter "
                                                    "crashed; the run failed closed)")
+    # Present only when set (records written before these fields keep their exact form).
+    stack_facts: dict[str, str] = Field(
+        default_factory=dict, exclude_if=lambda v: not v,
+        description="where each stack fact came from: field (organization, project, stack, dry_run, config) -> "
+                    "ConfigureStack | environment (PULUMI_* variables, an engine older than the field) | default")
+    ignored: list[str] = Field(
+        default_factory=list, exclude_if=lambda v: not v,
+        description="markers the pack refused to honour, e.g. an offline-run marker in a run started by a real "
+                    "engine")
+
+
+class OfflineRun(_Model):
+    """The run was driven by ps019's offline engine stand-in, not by the Pulumi CLI: no deployment happened. Set only
+    when the pack could tell (the stand-in's marker, honoured only when the engine address the pack was started with
+    is the stand-in's, so a marker set in a real ``pulumi up`` cannot hide a deployment)."""
+
+    engine: str = Field(description="what drove the run, e.g. 'ps019 0.1.0 engine stand-in (ps019 up)'")
+    source: str | None = Field(None, description="state (a stack export) | program (run under mocks)")
+    placeholders: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="values the program run answered offline, by kind (invokes, outputs, stack references, "
+                    "components): deterministic stand-ins, not what the cloud returned")
 
 
 GovernancePayload = Annotated[
@@ -279,6 +314,9 @@ class EvidenceRecord(_Model):
     payload: GovernancePayload | None = None
     # Present only when set (records without them keep the exact form of schema 1.0 records written before).
     recording: Recording | None = Field(None, exclude_if=lambda v: v is None)
+    offline: OfflineRun | None = Field(None, exclude_if=lambda v: v is None,
+                                       description="set on records of offline runs (kinds offline_*): not a "
+                                                   "deployment")
     escaped: list[EscapedValue] = Field(default_factory=list, exclude_if=lambda v: not v,
                                         description="values kept in an escaped form because RFC 8785 cannot "
                                                     "represent them as given (set when the record is sealed)")
@@ -292,6 +330,17 @@ class EvidenceRecord(_Model):
     # Emitter hint, never stored: plaintext secrets known to the emitter; append redacts any occurrence.
     forbidden_values: set[str] = Field(default_factory=set, exclude=True, repr=False,
                                        json_schema_extra={"readOnly": True})
+
+    @model_validator(mode="after")
+    def _offline_is_marked_both_ways(self) -> "EvidenceRecord":
+        # An offline run's record always says so in its kind (what every deployment query filters on) and in its
+        # ``offline`` field; neither without the other.
+        if self.kind.is_offline and self.offline is None:
+            raise ValueError(f"a record of kind {self.kind.value} must say how the offline run was driven (offline)")
+        if self.offline is not None and not self.kind.is_offline:
+            raise ValueError(f"a record of kind {self.kind.value} cannot carry offline: offline runs have kinds "
+                             f"{OFFLINE_KIND_PREFIX}*")
+        return self
 
     # --- derived facts (indexed by the stores) ---
     @property
@@ -337,7 +386,7 @@ class EvidenceRecord(_Model):
         return doc
 
 
-_FREE_FORM_FIELDS = ("approvals", "break_glass", "exceptions", "payload", "links", "recording")
+_FREE_FORM_FIELDS = ("approvals", "break_glass", "exceptions", "payload", "links", "recording", "offline")
 
 
 def _escape_surrogate_keys(record: "EvidenceRecord") -> tuple["EvidenceRecord", list[dict[str, str]]]:

@@ -17,7 +17,14 @@ Definitions (also in docs/auditor-guide.md):
 * overdue review: a grant closed in the period with no review, whose close is more than ``review_sla`` before
   ``as_of``; an unclosed grant is one opened in the period, expired before ``as_of`` and never closed;
 * exceptions in force: exception records approved at or before ``as_of`` and expiring after it;
-* post-release defects: verification records in the period whose state did not match the update record (drift).
+* post-release defects: verification records in the period whose state did not match the update record (drift);
+* stack facts from environment: production updates whose ``recording.stack_facts`` says a field (stack, dry-run,
+  config...) came from the ``PULUMI_*`` variables (an engine without ConfigureStack), which a deployer can set;
+* offline runs: records of kinds ``offline_preview``/``offline_update``/``offline_blocked`` in the period (passes
+  driven by ``ps019 analyze``/``ps019 up``, not by the Pulumi engine: nothing was deployed). They are never counted
+  in any metric above; ``offline_runs`` says how many there were. ``include_offline=True`` (``ps019 report
+  --include-offline``, for rehearsals and the demo) counts them as the passes they rehearse, and the report says so
+  on every rendering.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any, Iterable, Mapping
 
 from ps019.errors import printable
 from ps019.evidence.audit import REQUIRED_FIELDS, is_production_update, missing_fields, parse_time, percentile
+from ps019.evidence.record import OFFLINE_KIND_PREFIX
 
 DEFAULT_REVIEW_SLA = timedelta(hours=72)  # the break-glass settings' default review_sla_hours
 
@@ -61,6 +69,11 @@ class Metrics:
     exceptions_in_force: list[dict[str, Any]] = field(default_factory=list)
     verifications: int = 0
     post_release_defects: list[dict[str, Any]] = field(default_factory=list)
+    offline_runs: int = 0  # offline_* records in the period: not deployments
+    offline_with_placeholders: int = 0  # of those, runs that judged offline placeholder values
+    offline_included: bool = False  # --include-offline: offline runs counted as the passes they rehearse
+    # production updates whose stack facts (stack, dry-run, config...) came from PULUMI_* variables, not ConfigureStack
+    stack_facts_from_environment: list[dict[str, Any]] = field(default_factory=list)
     series_unit: str = "day"
     series: list[dict[str, Any]] = field(default_factory=list)
 
@@ -101,12 +114,20 @@ def _in(t: datetime | None, since: datetime | None, until: datetime | None) -> b
 
 
 def compute_metrics(documents: Iterable[Mapping[str, Any]], *, since: datetime | None, until: datetime | None,
-                    now: datetime | None = None, review_sla: timedelta = DEFAULT_REVIEW_SLA) -> Metrics:
+                    now: datetime | None = None, review_sla: timedelta = DEFAULT_REVIEW_SLA,
+                    include_offline: bool = False) -> Metrics:
     now = now or datetime.now(timezone.utc)
     as_of = min(now, until) if until else now
     docs = list(documents)
     m = Metrics(since=_iso(since), until=_iso(until), as_of=_iso(as_of),
-                review_sla_hours=review_sla.total_seconds() / 3600)
+                review_sla_hours=review_sla.total_seconds() / 3600, offline_included=include_offline)
+    offline = [d for d in docs if str(d.get("kind", "")).startswith(OFFLINE_KIND_PREFIX)
+               and _in(_t(d.get("started_at")), since, until)]
+    m.offline_runs = len(offline)
+    m.offline_with_placeholders = sum(1 for d in offline if (d.get("offline") or {}).get("placeholders"))
+    if include_offline:  # a rehearsal: each offline run counts as the pass it rehearsed
+        rehearsed = {id(d) for d in offline}
+        docs = [{**d, "kind": d["kind"][len(OFFLINE_KIND_PREFIX):]} if id(d) in rehearsed else d for d in docs]
     period = [d for d in docs if _in(_t(d.get("started_at")), since, until)]
     m.records = len(period)
     for d in period:
@@ -133,6 +154,11 @@ def compute_metrics(documents: Iterable[Mapping[str, Any]], *, since: datetime |
                                          "started_at": d.get("started_at"), "missing": missing})
         else:
             m.complete_updates += 1
+        sources = (d.get("recording") or {}).get("stack_facts") or {}
+        from_env = sorted(k for k, v in sources.items() if v == "environment") if isinstance(sources, dict) else []
+        if from_env:
+            m.stack_facts_from_environment.append({"record_id": d["record_id"], "stack": _stack(d),
+                                                   "started_at": d.get("started_at"), "fields": from_env})
     m.missing_field_counts = {k: v for k, v in m.missing_field_counts.items() if v}
     m.evidence_completeness = m.complete_updates / len(prod) if prod else None
 
@@ -262,9 +288,12 @@ def _hours(v: float | None) -> str:
 
 def summary_rows(m: Metrics) -> list[tuple[str, str, str]]:
     """(metric, value, detail) rows shared by the table and the HTML report."""
-    return [
+    return _offline_rows(m) + [
         ("Production updates", str(m.production_updates), f"{m.records} records in the period"),
         ("Emergency ratio", _pct(m.emergency_ratio), f"{m.emergency_updates} emergency of {m.production_updates}"),
+        ("Stack facts from environment", str(len(m.stack_facts_from_environment)),
+         "production updates whose stack, dry-run or config came from PULUMI_* variables (an engine without "
+         "ConfigureStack), which the deployer can set; records say so in recording.stack_facts"),
         ("Gate bypasses", str(m.gate_bypasses),
          f"{m.break_glass_grants_opened} break-glass grants opened, {m.break_glass_deployments} deployments under "
          f"break-glass, {m.blocked_attempts} blocked attempts"),
@@ -277,6 +306,18 @@ def summary_rows(m: Metrics) -> list[tuple[str, str, str]]:
         ("Post-release defects", str(len(m.post_release_defects)), f"drift in {len(m.post_release_defects)} of "
                                                                    f"{m.verifications} verifications"),
     ]
+
+
+def _offline_rows(m: Metrics) -> list[tuple[str, str, str]]:
+    if m.offline_included:
+        return [("INCLUDES OFFLINE RUNS", str(m.offline_runs),
+                 "--include-offline: these counts include passes driven by `ps019 analyze`/`ps019 up` (offline, "
+                 "nothing deployed) as if they were deployments; never present this as a record of production")]
+    if m.offline_runs:
+        return [("Offline runs (not deployments)", str(m.offline_runs),
+                 f"`ps019 analyze`/`ps019 up` passes (kinds offline_*), {m.offline_with_placeholders} judged offline "
+                 "placeholder values; not counted in any metric below")]
+    return []
 
 
 def render_table(m: Metrics, console: Any) -> None:

@@ -143,8 +143,10 @@ def serve(pack_dir: str | Path | None = None) -> None:
 
     pack_dir = Path(pack_dir or Path.cwd())
     controls = all_controls()
+    # `python -m pulumi.policy <engine address> <pack dir>`: the language host passes the engine's address first.
+    engine_address = sys.argv[1] if len(sys.argv) > 2 else None
     servicer = Ps019Servicer(PACK_NAME, pack_version(pack_dir), controls, build_policies(controls),
-                             **pack_metadata(pack_dir))
+                             engine_address=engine_address, **pack_metadata(pack_dir))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
                          options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
     analyzer_pb2_grpc.add_AnalyzerServicer_to_server(servicer, server)

@@ -281,11 +281,12 @@ def build_record(run: Any, facts: Facts | None, kind: str, outcome: str | None =
     now = datetime.now(timezone.utc)
     diagnostics = list(run.diagnostics)
     mandatory = [d for d in diagnostics if d.level is Level.MANDATORY]
+    phase = kind.removeprefix(rec.OFFLINE_KIND_PREFIX)  # an offline run's pass: preview | update | blocked
     if outcome is not None:
         pass  # e.g. "interrupted": the run ended before its normal end
-    elif kind == "blocked":
+    elif phase == "blocked":
         outcome = "blocked"
-    elif kind == "preview":
+    elif phase == "preview":
         outcome = "failed" if mandatory else "previewed"
     else:
         outcome = "failed" if mandatory else "succeeded"
@@ -301,7 +302,7 @@ def build_record(run: Any, facts: Facts | None, kind: str, outcome: str | None =
         environment=ctx.tier if ctx else _fallback_tier(run),
         change_class=getattr(decision, "change_class", None),
         outcome=outcome,
-        blocked_reason=(f"{mandatory[0].control_id}: {mandatory[0].message}" if mandatory and kind == "blocked"
+        blocked_reason=(f"{mandatory[0].control_id}: {mandatory[0].message}" if mandatory and phase == "blocked"
                         else None),
         actor=_actor(facts),
         ci=_ci(facts),
@@ -316,6 +317,7 @@ def build_record(run: Any, facts: Facts | None, kind: str, outcome: str | None =
         policy_results=[evidence.policy_result(d) for d in diagnostics],
         forbidden_values=_secret_values(run.resources),
         recording=_recording(run, facts),
+        offline=_offline(run),
     )
     if facts is not None:
         _attach_gate(record, facts)
@@ -345,8 +347,22 @@ def _recording(run: Any, facts: Facts | None) -> Any:
         relaxed += list(getattr(facts.decision, "relaxed", ()) or ())
     else:
         _, source, relaxed, _ = evidence_target(run.settings, _fallback_tier(run), run.environ)
+    stack_facts = getattr(run, "stack_facts", None)
     return Recording(store_source=source, relaxed=relaxed, interrupted_by=getattr(run, "cancelled", None),
-                     internal_errors=list(getattr(run, "internal_errors", ())))
+                     internal_errors=list(getattr(run, "internal_errors", ())),
+                     stack_facts=dict(getattr(stack_facts, "sources", None) or {}),
+                     ignored=list(getattr(run, "ignored_markers", ())))
+
+
+def _offline(run: Any) -> Any:
+    """How an offline run was driven (ps019.pack.stack.offline_marker), or None for a run the engine drove."""
+    marker = getattr(run, "offline", None)
+    if marker is None:
+        return None
+    from ps019.evidence.record import OfflineRun
+
+    return OfflineRun(engine=marker.engine, source=marker.source,
+                      placeholders={k: list(v) for k, v in marker.placeholders.items()})
 
 
 def _fallback_tier(run: Any) -> str:
@@ -596,7 +612,8 @@ def _promotion_facts(store: Any, history: History, run: Any, artifact: dict) -> 
     try:
         evidence_settings = _section(run.settings, "evidence")
         keys = evidence_settings.public_keys() if evidence_settings is not None else None
-        return load_promotion_facts(store, run.organization, run.project, artifact, public_keys=keys)
+        kinds = ("update", "offline_update") if getattr(run, "offline", None) is not None else ("update",)
+        return load_promotion_facts(store, run.organization, run.project, artifact, public_keys=keys, kinds=kinds)
     except Exception as exc:  # noqa: BLE001
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -606,7 +623,9 @@ def _preview_link(store: Any, run: Any, commit: str | None, now: datetime) -> st
     if store is None:
         return None
     try:
-        found = store.query(stack=run.stack_ref, kind="preview", since=now - PREVIEW_LINK_WINDOW, limit=20)
+        # An offline update follows an offline preview (`ps019 up`); a deployment, the engine's own preview.
+        kind = "offline_preview" if getattr(run, "offline", None) is not None else "preview"
+        found = store.query(stack=run.stack_ref, kind=kind, since=now - PREVIEW_LINK_WINDOW, limit=20)
     except Exception:  # noqa: BLE001
         return None
     candidates = [s.record if hasattr(s, "record") else s for s in found]

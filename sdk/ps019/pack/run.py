@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from ps019.controls.base import RunContext
 from ps019.logging import get_logger
 from ps019.model import Diagnostic, Level, ResourceView, SeenResources
-from ps019.pack.stack import StackFacts, from_environment as stack_from_environment
+from ps019.pack.stack import StackFacts, from_environment as stack_from_environment, offline_marker
 
 log = get_logger("ps019.pack")
 
@@ -32,7 +32,7 @@ log = get_logger("ps019.pack")
 class Run:
     def __init__(self, pack_name: str, pack_version: str, settings: Any, stack_tags: Mapping[str, str],
                  levels: Mapping[str, Level], environ: Mapping[str, str] | None = None,
-                 stack: StackFacts | None = None) -> None:
+                 stack: StackFacts | None = None, engine_address: str | None = None) -> None:
         env = os.environ if environ is None else environ
         self.pack_name = pack_name
         self.pack_version = pack_version
@@ -50,8 +50,13 @@ class Run:
         self.stack_config = dict(facts.config)
         self.secret_config_keys = facts.secret_keys
         self.stack_tags = dict(facts.tags) if stack is not None else dict(stack_tags)
+        # Driven by ps019's offline stand-in (`ps019 analyze`/`up`)? Then its records have offline kinds: nothing is
+        # deployed, and no deployment count or check may include them (ps019.pack.stack.offline_marker).
+        self.offline, ignored = offline_marker(env, engine_address)
+        self.ignored_markers = [ignored] if ignored else []
         log.info("stack_facts", stack=f"{facts.organization}/{facts.project}/{facts.stack}", source=facts.source,
-                 sources=dict(facts.sources), analysis_only=facts.analysis_only)
+                 sources=dict(facts.sources), analysis_only=facts.analysis_only, offline=self.offline is not None,
+                 ignored=self.ignored_markers)
         self.started_at = datetime.now(timezone.utc)
         self.resources: list[ResourceView] = []
         self.seen = SeenResources()  # resources of the types controls join on, as they are analysed
@@ -159,6 +164,8 @@ class Run:
         if self.analysis_only:  # `pulumi policy analyze`: not a deployment, so no record (the servicer says so)
             log.info("analysis_only", reason=self.stack_facts.describe(), kind=kind, outcome=outcome)
             return
+        if self.offline is not None:
+            kind = "offline_" + kind
         self.evidence = facts.emit_record(self, self._facts, kind=kind, outcome=outcome, spool_first=spool_first)
 
     def root_urn(self) -> str:

@@ -58,8 +58,9 @@ _PP_LEVEL = {
 
 class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module docstring and pyproject pin
     def __init__(self, pack_name: str, pack_version: str, controls: tuple[Control, ...],
-                 policies: list[pp.Policy], **kwargs: Any) -> None:
+                 policies: list[pp.Policy], *, engine_address: str | None = None, **kwargs: Any) -> None:
         super().__init__(pack_name, pack_version, policies, pp.EnforcementLevel.ADVISORY, **kwargs)
+        self.engine_address = engine_address  # the address the engine started the pack with (its argv)
         self.pack_name = pack_name
         self.pack_version = pack_version
         self.controls = controls
@@ -157,7 +158,7 @@ class Ps019Servicer(pp._PolicyAnalyzerServicer):  # noqa: SLF001 - see module do
         with self._lock:
             if self._run is None:
                 self._run = Run(self.pack_name, self.pack_version, self.settings, dict(self._stack_tags), self.levels,
-                                stack=self._stack)
+                                stack=self._stack, engine_address=self.engine_address)
                 if self._run.analysis_only:
                     # The engine shows a pack's stdout lines as info messages: say what kind of run this is.
                     print(f"ps019: {self._run.stack_facts.describe()}", flush=True)

@@ -107,3 +107,52 @@ def config_from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+
+
+# --- offline runs ---------------------------------------------------------------------------------------------------
+
+OFFLINE_ENV_VAR = "PS019_OFFLINE_RUN"
+
+
+@dataclass(frozen=True)
+class OfflineMarker:
+    """What ps019's engine stand-in says about an offline run (``PS019_OFFLINE_RUN``, JSON): which command drove it,
+    from what input, and which values were offline placeholders."""
+
+    engine: str
+    source: str | None = None
+    placeholders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def offline_marker(environ: Mapping[str, str], engine_address: str | None) -> tuple[OfflineMarker | None, str | None]:
+    """(the run's offline marker, a note when a marker was refused).
+
+    The stand-in starts packs with the engine address ``127.0.0.1:0`` (port 0: there is no engine to call back); the
+    Pulumi CLI passes its own gRPC server's address, which always has a real port. A marker is honoured only with the
+    stand-in's address: a deployer who sets ``PS019_OFFLINE_RUN`` in a real ``pulumi up`` cannot make the deployment's
+    record look like an offline run (and so drop it from every deployment count); the record names the refusal. A
+    marker that cannot be parsed still marks the run offline (the stand-in wrote it), with what could be read."""
+    raw = environ.get(OFFLINE_ENV_VAR)
+    if raw is None:
+        return None, None
+    if not is_stand_in_address(engine_address):
+        return None, (f"{OFFLINE_ENV_VAR} was set, but the pack was started by an engine at {engine_address!r}, not "
+                      "by the offline stand-in: the run is recorded as a deployment")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        return OfflineMarker(engine=f"unknown offline driver (unreadable {OFFLINE_ENV_VAR})"), None
+    placeholders: dict[str, tuple[str, ...]] = {}
+    for kind, items in (value.get("placeholders") or {}).items() if isinstance(value.get("placeholders"), dict) \
+            else ():
+        if isinstance(items, list):
+            placeholders[str(kind)] = tuple(str(i) for i in items)
+    source = value.get("source")
+    return OfflineMarker(engine=str(value.get("engine") or "ps019 engine stand-in"),
+                         source=str(source) if source is not None else None, placeholders=placeholders), None
+
+
+def is_stand_in_address(engine_address: str | None) -> bool:
+    return bool(engine_address) and engine_address.rsplit(":", 1)[-1] == "0"
