@@ -42,7 +42,9 @@ def records(store_url: str) -> list[dict]:
 def advisory_production(pinned_store_config):
     """Production with the gate advisory (no change request needed): an offline `ps019 up` then goes through both
     passes and its update pass succeeds: the case an auditor must never count."""
-    return pinned_store_config({"gate": {"rules": {"production": {"enforcement": "advisory"}}}})
+    # identity.lookup off: the stack does not deploy to AWS here (no STS to verify the deployer against)
+    return pinned_store_config({"gate": {"rules": {"production": {"enforcement": "advisory"}}},
+                                "identity": {"lookup": "off"}})
 
 
 def test_an_offline_up_of_production_is_never_counted_as_a_production_deployment(
