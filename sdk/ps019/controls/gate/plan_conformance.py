@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ps019.controls.base import Control, NotApplicable, RunContext
-from ps019.gate.plan import PLAN_CONFORMANCE, plan_violations
 from ps019.model import Level, ResourceView, Severity, Violation
 
-CONTROL_ID = PLAN_CONFORMANCE
+CONTROL_ID = "PS019-GATE-020"  # ps019.gate.plan.PLAN_CONFORMANCE; not imported here: the ps019.gate package loads
+# pydantic and cryptography, which the pack must not load at start-up (tests/test_pack_config_models.py)
 
 
 def check(resource: ResourceView, ctx: RunContext, params: Mapping[str, Any]) -> list[Violation]:
@@ -26,6 +26,8 @@ def check(resource: ResourceView, ctx: RunContext, params: Mapping[str, Any]) ->
     if getattr(decision, "bound_plan", None) is None:
         raise NotApplicable("no approved plan is bound to this run (the change request names no plan_digest, or the "
                             "presented plan file does not match it: PS019-GATE-001 reports that)")
+    from ps019.gate.plan import plan_violations
+
     return plan_violations(decision, resource, getattr(ctx.history, "applied_inputs", None))
 
 
