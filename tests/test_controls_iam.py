@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ps019.controls.iam._fixture_cases import load_cases
+from tests.fixture_cases import load_cases
 from ps019.controls.registry import all_controls
 from ps019.model import UNKNOWN, ResourceView
 

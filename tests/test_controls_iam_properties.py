@@ -8,7 +8,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ps019.aws.identity import DeployIdentity
+from ps019.iam.deploy_identity import DeployIdentity
 from ps019.controls.base import RunContext
 from ps019.controls.registry import all_controls
 from ps019.model import UNKNOWN, ResourceView, Violation

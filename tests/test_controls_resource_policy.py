@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ps019.controls.iam._fixture_cases import load_cases
+from tests.fixture_cases import load_cases
 from ps019.controls.registry import all_controls
 from ps019.model import UNKNOWN, ResourceView
 from tests.test_controls_iam import assert_expectation
@@ -66,7 +66,7 @@ def test_cross_account_depends_on_who_owns_the_resource():
         {"Effect": "Allow", "Principal": {"AWS": "210987654321"}, "Action": "ecr:PutImage"}]})
     view = _view("aws:ecr/repositoryPolicy:RepositoryPolicy", {"repository": "app", "policy": policy})
     owner = {"arn": "arn:aws:sts::123456789012:assumed-role/deploy/ci", "account": "123456789012"}
-    from ps019.aws.identity import DeployIdentity
+    from ps019.iam.deploy_identity import DeployIdentity
 
     denied = list(control.check(view, _ctx(deploy_identity=DeployIdentity.from_mapping(owner)), control.params({})))
     assert denied and not denied[0].details.get("advisory") and "210987654321" in denied[0].message

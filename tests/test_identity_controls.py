@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ps019.aws.arns import classify_caller_arn
-from ps019.aws.identity import DeployIdentity
+from ps019.iam.arns import classify_caller_arn
+from ps019.iam.deploy_identity import DeployIdentity
 from ps019.aws.settings import IdentitySettings, role_arn_matches
-from ps019.controls.iam._fixture_cases import load_cases
+from tests.fixture_cases import load_cases
 from ps019.controls.registry import all_controls
 from tests.test_controls_iam import assert_expectation
 

@@ -34,7 +34,7 @@ class Severity(str, enum.Enum):
 _SEVERITY_RANK = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3, Severity.CRITICAL: 4}
 
 
-class _Unknown:
+class Unknown:
     """A value the engine cannot know during preview (it sends a sentinel string on the wire)."""
 
     __slots__ = ("kind",)
@@ -46,21 +46,21 @@ class _Unknown:
         return f"<unknown {self.kind}>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Unknown)
+        return isinstance(other, Unknown)
 
     def __hash__(self) -> int:
-        return hash(_Unknown)
+        return hash(Unknown)
 
 
-UNKNOWN = _Unknown()
+UNKNOWN = Unknown()
 
 
 def is_unknown(value: Any) -> bool:
-    return isinstance(value, _Unknown)
+    return isinstance(value, Unknown)
 
 
 def contains_unknown(value: Any) -> bool:
-    if isinstance(value, _Unknown):
+    if isinstance(value, Unknown):
         return True
     if isinstance(value, dict):
         return any(contains_unknown(v) for v in value.values())
@@ -139,7 +139,7 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, _Unknown):
+    if isinstance(value, Unknown):
         return "[unknown]"
     return value
 

@@ -15,7 +15,7 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ps019.aws.arns import role_arn_matches  # noqa: F401 - re-exported for callers of the settings
+from ps019.iam.arns import role_arn_matches  # noqa: F401 - re-exported for callers of the settings
 
 # Environment variables that say the process was handed AWS credentials (or a way to get them) explicitly.
 _AWS_CREDENTIAL_HINTS = (

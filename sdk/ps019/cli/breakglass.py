@@ -165,7 +165,7 @@ def open_cmd(stack: str, reason: str, incident: str, ttl: str, waive: tuple[str,
              store_url: str | None, config_path: str | None) -> None:
     """Open a break-glass grant bound to your verified identity and STACK; prints the grant ID."""
     from ps019.gate.breakglass import open_grant, parse_duration
-    from ps019.gate.edges import resolve_operator_identity
+    from ps019.cli.operator_identity import resolve_operator_identity
 
     env = CommandEnv(config_path, store_url)
     try:

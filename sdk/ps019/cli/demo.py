@@ -544,7 +544,7 @@ def _break_glass_story(console: Any, number: int, setup: _DemoSetup, examples: P
                        outcome: StoryOutcome) -> None:
     from ps019.cli.breakglass import CommandEnv, grant_rows, known_controls
     from ps019.gate.breakglass import close_grant, open_grant, review_grant
-    from ps019.gate.edges import resolve_operator_identity
+    from ps019.cli.operator_identity import resolve_operator_identity
 
     _rule(console, number, outcome.title)
     incident = f"INC-{setup.run_id}"

@@ -179,9 +179,9 @@ def _console():
 
 
 def _actor(doc: dict[str, Any]) -> str:
-    from ps019.evidence.export import _payload_actor
+    from ps019.evidence.export import payload_actor
 
-    return (doc.get("actor") or {}).get("id") or _payload_actor(doc) or ""
+    return (doc.get("actor") or {}).get("id") or payload_actor(doc) or ""
 
 
 def summary(doc: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 from google.protobuf import struct_pb2
 
 from ps019.errors import InputError
-from ps019.model import UNKNOWN, _Unknown, is_unknown
+from ps019.model import UNKNOWN, Unknown, is_unknown
 
 # Signatures from pulumi sdk/go/common/resource/sig/sig.go.
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -53,11 +53,11 @@ class Secret:
     __str__ = __repr__
 
 
-def unknown(kind: str = "string") -> _Unknown:
+def unknown(kind: str = "string") -> Unknown:
     """A value unknown during preview, of the given kind (one of :data:`UNKNOWN_SENTINELS`)."""
     if kind not in UNKNOWN_SENTINELS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(UNKNOWN_SENTINELS)}")
-    return UNKNOWN if kind == "string" else _Unknown(kind)
+    return UNKNOWN if kind == "string" else Unknown(kind)
 
 
 def decode_wire(value: Any) -> Any:

@@ -76,7 +76,7 @@ def csv_row(rec: StoredRecord) -> dict[str, str]:
         "ended_at": d.get("ended_at") or "", "organization": d.get("organization", ""),
         "project": d.get("project", ""), "stack": d.get("stack", ""), "environment": d.get("environment", ""),
         "change_class": d.get("change_class") or "", "outcome": d.get("outcome") or "",
-        "actor": actor.get("id") or _payload_actor(d) or "", "actor_verified": _bool(actor.get("verified")),
+        "actor": actor.get("id") or payload_actor(d) or "", "actor_verified": _bool(actor.get("verified")),
         "ci_run_url": (d.get("ci") or {}).get("run_url") or "", "git_commit": artifact.get("git_commit") or "",
         "source_digest": artifact.get("source_digest") or "",
         "policy_pack": f"{pack.get('name')}@{pack.get('version')}" if pack else "",
@@ -95,7 +95,7 @@ def csv_row(rec: StoredRecord) -> dict[str, str]:
     }
 
 
-def _payload_actor(d: Mapping[str, Any]) -> str | None:
+def payload_actor(d: Mapping[str, Any]) -> str | None:
     p = d.get("payload") or {}
     for key in ("approver", "operator", "closed_by", "reviewer"):
         if isinstance(p.get(key), Mapping):

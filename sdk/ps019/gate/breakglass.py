@@ -4,7 +4,7 @@ A **grant** is a document signed by the operator's Ed25519 key (``ps019.gate.sig
 ``ps019/break-glass-grant/v1``) that binds together:
 
 * the operator's *verified* identity (the STS caller ARN when AWS credentials are present, else the CI identity --
-  see :func:`ps019.gate.edges.resolve_operator_identity`); the signing key must be a trusted key with role ``operator`` whose
+  see ``ps019.cli.operator_identity.resolve_operator_identity``); the signing key must be a trusted key with role ``operator`` whose
   ``identity`` matches that verified identity;
 * one stack (``ORG/PROJECT/STACK``);
 * a reason and an incident ID;

@@ -10,20 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from ps019.digest import wire_inputs_digest
-from ps019.model import SECRET_PLACEHOLDER, UNKNOWN, ResourceView, _Unknown
+from ps019.model import SECRET_PLACEHOLDER, UNKNOWN, ResourceView, Unknown
 
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 # The engine's typed unknown sentinels (sdk/go/common/resource/plugin/rpc.go); all become ps019's UNKNOWN.
 UNKNOWN_SENTINELS = {
-    "04da6b54-80e4-46f7-96ec-b56ff0331ba9": _Unknown("string"),
-    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7": _Unknown("bool"),
-    "3eeb2bf0-c639-47a8-9e75-3b44932eb421": _Unknown("number"),
-    "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2": _Unknown("array"),
-    "030794c1-ac77-496b-92df-f27374a8bd58": _Unknown("asset"),
-    "e48ece36-62e2-4504-bad9-02848725956a": _Unknown("archive"),
-    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff": _Unknown("object"),
+    "04da6b54-80e4-46f7-96ec-b56ff0331ba9": Unknown("string"),
+    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7": Unknown("bool"),
+    "3eeb2bf0-c639-47a8-9e75-3b44932eb421": Unknown("number"),
+    "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2": Unknown("array"),
+    "030794c1-ac77-496b-92df-f27374a8bd58": Unknown("asset"),
+    "e48ece36-62e2-4504-bad9-02848725956a": Unknown("archive"),
+    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff": Unknown("object"),
 }
 
 
@@ -51,7 +51,7 @@ def _convert(struct: Any, drop_internal: bool) -> tuple[dict[str, Any], frozense
 
 
 def _has_unknown(value: Any) -> bool:
-    if isinstance(value, _Unknown):
+    if isinstance(value, Unknown):
         return True
     if isinstance(value, dict):
         return any(_has_unknown(v) for v in value.values())
@@ -133,4 +133,4 @@ def request_view(request: Any) -> ResourceView:
 
 
 def is_unknown_value(value: Any) -> bool:
-    return isinstance(value, _Unknown)
+    return isinstance(value, Unknown)

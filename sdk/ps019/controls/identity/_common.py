@@ -54,7 +54,7 @@ def deploy_identity(ctx: RunContext) -> Any:
     """``ctx.deploy_identity`` as a ``DeployIdentity`` (the edge may also hand over its evidence mapping)."""
     identity = ctx.deploy_identity
     if isinstance(identity, Mapping):
-        from ps019.aws.identity import DeployIdentity
+        from ps019.iam.deploy_identity import DeployIdentity
 
         return DeployIdentity.from_mapping(identity)
     return identity

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from ps019.aws.arns import role_arn_matches
+from ps019.iam.arns import role_arn_matches
 from ps019.controls.base import Control, RunContext
 from ps019.controls.identity._common import (
     allowed_patterns,

@@ -112,7 +112,7 @@ def load_case(path: Path, control: Control, expect: str) -> FixtureCase:
 def _context(data: Mapping[str, Any], earlier: tuple[ResourceView, ...] = ()) -> RunContext:
     identity = data.get("deploy_identity")
     if identity is not None:
-        from ps019.aws.identity import DeployIdentity
+        from ps019.iam.deploy_identity import DeployIdentity
 
         identity = DeployIdentity.from_mapping(identity)
     settings = data.get("settings")
