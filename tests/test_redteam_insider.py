@@ -437,3 +437,47 @@ def test_break_glass_open_refuses_an_operators_next_grant_before_her_last_is_rev
                           ttl=timedelta(hours=1), waive=[], gate_settings=gate_settings(),
                           known_controls=KNOWN_CONTROLS, now=T0 + timedelta(hours=1))
         assert bobs.operator == BOB
+
+
+# --- exceptions: one person waives a finding of her own deployment -------------------------------------------------------
+
+
+def test_an_approver_cannot_waive_a_finding_of_the_deployment_she_makes_herself(issuer, tmp_path):
+    """ATTACK: with ``approverNotDeployer`` (default on) Alice's approval of a change she deploys does not count, but an
+    exception she signs alone did: she excepts the medium finding PS019-IAM-005 on her role (below the escalation
+    threshold, so no security signature is needed), merges, and the deploy job her merge starts (token actor
+    ``alice-gh``, her CI login in ``gate.people``) ships the finding waived: one person accepted the risk and made the
+    change. An exception approved by the person deploying is now ignored for her deployment, with the reason, and
+    still applies to everyone else's."""
+    from ps019.evidence import load_signer, open_store
+    from ps019.gate.exceptions import add_exception
+    from ps019.gate.settings import GateSettings
+    from ps019.pack import facts as facts_mod
+    from ps019.pack.run import Run
+    from ps019.pack.settings import Settings
+    from tests.test_gate_oidc import KEYS, STACK, change_request, settings, token
+
+    people = {"alice": ["alice@example.com", "alice-gh"], "bob": ["bob@example.com", "bob-gh"],
+              "olivia": ["olivia-oncall"], "merge-queue": ["deploy-bot"]}
+    raw = settings(issuer, tmp_path, people=people)
+    urn = "urn:pulumi:prod::web::aws:iam/role:Role::app"
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    with open_store(raw["evidence"]["store_url"]) as store:
+        add_exception(store, load_signer(), KEYS["alice"], control_id="PS019-IAM-005", resource=urn, stack_ref=STACK,
+                      reason="needed for the migration", expires_at=now + timedelta(days=30),
+                      approved_by="alice@example.com", gate_settings=GateSettings.model_validate(raw["gate"]),
+                      now=now - timedelta(minutes=5))
+
+    def deploy(actor):
+        env = {"PULUMI_ORGANIZATION": "acme", "PULUMI_PROJECT": "web", "PULUMI_STACK": "prod", "PULUMI_DRY_RUN": "true",
+               "XDG_DATA_HOME": str(tmp_path / "xdg"), "PS019_ID_TOKEN": token(issuer, actor=actor),
+               "PS019_CHANGE_REQUEST": change_request(tmp_path, approvers=("bob",))}
+        return facts_mod.gather(Run("ps019", "0.0.0", Settings(raw=raw), {}, {"PS019-IAM-005": "mandatory"},
+                                    environ=env))
+
+    hers = deploy("alice-gh")
+    assert not [w for w in hers.waivers if w.control_id == "PS019-IAM-005"]
+    assert any(e is not None and "alice" in reason and "deploy" in reason
+               for e, reason in hers.history.exceptions.ignored), hers.history.exceptions.ignored
+    theirs = deploy("deploy-bot")  # the merge queue's deployment of someone else's change: the exception applies
+    assert [w for w in theirs.waivers if w.control_id == "PS019-IAM-005"]

@@ -198,13 +198,35 @@ def escalation_problem(exc: ControlException, trusted: Any, gate_settings: Any,
             f"{key.identity if key else exc.approved_by} has none")
 
 
+def self_approval_problem(exc: ControlException, trusted: Any, gate_settings: Any,
+                          deployer_names: Iterable[str]) -> str:
+    """'' unless the exception's approver is the person deploying now and ``separationOfDuties.approverNotDeployer``
+    is on: her approval of the change would not count, and a waiver she signed alone is an approval of the risk
+    (people compared like approvals: the signing key's identity, ``gate.people`` and aliases)."""
+    from ps019.gate.people import People
+
+    sod = getattr(gate_settings, "separation_of_duties", None)
+    names = [n for n in deployer_names if n]
+    if sod is None or not sod.approver_not_deployer or not names:
+        return ""
+    key = trusted.get(exc.key_id)
+    approver = key.identity if key is not None else exc.approved_by
+    people = People.of(gate_settings)
+    if not any(people.same(approver, name) or people.same(exc.approved_by, name) for name in names):
+        return ""
+    return (f"approved by {approver}, who is deploying this update ({names[0]}): with "
+            "gate.separationOfDuties.approverNotDeployer an exception waives nothing in its own approver's deployment")
+
+
 def active_exceptions(records: Iterable[Any], stack_ref: str, now: datetime, gate_settings: Any,
                       settings: ExceptionSettings | None = None, *, known_controls: Iterable[str] | None = None,
                       control_severities: Mapping[str, Any] | None = None, tier: str | None = None,
+                      deployer_names: Iterable[str] = (),
                       ) -> tuple[list[ControlException], list[tuple[ControlException | None, str]]]:
     """(valid, ignored). Ignored exceptions have no effect; each comes with the reason (expired at …, not approved:
-    …, for stack …, above the escalation threshold without a security signature). Unreadable records are reported as
-    ``(None, reason)``. ``control_severities`` / ``tier``: for the escalation rule (:func:`escalation_problem`)."""
+    …, for stack …, above the escalation threshold without a security signature, approved by the deployer). Unreadable
+    records are reported as ``(None, reason)``. ``control_severities`` / ``tier``: for the escalation rule
+    (:func:`escalation_problem`); ``deployer_names``: who deploys now (:func:`self_approval_problem`)."""
     settings = settings or ExceptionSettings()
     trusted = trusted_keys_of(gate_settings)
     known = set(known_controls) if known_controls is not None else None
@@ -237,6 +259,8 @@ def active_exceptions(records: Iterable[Any], stack_ref: str, now: datetime, gat
             problem = f"{exc.control_id} is not a control of this pack"
         if not problem:
             problem = escalation_problem(exc, trusted, gate_settings, control_severities, tier)
+        if not problem:
+            problem = self_approval_problem(exc, trusted, gate_settings, deployer_names)
         if problem:
             ignored.append((exc, problem))
         else:
@@ -250,10 +274,11 @@ def active_exceptions(records: Iterable[Any], stack_ref: str, now: datetime, gat
 
 def summarize(records: Iterable[Any], stack_ref: str, now: datetime, gate_settings: Any,
               settings: ExceptionSettings | None = None, *, known_controls: Iterable[str] | None = None,
-              control_severities: Mapping[str, Any] | None = None, tier: str | None = None) -> ExceptionsSummary:
+              control_severities: Mapping[str, Any] | None = None, tier: str | None = None,
+              deployer_names: Iterable[str] = ()) -> ExceptionsSummary:
     valid, ignored = active_exceptions(records, stack_ref, now, gate_settings, settings,
                                        known_controls=known_controls, control_severities=control_severities,
-                                       tier=tier)
+                                       tier=tier, deployer_names=deployer_names)
     return ExceptionsSummary(tuple(valid), tuple(ignored))
 
 

@@ -100,7 +100,8 @@ def gather(run: Any) -> Facts:
     exceptions = exc_mod.summarize(exception_records, run.stack_ref, now, gate_settings,
                                    _section(settings, "exceptions"), known_controls=controls,
                                    control_severities=_control_severities(),
-                                   tier=effective_gate.rules_tier(tier, unknown_as))
+                                   tier=effective_gate.rules_tier(tier, unknown_as),
+                                   deployer_names=deployer.all_names())
     history.exceptions = exceptions
 
     inputs = dataclasses.replace(inputs, break_glass=grant,
