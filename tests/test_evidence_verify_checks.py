@@ -173,3 +173,42 @@ def test_an_envelope_that_is_not_a_statement_is_refused_by_queries_without_keys(
         store.query(stack="prod")
 
 
+
+
+class _ListedBeforeAppends:
+    """A store without consistent snapshots (as S3) whose listing ran before writers appended ``later`` and whose
+    head was read after: what `verify` sees when it runs during appends."""
+
+    consistent_snapshots = False
+
+    def __init__(self, store, listed):
+        self._store, self._listed = store, listed
+
+    def iter_all(self, stack=None):
+        return iter(self._listed)
+
+    def heads(self):
+        return self._store.heads()
+
+    def iter_chain(self, chain, after=0):
+        return self._store.iter_chain(chain, after)
+
+
+@pytest.mark.parametrize("listed_before", [0, 2])
+def test_records_appended_while_verify_lists_an_s3_like_store_are_not_a_truncation(listed_before):
+    """The concurrency test's flake: a verify that listed the chain before its first record (or mid-way) and read
+    the head after the writers moved it is not a truncated tail, when the store now holds the linked records."""
+    store, _ = _store(4)
+    listed = list(store.iter_all())[:listed_before]
+    assert verify_store(_ListedBeforeAppends(store, listed), KEYS).ok
+
+
+def test_a_tail_really_cut_from_an_s3_like_store_is_still_a_truncation():
+    store, path = _store(4)
+    listed = list(store.iter_all())[:2]
+    con = sqlite3.connect(path, isolation_level=None)
+    for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        con.execute(f"DROP TRIGGER {name}")
+    con.execute("DELETE FROM records WHERE seq > 2")
+    result = verify_store(_ListedBeforeAppends(store, listed), KEYS)
+    assert [f.code for f in result.failures] == ["truncated"]

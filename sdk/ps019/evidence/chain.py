@@ -211,8 +211,8 @@ def _forgive_appends_during(store: Any, result: ChainVerification) -> None:
     is not a truncation when the store now holds the records after the last one verified, linked to it."""
     kept = []
     for f in result.failures:
-        last = result.chains.get(f.chain_key)
-        if f.code == "truncated" and last is not None:
+        last = result.chains.get(f.chain_key, (0, GENESIS_HASH))  # listed before its first record was written
+        if f.code == "truncated":
             extra = list(store.iter_chain(f.chain_key, last[0]))
             if extra and extra[0].sequence == last[0] + 1 and extra[0].prev_hash == last[1]:
                 continue
