@@ -345,7 +345,7 @@ def test_break_glass_open_does_not_take_an_operator_from_a_token_of_another_repo
     """The same token at ``ps019 break-glass open``: the operator is who a token of a configured repository names
     (the rules' repositories, or the issuer's ``repositories`` when OIDC only identifies operators)."""
     from ps019.errors import InputError
-    from ps019.gate.edges import resolve_operator_identity
+    from ps019.cli.operator_identity import resolve_operator_identity
     from ps019.gate.settings import GateSettings
     from tests.test_gate_oidc import settings, token
 
